@@ -1,0 +1,274 @@
+#include "broker/broker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "broker/renderer_host.h"
+#include "ipc/codec.h"
+#include "ipc/posix.h"
+
+namespace sbx {
+
+std::string_view RendererStateName(RendererState s) {
+  switch (s) {
+    case RendererState::kStarting:
+      return "starting";
+    case RendererState::kRunning:
+      return "running";
+    case RendererState::kUnresponsive:
+      return "unresponsive";
+    case RendererState::kExited:
+      return "exited";
+    case RendererState::kRestarting:
+      return "restarting";
+    case RendererState::kClosed:
+      return "closed";
+    case RendererState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::string_view EventTypeName(EventType t) {
+  switch (t) {
+    case EventType::kSpawned:
+      return "spawned";
+    case EventType::kReady:
+      return "ready";
+    case EventType::kUnresponsive:
+      return "unresponsive";
+    case EventType::kResponsive:
+      return "responsive";
+    case EventType::kExited:
+      return "exited";
+    case EventType::kRestarting:
+      return "restarting";
+    case EventType::kFailed:
+      return "failed";
+    case EventType::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string DefaultRendererPath() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "sbx-renderer";
+  std::string self(buf, static_cast<size_t>(n));
+  auto slash = self.rfind('/');
+  return self.substr(0, slash + 1) + "sbx-renderer";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
+  if (!options.geometry.valid()) return MakeError(Errc::kInvalidArgument, "bad frame size");
+  if (options.fps < protocol::kMinFps || options.fps > protocol::kMaxFps) {
+    return MakeError(Errc::kInvalidArgument, "fps out of range");
+  }
+  if (options.hang_timeout_ms < 1) return MakeError(Errc::kInvalidArgument, "bad hang timeout");
+  if (!IsValidUrl(options.page)) return MakeError(Errc::kInvalidArgument, "invalid page url");
+  // A renderer that dies while we write to it must be an EPIPE error, never a fatal signal.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto loop = EventLoop::Create();
+  if (!loop) return std::unexpected(loop.error());
+  std::string path =
+      options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
+  std::unique_ptr<Broker> b(new Broker(std::move(*loop), std::move(options), std::move(path)));
+  b->Tick();
+  return b;
+}
+
+Broker::Broker(EventLoop loop, BrokerOptions options, std::string renderer_path)
+    : loop_(std::move(loop)),
+      options_(std::move(options)),
+      renderer_path_(std::move(renderer_path)),
+      start_ns_(MonotonicNs()) {}
+
+Broker::~Broker() {
+  loop_.CancelTimer(tick_timer_);
+  hosts_.clear();
+}
+
+int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; }
+
+void Broker::AddObserver(BrokerObserver* o) { observers_.push_back(o); }
+
+void Broker::RemoveObserver(BrokerObserver* o) { std::erase(observers_, o); }
+
+void Broker::Emit(const BrokerEvent& e) {
+  BrokerEvent copy = e;
+  copy.t_ms = NowMs();
+  for (auto* o : std::vector(observers_)) o->OnBrokerEvent(copy);
+}
+
+void Broker::NotifyFrame(int id, uint64_t frame) {
+  for (auto* o : observers_) o->OnFrame(id, frame);
+}
+
+void Broker::NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) {
+  for (auto* o : observers_) o->OnHeartbeat(id, hb, latency_ns);
+}
+
+void Broker::ScheduleRemoval(int id) {
+  // Deferred: this runs inside one of the host's own handlers.
+  loop_.AddTimer(0, [this, id] {
+    auto it = hosts_.find(id);
+    if (it != hosts_.end() && it->second->state() == RendererState::kClosed) hosts_.erase(it);
+  });
+}
+
+void Broker::Tick() {
+  int64_t now = MonotonicNs();
+  for (auto& [id, host] : hosts_) host->CheckWatchdog(now);
+  int64_t period_ms = std::clamp<int64_t>(options_.hang_timeout_ms / 4, 10, 250);
+  tick_timer_ = loop_.AddTimer(now + period_ms * 1'000'000, [this] { Tick(); });
+}
+
+Result<void> Broker::Start() {
+  for (int i = 0; i < options_.renderers; ++i) {
+    if (auto r = Spawn(); !r) return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Result<int> Broker::Spawn(std::string_view url) {
+  if (shutting_down_) return MakeError(Errc::kState, "broker is shutting down");
+  std::string page(url.empty() ? std::string_view(options_.page) : url);
+  if (!IsValidUrl(page)) return MakeError(Errc::kInvalidArgument, "invalid url");
+  int id = next_id_++;
+  auto host = std::make_unique<RendererHost>(*this, id, std::move(page));
+  RendererHost* h = host.get();
+  hosts_.emplace(id, std::move(host));
+  h->Start();
+  return id;
+}
+
+Result<RendererHost*> Broker::Find(int id) const {
+  auto it = hosts_.find(id);
+  if (it == hosts_.end() || it->second->state() == RendererState::kClosed) {
+    return MakeError(Errc::kNotFound, "no renderer " + std::to_string(id));
+  }
+  return it->second.get();
+}
+
+Result<void> Broker::Close(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  (*h)->RequestClose();
+  return {};
+}
+
+Result<void> Broker::Kill(int id, int sig) {
+  if (sig < 1 || sig >= NSIG) return MakeError(Errc::kInvalidArgument, "bad signal");
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Signal(sig, KillReason::kNone);
+}
+
+Result<void> Broker::KillHung(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Signal(SIGKILL, KillReason::kHung);
+}
+
+Result<void> Broker::Crash(int id, protocol::CrashKind kind) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  PayloadWriter w;
+  w.U32(static_cast<uint32_t>(kind));
+  return (*h)->Send(protocol::MsgType::kCrash, w.data());
+}
+
+Result<void> Broker::Hang(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Send(protocol::MsgType::kHang);
+}
+
+Result<void> Broker::Oom(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Send(protocol::MsgType::kOom);
+}
+
+Result<void> Broker::BadIpc(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Send(protocol::MsgType::kBadIpc);
+}
+
+Result<void> Broker::Navigate(int id, std::string_view url) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Navigate(url);
+}
+
+Result<void> Broker::SetFps(int id, uint32_t fps) {
+  if (fps < protocol::kMinFps || fps > protocol::kMaxFps) {
+    return MakeError(Errc::kInvalidArgument, "fps out of range");
+  }
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  PayloadWriter w;
+  w.U32(fps);
+  return (*h)->Send(protocol::MsgType::kSetFps, w.data());
+}
+
+Result<void> Broker::Reload(int id) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Reload();
+}
+
+Result<void> Broker::Ping(int id, PingCallback callback) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  return (*h)->Ping(std::move(callback));
+}
+
+void Broker::Shutdown() {
+  shutting_down_ = true;
+  for (auto& [id, host] : hosts_) host->RequestClose();
+}
+
+std::vector<RendererSnapshot> Broker::List() const {
+  std::vector<RendererSnapshot> out;
+  int64_t now = MonotonicNs();
+  for (const auto& [id, host] : hosts_) {
+    if (host->state() != RendererState::kClosed) out.push_back(host->Snapshot(now));
+  }
+  return out;
+}
+
+std::optional<RendererSnapshot> Broker::Get(int id) const {
+  auto h = Find(id);
+  if (!h) return std::nullopt;
+  return (*h)->Snapshot(MonotonicNs());
+}
+
+const FrameReader* Broker::Frames(int id) const {
+  auto h = Find(id);
+  return h ? (*h)->frames() : nullptr;
+}
+
+BrokerStats Broker::Stats() const {
+  BrokerStats s = stats_;
+  s.renderers = 0;
+  s.running = 0;
+  for (const auto& [id, host] : hosts_) {
+    if (host->state() == RendererState::kClosed) continue;
+    ++s.renderers;
+    if (host->state() == RendererState::kRunning) ++s.running;
+  }
+  s.uptime_ms = NowMs();
+  return s;
+}
+
+}  // namespace sbx

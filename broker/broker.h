@@ -1,0 +1,184 @@
+// The broker core: owns every renderer, runs their lifecycle on one EventLoop and tells
+// observers what happened. No Qt; sbx-broker and the Qt window are both thin fronts over it.
+//
+// Threading: every method must be called on the thread that runs loop().Dispatch(), and that
+// thread must live as long as the renderers (PR_SET_PDEATHSIG fires when the *thread* that
+// created a child exits).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/event_loop.h"
+#include "broker/exit_status.h"
+#include "broker/restart_policy.h"
+#include "ipc/error.h"
+#include "ipc/frame_buffer.h"
+#include "ipc/protocol.h"
+
+namespace sbx {
+
+enum class RendererState { kStarting, kRunning, kUnresponsive, kExited, kRestarting, kClosed, kFailed };
+std::string_view RendererStateName(RendererState s);
+
+enum class EventType {
+  kSpawned,
+  kReady,
+  kUnresponsive,
+  kResponsive,
+  kExited,
+  kRestarting,
+  kFailed,
+  kClosed,
+};
+std::string_view EventTypeName(EventType t);
+
+struct BrokerEvent {
+  EventType type;
+  int64_t t_ms = 0;  // milliseconds since the broker started (CLOCK_MONOTONIC)
+  int id = 0;
+  pid_t pid = 0;
+  std::string page;
+  std::optional<ExitInfo> exit;  // kExited (and kClosed, when the process had to be reaped)
+  int64_t delay_ms = -1;         // kRestarting
+  double first_frame_ms = -1;    // kReady: spawn request to first published frame
+  std::string detail;            // a human-readable reason, e.g. the protocol violation
+  bool heartbeat_fallback = false;  // kSpawned: no message queue, heartbeats ride the pipe
+};
+
+// Observers are told of events after the broker's state reflects them. Default bodies are empty
+// so an observer overrides only what it needs (Chromium's RenderProcessHostObserver).
+class BrokerObserver {
+ public:
+  virtual ~BrokerObserver() = default;
+  virtual void OnBrokerEvent(const BrokerEvent& /*event*/) {}
+  // A frame was published; the broker has validated the buffer index.
+  virtual void OnFrame(int /*id*/, uint64_t /*frame_number*/) {}
+  // A heartbeat arrived; latency is its mq_send-to-handling delay.
+  virtual void OnHeartbeat(int /*id*/, const protocol::Heartbeat& /*hb*/, int64_t /*latency_ns*/) {}
+};
+
+struct BrokerOptions {
+  int renderers = 0;  // spawned by Start()
+  std::string page = "sbx://plasma";
+  int hang_timeout_ms = 2000;
+  bool kill_hung = false;
+  bool restart = true;
+  std::string renderer_path;            // empty: sbx-renderer next to this executable
+  std::vector<std::string> cmd_prefix;  // e.g. {"valgrind", "-q"}
+  uint32_t fps = 30;
+  FrameGeometry geometry;
+  RestartPolicy::Config restart_policy;
+  int term_grace_ms = 1000;     // SIGTERM to SIGKILL on close and shutdown
+  bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
+};
+
+struct RendererSnapshot {
+  int id = 0;
+  pid_t pid = 0;
+  RendererState state = RendererState::kStarting;
+  std::string page;
+  int restarts = 0;
+  int64_t uptime_ms = 0;
+  ExitInfo last_exit;
+  bool heartbeat_fallback = false;
+  uint64_t frames = 0;
+  int64_t heartbeat_age_ms = -1;
+  uint64_t cpu_ns = 0;
+  uint32_t fps = 0;
+  uint32_t render_us = 0;
+  uint64_t messages_in = 0;
+};
+
+struct BrokerStats {
+  int renderers = 0;
+  int running = 0;
+  uint64_t spawns = 0;
+  uint64_t restarts = 0;
+  uint64_t exits = 0;
+  uint64_t bad_messages = 0;
+  uint64_t messages_in = 0;
+  uint64_t heartbeats = 0;
+  int64_t uptime_ms = 0;
+};
+
+class RendererHost;
+
+class Broker {
+ public:
+  static Result<std::unique_ptr<Broker>> Create(BrokerOptions options);
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+  // Kills and reaps every renderer that is still alive.
+  ~Broker();
+
+  EventLoop& loop() { return loop_; }
+  BrokerOptions& options() { return options_; }  // live settings: restart, hang timeout, ...
+  void AddObserver(BrokerObserver* o);
+  void RemoveObserver(BrokerObserver* o);
+
+  // Spawns options().renderers renderers on options().page.
+  Result<void> Start();
+  // Returns the new renderer's id. An empty url means options().page.
+  Result<int> Spawn(std::string_view url = {});
+  Result<void> Close(int id);
+  Result<void> Kill(int id, int sig);
+  Result<void> KillHung(int id);  // SIGKILL, classified `hung`
+  Result<void> Crash(int id, protocol::CrashKind kind);
+  Result<void> Hang(int id);
+  Result<void> Oom(int id);
+  Result<void> BadIpc(int id);
+  Result<void> Navigate(int id, std::string_view url);
+  Result<void> SetFps(int id, uint32_t fps);
+  // Live: navigates again; exited or failed: starts a fresh process and forgets the crash loop.
+  Result<void> Reload(int id);
+  using PingCallback = std::function<void(Result<int64_t> rtt_ns)>;
+  // The callback runs on the loop thread when the pong arrives, or with an error if the
+  // renderer dies or does not answer within 5 s.
+  Result<void> Ping(int id, PingCallback callback);
+
+  // Closes every renderer (SIGTERM, SIGKILL after term_grace_ms); finished() turns true once
+  // all of them are reaped.
+  void Shutdown();
+  bool shutting_down() const { return shutting_down_; }
+  bool finished() const { return shutting_down_ && hosts_.empty(); }
+
+  std::vector<RendererSnapshot> List() const;
+  std::optional<RendererSnapshot> Get(int id) const;
+  // The renderer's current frame buffer (replaced at each restart), or null.
+  const FrameReader* Frames(int id) const;
+  BrokerStats Stats() const;
+  int64_t NowMs() const;
+  std::string renderer_path() const { return renderer_path_; }
+
+ private:
+  friend class RendererHost;
+  Broker(EventLoop loop, BrokerOptions options, std::string renderer_path);
+  Result<RendererHost*> Find(int id) const;
+  void Emit(const BrokerEvent& e);
+  void NotifyFrame(int id, uint64_t frame);
+  void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns);
+  void ScheduleRemoval(int id);
+  void Tick();
+
+  EventLoop loop_;
+  BrokerOptions options_;
+  std::string renderer_path_;
+  int64_t start_ns_;
+  int next_id_ = 1;
+  std::map<int, std::unique_ptr<RendererHost>> hosts_;
+  std::vector<BrokerObserver*> observers_;
+  BrokerStats stats_;
+  bool shutting_down_ = false;
+  EventLoop::Token tick_timer_ = 0;
+};
+
+}  // namespace sbx

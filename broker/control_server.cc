@@ -1,0 +1,378 @@
+#include "broker/control_server.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "broker/event_json.h"
+#include "ipc/posix.h"
+
+namespace sbx {
+
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string_view> SplitWords(std::string_view line) {
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > start) words.push_back(line.substr(start, i - start));
+  }
+  return words;
+}
+
+std::optional<int> ParseId(std::string_view s) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 1) return std::nullopt;
+  return v;
+}
+
+json ErrorJson(std::string what) { return {{"error", std::move(what)}}; }
+
+json ResultJson(const Result<void>& r) {
+  if (!r) return ErrorJson(r.error().ToString());
+  return {{"ok", true}};
+}
+
+constexpr const char* kHelp[] = {
+    "list",
+    "spawn [URL]",
+    "close ID",
+    "kill ID [SIGNAL]   (default SIGTERM; names like KILL, SIGSEGV or numbers)",
+    "crash ID segv|abort|stack-overflow",
+    "hang ID",
+    "oom ID",
+    "bad-ipc ID",
+    "navigate ID URL",
+    "reload ID",
+    "fps ID N",
+    "ping ID",
+    "stats",
+    "help",
+};
+
+Result<void> CheckPrivateDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return SysError("mkdir " + dir);
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) return SysError("lstat " + dir);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+    return MakeError(Errc::kInvalidArgument,
+                     dir + " is not a private directory owned by this user (want mode 0700)");
+  }
+  return {};
+}
+
+Result<sockaddr_un> SocketAddress(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return MakeError(Errc::kInvalidArgument, "control socket path too long: " + path);
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+}  // namespace
+
+Result<std::string> DefaultControlPath() {
+  std::string dir;
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg != nullptr && xdg[0] == '/') {
+    dir = std::string(xdg) + "/sbx";
+  } else {
+    dir = "/tmp/sbx-" + std::to_string(::geteuid());
+  }
+  if (auto r = CheckPrivateDir(dir); !r) return std::unexpected(r.error());
+  return dir + "/control";
+}
+
+void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(json)> reply) {
+  auto words = SplitWords(line);
+  if (words.empty()) return reply(ErrorJson("empty command; try help"));
+  std::string_view cmd = words[0];
+  auto need_id = [&](size_t min_words, size_t max_words) -> std::optional<int> {
+    if (words.size() < min_words || words.size() > max_words) return std::nullopt;
+    return ParseId(words[1]);
+  };
+  auto usage = [&](const char* form) { reply(ErrorJson(std::string("usage: ") + form)); };
+
+  if (cmd == "help") {
+    json list = json::array();
+    for (const char* h : kHelp) list.push_back(h);
+    return reply({{"commands", list}});
+  }
+  if (cmd == "list") {
+    if (words.size() != 1) return usage("list");
+    json rs = json::array();
+    for (const auto& s : broker.List()) rs.push_back(SnapshotToJson(s));
+    return reply({{"renderers", rs}});
+  }
+  if (cmd == "stats") {
+    if (words.size() != 1) return usage("stats");
+    return reply(StatsToJson(broker.Stats()));
+  }
+  if (cmd == "spawn") {
+    if (words.size() > 2) return usage("spawn [URL]");
+    auto id = broker.Spawn(words.size() == 2 ? words[1] : std::string_view());
+    if (!id) return reply(ErrorJson(id.error().ToString()));
+    return reply({{"ok", true}, {"id", *id}});
+  }
+  if (cmd == "close") {
+    auto id = need_id(2, 2);
+    if (!id) return usage("close ID");
+    return reply(ResultJson(broker.Close(*id)));
+  }
+  if (cmd == "kill") {
+    auto id = need_id(2, 3);
+    if (!id) return usage("kill ID [SIGNAL]");
+    int sig = SIGTERM;
+    if (words.size() == 3) {
+      sig = SignalFromName(std::string(words[2]));
+      if (sig < 0) return reply(ErrorJson("unknown signal: " + std::string(words[2])));
+    }
+    return reply(ResultJson(broker.Kill(*id, sig)));
+  }
+  if (cmd == "crash") {
+    auto id = need_id(3, 3);
+    if (!id) return usage("crash ID segv|abort|stack-overflow");
+    protocol::CrashKind kind;
+    if (!protocol::CrashKindFromName(words[2], &kind)) {
+      return reply(ErrorJson("unknown crash kind: " + std::string(words[2]) +
+                             " (segv, abort, stack-overflow)"));
+    }
+    return reply(ResultJson(broker.Crash(*id, kind)));
+  }
+  if (cmd == "hang" || cmd == "oom" || cmd == "bad-ipc" || cmd == "reload") {
+    auto id = need_id(2, 2);
+    if (!id) return usage((std::string(cmd) + " ID").c_str());
+    if (cmd == "hang") return reply(ResultJson(broker.Hang(*id)));
+    if (cmd == "oom") return reply(ResultJson(broker.Oom(*id)));
+    if (cmd == "bad-ipc") return reply(ResultJson(broker.BadIpc(*id)));
+    return reply(ResultJson(broker.Reload(*id)));
+  }
+  if (cmd == "navigate") {
+    auto id = need_id(3, 3);
+    if (!id) return usage("navigate ID URL");
+    return reply(ResultJson(broker.Navigate(*id, words[2])));
+  }
+  if (cmd == "fps") {
+    auto id = need_id(3, 3);
+    uint32_t fps = 0;
+    if (!id || std::from_chars(words[2].data(), words[2].data() + words[2].size(), fps).ec !=
+                   std::errc()) {
+      return usage("fps ID N");
+    }
+    return reply(ResultJson(broker.SetFps(*id, fps)));
+  }
+  if (cmd == "ping") {
+    auto id = need_id(2, 2);
+    if (!id) return usage("ping ID");
+    int rid = *id;
+    // Shared so that the error path below and the callback do not both reply.
+    auto replied = std::make_shared<bool>(false);
+    auto r = broker.Ping(rid, [reply, replied, rid](Result<int64_t> rtt) {
+      *replied = true;
+      if (!rtt) return reply(ErrorJson(rtt.error().ToString()));
+      reply({{"id", rid}, {"rtt_us", static_cast<double>(*rtt) / 1000.0}});
+    });
+    if (!r && !*replied) reply(ErrorJson(r.error().ToString()));
+    return;
+  }
+  std::string shown(cmd.substr(0, 64));
+  reply(ErrorJson("unknown command: " + shown + "; try help"));
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std::string path) {
+  auto addr = SocketAddress(path);
+  if (!addr) return std::unexpected(addr.error());
+  int raw = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (raw < 0) return SysError("socket");
+  UniqueFd fd(raw);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
+    if (errno != EADDRINUSE) return SysError("bind " + path);
+    // Either a live broker or a stale socket from one that was killed: ask it.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) return SysError("socket");
+    if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) == 0) {
+      return MakeError(Errc::kState, "another broker is listening on " + path);
+    }
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return MakeError(Errc::kState, path + " exists and is not a socket");
+    }
+    if (::unlink(path.c_str()) != 0) return SysError("unlink stale " + path);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
+      return SysError("bind " + path);
+    }
+  }
+  if (::chmod(path.c_str(), 0600) != 0) return SysError("chmod " + path);
+  if (::listen(fd.get(), 16) != 0) return SysError("listen");
+  std::unique_ptr<ControlServer> s(new ControlServer(broker, std::move(path), std::move(fd)));
+  auto w = broker.loop().Watch(s->listener_.get(), EPOLLIN, [srv = s.get()](uint32_t) {
+    srv->OnAccept();
+  });
+  if (!w) return std::unexpected(w.error());
+  s->listen_watch_ = *w;
+  return s;
+}
+
+ControlServer::ControlServer(Broker& broker, std::string path, UniqueFd listener)
+    : broker_(broker), path_(std::move(path)), listener_(std::move(listener)) {}
+
+ControlServer::~ControlServer() {
+  *alive_ = false;
+  broker_.loop().Unwatch(listen_watch_);
+  for (auto& [id, c] : clients_) broker_.loop().Unwatch(c.watch);
+  clients_.clear();
+  ::unlink(path_.c_str());
+}
+
+void ControlServer::OnAccept() {
+  for (;;) {
+    int raw = HandleEintr([&] {
+      return ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    });
+    if (raw < 0) return;  // EAGAIN, or a transient error such as EMFILE: try on the next wakeup
+    UniqueFd fd(raw);
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        cred.uid != ::geteuid()) {
+      static constexpr char kDenied[] = "{\"error\":\"permission denied\"}\n";
+      (void)::send(fd.get(), kDenied, sizeof kDenied - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      continue;
+    }
+    if (clients_.size() >= kMaxClients) {
+      static constexpr char kBusy[] = "{\"error\":\"too many control clients\"}\n";
+      (void)::send(fd.get(), kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      continue;
+    }
+    uint64_t id = next_client_++;
+    int cfd = fd.get();
+    auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
+                                  [this, id](uint32_t ev) { OnClient(id, ev); });
+    if (!w) continue;
+    Client c;
+    c.fd = std::move(fd);
+    c.watch = *w;
+    clients_.emplace(id, std::move(c));
+  }
+}
+
+void ControlServer::OnClient(uint64_t id, uint32_t events) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  if (events & EPOLLOUT) FlushClient(id);
+  it = clients_.find(id);
+  if (it == clients_.end()) return;
+  if (it->second.read_closed) {
+    if (events & (EPOLLHUP | EPOLLERR)) Drop(id);
+    return;
+  }
+  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) return;
+  char buf[4096];
+  ssize_t n = HandleEintr([&] { return ::recv(it->second.fd.get(), buf, sizeof buf, 0); });
+  if (n < 0 && errno == EAGAIN) return;
+  if (n < 0) return Drop(id);
+  if (n == 0) {
+    // Half-closed (`echo ping 1 | socat ...`): answer what was asked, then hang up.
+    it->second.read_closed = true;
+    return FlushClient(id);
+  }
+  std::string_view data(buf, static_cast<size_t>(n));
+  while (!data.empty()) {
+    it = clients_.find(id);
+    if (it == clients_.end()) return;
+    Client& c = it->second;
+    size_t nl = data.find('\n');
+    std::string_view part = data.substr(0, nl);
+    if (c.discarding) {
+      if (nl == std::string_view::npos) return;
+      c.discarding = false;
+    } else if (c.in.size() + part.size() > kMaxLine) {
+      c.in.clear();
+      c.discarding = nl == std::string_view::npos;
+      size_t serial = c.next_serial++;
+      c.replies.emplace_back();
+      Fill(id, serial, DumpJson(ErrorJson("line too long (max 4096 bytes)")));
+    } else {
+      c.in.append(part);
+      if (nl == std::string_view::npos) return;
+      std::string line = std::move(c.in);
+      c.in.clear();
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      HandleLine(id, line);
+    }
+    if (nl == std::string_view::npos) return;
+    data.remove_prefix(nl + 1);
+  }
+}
+
+void ControlServer::HandleLine(uint64_t id, std::string_view line) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  size_t serial = it->second.next_serial++;
+  it->second.replies.emplace_back();
+  std::weak_ptr<bool> alive = alive_;
+  ExecuteCommand(broker_, line, [this, alive, id, serial](json reply) {
+    if (alive.expired() || !*alive.lock()) return;  // the server is gone
+    Fill(id, serial, DumpJson(reply));
+  });
+}
+
+void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;  // the client left before its reply was ready
+  Client& c = it->second;
+  if (serial < c.first_serial || serial - c.first_serial >= c.replies.size()) return;
+  c.replies[serial - c.first_serial] = std::move(reply);
+  while (!c.replies.empty() && c.replies.front()) {
+    c.out += *c.replies.front();
+    c.out += '\n';
+    c.replies.pop_front();
+    ++c.first_serial;
+  }
+  if (c.out.size() > kMaxPendingOutput) return Drop(id);  // it does not read its replies
+  FlushClient(id);
+}
+
+void ControlServer::FlushClient(uint64_t id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  Client& c = it->second;
+  while (!c.out.empty()) {
+    ssize_t n = HandleEintr([&] {
+      return ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    });
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      return Drop(id);
+    }
+    c.out.erase(0, static_cast<size_t>(n));
+  }
+  if (c.read_closed && c.out.empty() && c.replies.empty()) return Drop(id);
+  uint32_t want = c.read_closed ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP);
+  if (!c.out.empty()) want |= EPOLLOUT;
+  (void)broker_.loop().Modify(c.watch, want);
+}
+
+void ControlServer::Drop(uint64_t id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  broker_.loop().Unwatch(it->second.watch);
+  clients_.erase(it);
+}
+
+}  // namespace sbx

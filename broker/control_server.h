@@ -1,0 +1,82 @@
+// The control interface for people and scripts: a Unix stream socket speaking one command per
+// line, one JSON object per reply line (drive it with `socat - UNIX-CONNECT:PATH` or sbx-ctl).
+// Only the broker's own uid may connect (SO_PEERCRED). Clients are untrusted: a malformed
+// command gets {"error": ...} and the connection stays usable; a client that floods or stops
+// reading is disconnected. Replies keep the order of the commands, even for a `ping` that waits
+// for its renderer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "broker/broker.h"
+#include "broker/event_loop.h"
+#include "ipc/error.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+// $XDG_RUNTIME_DIR/sbx/control, else /tmp/sbx-<uid>/control. Creates the directory 0700 and
+// refuses one that is not ours or is open to others.
+Result<std::string> DefaultControlPath();
+
+// Runs one command line against the broker; `reply` is called exactly once, now or later (ping).
+void ExecuteCommand(Broker& broker, std::string_view line,
+                    std::function<void(nlohmann::json)> reply);
+
+class ControlServer {
+ public:
+  static constexpr size_t kMaxLine = 4096;
+  static constexpr size_t kMaxClients = 64;
+  static constexpr size_t kMaxPendingOutput = 1 << 20;
+
+  // Binds the socket (replacing a stale one; refusing one a live broker listens on).
+  static Result<std::unique_ptr<ControlServer>> Create(Broker& broker, std::string path);
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+  // Closes every client and unlinks the socket.
+  ~ControlServer();
+
+  const std::string& path() const { return path_; }
+  size_t client_count() const { return clients_.size(); }
+
+ private:
+  struct Client {
+    UniqueFd fd;
+    EventLoop::Token watch = 0;
+    std::string in;
+    bool discarding = false;
+    bool read_closed = false;  // the client shut down its sending side; finish replies, then drop  // inside an over-long line, dropping bytes up to its newline
+    // Replies in command order; nullopt while a command (ping) is still pending. Serial numbers
+    // let a late reply find its slot after earlier ones were flushed.
+    std::deque<std::optional<std::string>> replies;
+    size_t first_serial = 0;
+    size_t next_serial = 0;
+    std::string out;
+  };
+
+  ControlServer(Broker& broker, std::string path, UniqueFd listener);
+  void OnAccept();
+  void OnClient(uint64_t id, uint32_t events);
+  void HandleLine(uint64_t id, std::string_view line);
+  void Fill(uint64_t id, size_t serial, std::string reply);
+  void FlushClient(uint64_t id);
+  void Drop(uint64_t id);
+
+  Broker& broker_;
+  std::string path_;
+  UniqueFd listener_;
+  EventLoop::Token listen_watch_ = 0;
+  uint64_t next_client_ = 1;
+  std::map<uint64_t, Client> clients_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace sbx

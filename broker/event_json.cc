@@ -1,0 +1,90 @@
+#include "broker/event_json.h"
+
+#include <cstdio>
+
+#include "ipc/posix.h"
+
+namespace sbx {
+
+using nlohmann::json;
+
+json ExitToJson(const ExitInfo& exit) {
+  json j = {{"status", std::string(ExitStatusName(exit.status))}};
+  if (exit.signal != 0) j["signal"] = SignalName(exit.signal);
+  if (exit.code >= 0) j["code"] = exit.code;
+  if (!exit.detail.empty()) j["detail"] = exit.detail;
+  return j;
+}
+
+json EventToJson(const BrokerEvent& e) {
+  json j = {{"event", std::string(EventTypeName(e.type))}, {"t_ms", e.t_ms}, {"id", e.id}};
+  if (e.pid > 0) j["pid"] = e.pid;
+  if (!e.page.empty()) j["page"] = e.page;
+  if (e.exit) {
+    j["status"] = std::string(ExitStatusName(e.exit->status));
+    if (e.exit->signal != 0) j["signal"] = SignalName(e.exit->signal);
+    if (e.exit->code >= 0) j["code"] = e.exit->code;
+  }
+  if (e.delay_ms >= 0) j["delay_ms"] = e.delay_ms;
+  if (e.first_frame_ms >= 0) j["first_frame_ms"] = e.first_frame_ms;
+  if (e.type == EventType::kSpawned) j["heartbeat"] = e.heartbeat_fallback ? "pipe" : "mq";
+  if (!e.detail.empty()) j["detail"] = e.detail;
+  return j;
+}
+
+json SnapshotToJson(const RendererSnapshot& s) {
+  json j = {{"id", s.id},
+            {"pid", s.pid},
+            {"state", std::string(RendererStateName(s.state))},
+            {"page", s.page},
+            {"restarts", s.restarts},
+            {"uptime_ms", s.uptime_ms},
+            {"frames", s.frames},
+            {"fps", s.fps},
+            {"heartbeat", s.heartbeat_fallback ? "pipe" : "mq"},
+            {"heartbeat_age_ms", s.heartbeat_age_ms},
+            {"cpu_ms", static_cast<double>(s.cpu_ns) / 1e6},
+            {"render_us", s.render_us},
+            {"messages_in", s.messages_in}};
+  j["last_exit"] = s.last_exit.status == ExitStatus::kNone ? json::object() : ExitToJson(s.last_exit);
+  return j;
+}
+
+json StatsToJson(const BrokerStats& s) {
+  return {{"renderers", s.renderers},     {"running", s.running},
+          {"spawns", s.spawns},           {"restarts", s.restarts},
+          {"exits", s.exits},             {"bad_messages", s.bad_messages},
+          {"messages_in", s.messages_in}, {"heartbeats", s.heartbeats},
+          {"uptime_ms", s.uptime_ms}};
+}
+
+std::string EventToText(const BrokerEvent& e) {
+  char head[96];
+  std::snprintf(head, sizeof head, "[%8.3f] renderer %d", static_cast<double>(e.t_ms) / 1000.0,
+                e.id);
+  std::string out = head;
+  if (e.pid > 0) out += " (pid " + std::to_string(e.pid) + ")";
+  out += ": ";
+  out += EventTypeName(e.type);
+  if (e.exit) {
+    out += " ";
+    out += ExitStatusName(e.exit->status);
+    if (e.exit->signal != 0) out += std::string(" by ") + SignalName(e.exit->signal);
+    if (e.exit->code >= 0) out += " code " + std::to_string(e.exit->code);
+  }
+  if (e.type == EventType::kSpawned) out += " " + e.page;
+  if (e.delay_ms >= 0) out += " in " + std::to_string(e.delay_ms) + " ms";
+  if (e.first_frame_ms >= 0) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " first frame after %.2f ms", e.first_frame_ms);
+    out += buf;
+  }
+  if (!e.detail.empty()) out += " (" + e.detail + ")";
+  return out;
+}
+
+std::string DumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace sbx

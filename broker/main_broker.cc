@@ -1,0 +1,107 @@
+// sbx-broker: the broker core with no window, for scripts and CI. Events go to stdout (one JSON
+// object per line with --json), the control socket takes commands, and SIGINT/SIGTERM close
+// every renderer (SIGTERM, then SIGKILL after 1 s), reap them and exit 0.
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "broker/broker.h"
+#include "broker/cli.h"
+#include "broker/control_server.h"
+#include "broker/event_json.h"
+#include "ipc/posix.h"
+
+namespace {
+
+class Printer : public sbx::BrokerObserver {
+ public:
+  explicit Printer(bool json) : json_(json) {}
+  void OnBrokerEvent(const sbx::BrokerEvent& e) override {
+    std::string line = json_ ? sbx::DumpJson(sbx::EventToJson(e)) : sbx::EventToText(e);
+    line += '\n';
+    // A closed stdout (the reader went away) must not stop the broker.
+    (void)sbx::WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+  }
+
+ private:
+  bool json_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto cl = sbx::ParseCommandLine(argc, argv);
+  if (!cl) {
+    std::fprintf(stderr, "sbx-broker: %s\n%s", cl.error().ToString().c_str(),
+                 sbx::CommandLineHelp());
+    return 2;
+  }
+  if (cl->help) {
+    std::printf("usage: sbx-broker [options]\n%s", sbx::CommandLineHelp());
+    return 0;
+  }
+  // Signals arrive as readable data on a signalfd in the event loop; no handler runs.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
+    std::perror("sbx-broker: sigprocmask");
+    return 1;
+  }
+  sbx::UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd) {
+    std::perror("sbx-broker: signalfd");
+    return 1;
+  }
+
+  auto broker = sbx::Broker::Create(cl->broker);
+  if (!broker) {
+    std::fprintf(stderr, "sbx-broker: %s\n", broker.error().ToString().c_str());
+    return 1;
+  }
+  std::string path = cl->control_path;
+  if (path.empty()) {
+    auto p = sbx::DefaultControlPath();
+    if (!p) {
+      std::fprintf(stderr, "sbx-broker: %s\n", p.error().ToString().c_str());
+      return 1;
+    }
+    path = *p;
+  }
+  auto control = sbx::ControlServer::Create(**broker, path);
+  if (!control) {
+    std::fprintf(stderr, "sbx-broker: control socket: %s\n", control.error().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "sbx-broker: control socket at %s\n", path.c_str());
+
+  Printer printer(cl->json);
+  (*broker)->AddObserver(&printer);
+  auto watch = (*broker)->loop().Watch(sigfd.get(), EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo si;
+    while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+      std::fprintf(stderr, "sbx-broker: %s, closing every renderer\n",
+                   sbx::SignalName(static_cast<int>(si.ssi_signo)));
+      (*broker)->Shutdown();
+    }
+  });
+  if (!watch) {
+    std::fprintf(stderr, "sbx-broker: %s\n", watch.error().ToString().c_str());
+    return 1;
+  }
+  if (auto r = (*broker)->Start(); !r) {
+    std::fprintf(stderr, "sbx-broker: %s\n", r.error().ToString().c_str());
+    return 1;
+  }
+  while (!(*broker)->finished()) {
+    if (auto r = (*broker)->loop().Dispatch(-1); !r) {
+      std::fprintf(stderr, "sbx-broker: %s\n", r.error().ToString().c_str());
+      return 1;
+    }
+  }
+  (*broker)->RemoveObserver(&printer);
+  return 0;
+}

@@ -1,0 +1,110 @@
+// Internal to the broker core. One RendererHost owns everything about one renderer id across
+// its restarts: the pidfd, the control channel, the frame buffer, the heartbeat queue, the state
+// machine and the restart policy. Its destructor kills and reaps whatever process it still has.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "broker/broker.h"
+#include "broker/event_loop.h"
+#include "broker/exit_status.h"
+#include "broker/restart_policy.h"
+#include "ipc/channel.h"
+#include "ipc/frame_buffer.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+class RendererHost {
+ public:
+  RendererHost(Broker& broker, int id, std::string page);
+  RendererHost(const RendererHost&) = delete;
+  RendererHost& operator=(const RendererHost&) = delete;
+  ~RendererHost();
+
+  // Launches a process. A failure is not returned: it becomes a `launch-failed` exit, handled
+  // (and restarted) like any other exit.
+  void Start();
+  void RequestClose();
+  Result<void> Send(protocol::MsgType type, std::span<const uint8_t> payload = {});
+  Result<void> Signal(int sig, KillReason reason);
+  Result<void> Navigate(std::string_view url);
+  Result<void> Reload();
+  Result<void> Ping(Broker::PingCallback callback);
+  void CheckWatchdog(int64_t now_ns);
+
+  int id() const { return id_; }
+  RendererState state() const { return state_; }
+  bool alive() const { return pidfd_.valid(); }
+  const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
+  RendererSnapshot Snapshot(int64_t now_ns) const;
+
+ private:
+  struct PendingPing {
+    int64_t sent_ns;
+    Broker::PingCallback callback;
+  };
+
+  void OnExitReadable();
+  void OnControlReadable();
+  void OnControlWritable();
+  void OnQueueReadable();
+  void HandleMessage(const Message& m, int64_t now_ns);
+  void HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now_ns);
+  bool TakeInboundToken(int64_t now_ns);
+  void Violation(std::string what);
+  void LaunchFailed(const Error& e);
+  void HandleExit(ExitInfo info);
+  void ReleaseProcess();
+  void FailPings(const std::string& why);
+  void UpdateWriteInterest();
+  void Emit(EventType type, BrokerEvent e = {});
+
+  Broker& broker_;
+  EventLoop& loop_;
+  const int id_;
+  std::string page_;
+  RendererState state_ = RendererState::kStarting;
+  RestartPolicy policy_;
+
+  pid_t pid_ = 0;
+  UniqueFd pidfd_;
+  std::optional<Channel> channel_;
+  std::optional<FrameReader> frames_;
+  UniqueFd queue_;
+  bool fallback_ = false;
+
+  EventLoop::Token exit_watch_ = 0;
+  EventLoop::Token in_watch_ = 0;
+  EventLoop::Token out_watch_ = 0;
+  EventLoop::Token queue_watch_ = 0;
+  EventLoop::Token restart_timer_ = 0;
+  EventLoop::Token kill_timer_ = 0;
+  EventLoop::Token eof_timer_ = 0;
+
+  KillReason kill_reason_ = KillReason::kNone;
+  std::string violation_;
+  bool closing_ = false;
+  bool ready_ = false;
+  int restarts_ = 0;
+  int64_t spawn_ns_ = 0;
+  int64_t exit_ns_ = 0;
+  int64_t last_heartbeat_ns_ = 0;
+  uint64_t last_frame_number_ = 0;
+  uint64_t frames_seen_ = 0;
+  uint64_t messages_in_ = 0;
+  protocol::Heartbeat last_hb_{};
+  ExitInfo last_exit_;
+  double inbound_tokens_ = 0;
+  int64_t inbound_refill_ns_ = 0;
+  uint64_t next_ping_token_ = 1;
+  std::map<uint64_t, PendingPing> pings_;
+};
+
+}  // namespace sbx

@@ -1,0 +1,153 @@
+#include "ipc/posix.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace sbx {
+
+Result<PipePair> MakePipe(bool nonblocking) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) != 0) return SysError("pipe2");
+  return PipePair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+Result<size_t> ReadSome(int fd, std::span<uint8_t> buf) {
+  ssize_t n = HandleEintr([&] { return ::read(fd, buf.data(), buf.size()); });
+  if (n < 0) return SysError("read");
+  return static_cast<size_t>(n);
+}
+
+Result<size_t> WriteSome(int fd, std::span<const uint8_t> data) {
+  ssize_t n = HandleEintr([&] { return ::write(fd, data.data(), data.size()); });
+  if (n < 0) {
+    if (errno == EPIPE) return std::unexpected(Error{Errc::kPeerClosed, EPIPE, "write"});
+    return SysError("write");
+  }
+  return static_cast<size_t>(n);
+}
+
+Result<void> WriteAll(int fd, std::span<const uint8_t> data) {
+  while (!data.empty()) {
+    auto n = WriteSome(fd, data);
+    if (!n) {
+      if (n.error().sys_errno != EAGAIN) return std::unexpected(n.error());
+      pollfd p{fd, POLLOUT, 0};
+      if (HandleEintr([&] { return ::poll(&p, 1, -1); }) < 0) return SysError("poll");
+      continue;
+    }
+    data = data.subspan(*n);
+  }
+  return {};
+}
+
+Result<size_t> ReadFull(int fd, std::span<uint8_t> buf) {
+  size_t got = 0;
+  while (got < buf.size()) {
+    auto n = ReadSome(fd, buf.subspan(got));
+    if (!n) return std::unexpected(n.error());
+    if (*n == 0) break;
+    got += *n;
+  }
+  return got;
+}
+
+Result<void> SetNonBlocking(int fd, bool on) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return SysError("fcntl(F_GETFL)");
+  flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (::fcntl(fd, F_SETFL, flags) != 0) return SysError("fcntl(F_SETFL)");
+  return {};
+}
+
+int64_t MonotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+Result<bool> WaitReadable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  int r = HandleEintr([&] { return ::poll(&p, 1, timeout_ms); });
+  if (r < 0) return SysError("poll");
+  return r > 0;
+}
+
+Result<void> RandomBytes(std::span<uint8_t> buf) {
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = HandleEintr([&] { return ::getrandom(buf.data() + got, buf.size() - got, 0); });
+    if (n < 0) return SysError("getrandom");
+    got += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<UniqueFd> PidfdOpen(pid_t pid) {
+  long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) return SysError("pidfd_open");
+  return UniqueFd(static_cast<int>(fd));
+}
+
+Result<void> PidfdSendSignal(int pidfd, int sig) {
+  if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) != 0) {
+    return SysError("pidfd_send_signal");
+  }
+  return {};
+}
+
+namespace {
+struct SignalEntry {
+  int sig;
+  const char* name;
+};
+constexpr std::array kSignals{
+    SignalEntry{SIGHUP, "SIGHUP"},   SignalEntry{SIGINT, "SIGINT"},
+    SignalEntry{SIGQUIT, "SIGQUIT"}, SignalEntry{SIGILL, "SIGILL"},
+    SignalEntry{SIGTRAP, "SIGTRAP"}, SignalEntry{SIGABRT, "SIGABRT"},
+    SignalEntry{SIGBUS, "SIGBUS"},   SignalEntry{SIGFPE, "SIGFPE"},
+    SignalEntry{SIGKILL, "SIGKILL"}, SignalEntry{SIGUSR1, "SIGUSR1"},
+    SignalEntry{SIGSEGV, "SIGSEGV"}, SignalEntry{SIGUSR2, "SIGUSR2"},
+    SignalEntry{SIGPIPE, "SIGPIPE"}, SignalEntry{SIGALRM, "SIGALRM"},
+    SignalEntry{SIGTERM, "SIGTERM"}, SignalEntry{SIGCHLD, "SIGCHLD"},
+    SignalEntry{SIGCONT, "SIGCONT"}, SignalEntry{SIGSTOP, "SIGSTOP"},
+    SignalEntry{SIGTSTP, "SIGTSTP"}, SignalEntry{SIGTTIN, "SIGTTIN"},
+    SignalEntry{SIGTTOU, "SIGTTOU"}, SignalEntry{SIGXCPU, "SIGXCPU"},
+    SignalEntry{SIGXFSZ, "SIGXFSZ"}, SignalEntry{SIGSYS, "SIGSYS"},
+};
+}  // namespace
+
+const char* SignalName(int sig) {
+  for (const auto& e : kSignals) {
+    if (e.sig == sig) return e.name;
+  }
+  return "SIG?";
+}
+
+int SignalFromName(const std::string& name) {
+  if (name.empty()) return -1;
+  if (std::isdigit(static_cast<unsigned char>(name[0]))) {
+    int v = 0;
+    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), v);
+    if (ec != std::errc() || p != name.data() + name.size() || v < 1 || v >= NSIG) return -1;
+    return v;
+  }
+  std::string upper;
+  for (char c : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (!upper.starts_with("SIG")) upper = "SIG" + upper;
+  for (const auto& e : kSignals) {
+    if (upper == e.name) return e.sig;
+  }
+  return -1;
+}
+
+}  // namespace sbx

@@ -1,0 +1,92 @@
+#include "ipc/protocol.h"
+
+namespace sbx::protocol {
+
+std::string_view MsgTypeName(MsgType t) {
+  switch (t) {
+    case MsgType::kHello:
+      return "hello";
+    case MsgType::kNavigate:
+      return "navigate";
+    case MsgType::kSetFps:
+      return "set-fps";
+    case MsgType::kPing:
+      return "ping";
+    case MsgType::kShutdown:
+      return "shutdown";
+    case MsgType::kCrash:
+      return "crash";
+    case MsgType::kHang:
+      return "hang";
+    case MsgType::kOom:
+      return "oom";
+    case MsgType::kBadIpc:
+      return "bad-ipc";
+    case MsgType::kFrameReady:
+      return "frame-ready";
+    case MsgType::kPong:
+      return "pong";
+    case MsgType::kHeartbeat:
+      return "heartbeat";
+  }
+  return "unknown";
+}
+
+bool IsKnownType(uint16_t raw, Direction dir) {
+  if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 9;
+  return raw >= 64 && raw <= 66;
+}
+
+size_t MinPayload(MsgType t) {
+  switch (t) {
+    case MsgType::kHello:
+      return 8;
+    case MsgType::kNavigate:
+      return 4;
+    case MsgType::kSetFps:
+    case MsgType::kCrash:
+      return 4;
+    case MsgType::kPing:
+    case MsgType::kPong:
+      return 8;
+    case MsgType::kFrameReady:
+      return 12;
+    case MsgType::kHeartbeat:
+      return sizeof(Heartbeat);
+    case MsgType::kShutdown:
+    case MsgType::kHang:
+    case MsgType::kOom:
+    case MsgType::kBadIpc:
+      return 0;
+  }
+  return 0;
+}
+
+size_t MaxPayload(MsgType t) {
+  if (t == MsgType::kNavigate) return 4 + kMaxUrl;
+  return MinPayload(t);
+}
+
+std::string_view CrashKindName(CrashKind k) {
+  switch (k) {
+    case CrashKind::kSegv:
+      return "segv";
+    case CrashKind::kAbort:
+      return "abort";
+    case CrashKind::kStackOverflow:
+      return "stack-overflow";
+  }
+  return "unknown";
+}
+
+bool CrashKindFromName(std::string_view name, CrashKind* out) {
+  for (auto k : {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow}) {
+    if (name == CrashKindName(k)) {
+      *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace sbx::protocol
