@@ -1,0 +1,300 @@
+// End-to-end tests against a real sbx-broker and real renderers: every event is read from the
+// broker's --json output, every command goes through its control socket.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <set>
+
+#include "broker/launcher.h"
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr auto kEventTimeout = 10s;
+
+int PidOf(const json& event) { return event.value("pid", 0); }
+
+TEST(BrokerTest, SpawnsRenderersThatAllBecomeReady) {
+  BrokerProcess b({"--renderers", "3"});
+  ASSERT_TRUE(b.started());
+  std::set<int> ready_ids;
+  for (int i = 0; i < 3; ++i) {
+    auto e = b.WaitForEvent("ready", -1, kEventTimeout);
+    ASSERT_TRUE(e) << "only " << ready_ids.size() << " renderers became ready";
+    EXPECT_GT(PidOf(*e), 0);
+    EXPECT_GE(e->value("first_frame_ms", -1.0), 0.0);
+    ready_ids.insert(e->value("id", 0));
+  }
+  EXPECT_EQ(ready_ids, (std::set<int>{1, 2, 3}));
+  json list = b.Ctl("list");
+  ASSERT_TRUE(list.contains("renderers")) << list.dump();
+  ASSERT_EQ(list["renderers"].size(), 3u);
+  for (const auto& r : list["renderers"]) {
+    EXPECT_EQ(r["page"], "sbx://plasma");
+    EXPECT_GT(r["pid"].get<int>(), 0);
+    EXPECT_TRUE(r.contains("uptime_ms"));
+    EXPECT_TRUE(r.contains("restarts"));
+    EXPECT_TRUE(r.contains("last_exit"));
+  }
+}
+
+TEST(BrokerTest, ExternalSigkillIsClassifiedKilledAndRestartedWithNewPid) {
+  BrokerProcess b({"--renderers", "1"});
+  auto ready = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(ready);
+  int old_pid = PidOf(*ready);
+  ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+  auto exited = b.WaitForEvent("exited", 1, kEventTimeout);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->value("status", ""), "killed");
+  EXPECT_EQ(exited->value("signal", ""), "SIGKILL");
+  EXPECT_EQ(PidOf(*exited), old_pid);
+  auto restarting = b.WaitForEvent("restarting", 1, kEventTimeout);
+  ASSERT_TRUE(restarting);
+  EXPECT_EQ(restarting->value("delay_ms", -1), 0);
+  auto again = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(again);
+  EXPECT_NE(PidOf(*again), old_pid);
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 1u);
+  EXPECT_EQ(list["renderers"][0]["restarts"], 1);
+  EXPECT_EQ(list["renderers"][0]["last_exit"]["status"], "killed");
+}
+
+TEST(BrokerTest, StoppedRendererIsUnresponsiveThenResponsiveAfterSigcont) {
+  BrokerProcess b({"--renderers", "1", "--hang-timeout", "500"});
+  auto ready = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(ready);
+  int pid = PidOf(*ready);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  // The bound is hang-timeout + 1 s; the deadline here only keeps a broken build from
+  // hanging the suite.
+  auto unresponsive = b.WaitForEvent("unresponsive", 1, kEventTimeout);
+  std::string state = b.Ctl("list")["renderers"][0]["state"].get<std::string>();
+  ::kill(pid, SIGCONT);
+  ASSERT_TRUE(unresponsive);
+  EXPECT_EQ(state, "unresponsive");
+  auto responsive = b.WaitForEvent("responsive", 1, kEventTimeout);
+  ASSERT_TRUE(responsive);
+  EXPECT_EQ(PidOf(*responsive), pid);
+}
+
+struct DrillCase {
+  const char* command;
+  const char* status;
+  const char* signal;  // nullptr: none expected
+  int code;            // -1: none expected
+};
+
+class DrillTest : public ::testing::TestWithParam<DrillCase> {};
+
+TEST_P(DrillTest, DrillYieldsItsClassification) {
+  const DrillCase& c = GetParam();
+  BrokerProcess b({"--renderers", "1", "--no-restart"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  json reply = b.Ctl(std::string(c.command) + "");
+  ASSERT_EQ(reply.value("ok", false), true) << reply.dump();
+  auto exited = b.WaitForEvent("exited", 1, 30s);
+  ASSERT_TRUE(exited) << c.command;
+  EXPECT_EQ(exited->value("status", ""), c.status) << exited->dump();
+  if (c.signal != nullptr) {
+    EXPECT_EQ(exited->value("signal", ""), c.signal) << exited->dump();
+  }
+  if (c.code >= 0) {
+    EXPECT_EQ(exited->value("code", -1), c.code) << exited->dump();
+  }
+  // The broker goes on.
+  EXPECT_TRUE(b.Ctl("stats").contains("renderers"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Drills, DrillTest,
+    ::testing::Values(DrillCase{"crash 1 segv", "crashed", "SIGSEGV", -1},
+                      DrillCase{"crash 1 abort", "crashed", "SIGABRT", -1},
+                      DrillCase{"crash 1 stack-overflow", "crashed", "SIGSEGV", -1},
+                      DrillCase{"oom 1", "oom", nullptr, 86},
+                      DrillCase{"bad-ipc 1", "bad-message", "SIGKILL", -1},
+                      DrillCase{"kill 1", "killed", "SIGTERM", -1},
+                      DrillCase{"kill 1 SIGSYS", "sandbox-violation", "SIGSYS", -1}),
+    [](const auto& info) {
+      std::string name = info.param.command;
+      for (char& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
+
+TEST(BrokerTest, HangDrillWithKillHungIsClassifiedHungAndRestarted) {
+  BrokerProcess b({"--renderers", "1", "--hang-timeout", "300", "--kill-hung"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  ASSERT_EQ(b.Ctl("hang 1").value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("unresponsive", 1, kEventTimeout));
+  auto exited = b.WaitForEvent("exited", 1, kEventTimeout);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->value("status", ""), "hung");
+  EXPECT_EQ(exited->value("signal", ""), "SIGKILL");
+  EXPECT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+}
+
+TEST(BrokerTest, CrashLoopEndsInFailedUntilReload) {
+  BrokerProcess b({"--renderers", "1"});
+  int exits = 0;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout)) << "after " << exits << " exits";
+    ASSERT_EQ(b.Ctl("crash 1 abort").value("ok", false), true);
+    ASSERT_TRUE(b.WaitForEvent("exited", 1, kEventTimeout));
+    ++exits;
+  }
+  auto failed = b.WaitForEvent("failed", 1, kEventTimeout);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(b.Ctl("list")["renderers"][0]["state"], "failed");
+  // Backoff doubled between the restarts: 0, 100, 200, 400, 800 ms.
+  std::vector<int> delays;
+  for (const auto& e : b.history()) {
+    if (e.value("event", "") == "restarting") delays.push_back(e.value("delay_ms", -1));
+  }
+  EXPECT_EQ(delays, (std::vector<int>{0, 100, 200, 400, 800}));
+  ASSERT_EQ(b.Ctl("reload 1").value("ok", false), true);
+  EXPECT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+}
+
+TEST(BrokerTest, ShutdownOnSigtermLeavesNoRendererFdOrQueue) {
+  BrokerProcess b({"--renderers", "4"});
+  std::vector<int> pids;
+  for (int i = 0; i < 4; ++i) {
+    auto e = b.WaitForEvent("ready", -1, kEventTimeout);
+    ASSERT_TRUE(e);
+    pids.push_back(PidOf(*e));
+  }
+  // One renderer stopped: SIGTERM cannot act on it until it runs, so the broker must cope.
+  ASSERT_EQ(::kill(pids[0], SIGSTOP), 0);
+  pid_t broker_pid = b.pid();
+  EXPECT_FALSE(QueueEntries(broker_pid).size() > 0) << "queues must be unlinked at creation";
+  auto status = b.SignalAndWait(SIGTERM, 10s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->si_code, CLD_EXITED);
+  EXPECT_EQ(status->si_status, 0);
+  int closed = 0;
+  for (const auto& e : b.history()) closed += e.value("event", "") == "closed";
+  EXPECT_EQ(closed, 4);
+  for (int pid : pids) EXPECT_TRUE(WaitProcessGone(pid, 5s)) << "renderer " << pid << " survived";
+  EXPECT_TRUE(QueueEntries(broker_pid).empty());
+}
+
+TEST(BrokerTest, BrokerSigkillTakesEveryRendererWithIt) {
+  BrokerProcess b({"--renderers", "3"});
+  std::vector<int> pids;
+  for (int i = 0; i < 3; ++i) {
+    auto e = b.WaitForEvent("ready", -1, kEventTimeout);
+    ASSERT_TRUE(e);
+    pids.push_back(PidOf(*e));
+  }
+  ASSERT_TRUE(b.SignalAndWait(SIGKILL, 10s));
+  // PR_SET_PDEATHSIG fires at once; the bound is 1 s, the deadline here is generous.
+  for (int pid : pids) EXPECT_TRUE(WaitProcessGone(pid, 5s)) << "renderer " << pid << " orphaned";
+}
+
+TEST(BrokerTest, RendererDeathLeavesNoFdInTheBroker) {
+  BrokerProcess b({"--renderers", "2"});
+  ASSERT_TRUE(b.WaitForEvent("ready", -1, kEventTimeout));
+  ASSERT_TRUE(b.WaitForEvent("ready", -1, kEventTimeout));
+  size_t before = RendererSideFds(b.pid()).size();
+  ASSERT_GT(before, 0u);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_EQ(b.Ctl("kill 1 KILL").value("ok", false), true);
+    ASSERT_TRUE(b.WaitForEvent("exited", 1, kEventTimeout));
+    ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  }
+  EXPECT_EQ(RendererSideFds(b.pid()).size(), before);
+  ASSERT_EQ(b.Ctl("close 2").value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("closed", 2, kEventTimeout));
+  // Removal of a closed renderer is deferred to the next loop turn; a command round trip is one.
+  ASSERT_TRUE(b.Ctl("stats").contains("renderers"));
+  // Each renderer holds 5 fds in the broker: pidfd, two pipe ends, queue and memfd.
+  EXPECT_EQ(RendererSideFds(b.pid()).size(), before - 5);
+}
+
+TEST(BrokerTest, SpawnNavigatePingAndCloseThroughTheControlSocket) {
+  BrokerProcess b({});
+  json spawned = b.Ctl("spawn sbx://clock");
+  ASSERT_EQ(spawned.value("ok", false), true) << spawned.dump();
+  int id = spawned.value("id", 0);
+  ASSERT_TRUE(b.WaitForEvent("ready", id, kEventTimeout));
+  json ping = b.Ctl("ping " + std::to_string(id));
+  ASSERT_TRUE(ping.contains("rtt_us")) << ping.dump();
+  EXPECT_GT(ping["rtt_us"].get<double>(), 0.0);
+  EXPECT_EQ(b.Ctl("navigate " + std::to_string(id) + " sbx://text/hello").value("ok", false),
+            true);
+  EXPECT_EQ(b.Ctl("list")["renderers"][0]["page"], "sbx://text/hello");
+  EXPECT_EQ(b.Ctl("close " + std::to_string(id)).value("ok", false), true);
+  auto closed = b.WaitForEvent("closed", id, kEventTimeout);
+  ASSERT_TRUE(closed);
+  EXPECT_TRUE(b.Ctl("list")["renderers"].empty());
+}
+
+TEST(BrokerTest, MalformedControlInputGetsErrorsAndTheConnectionStaysUsable) {
+  BrokerProcess b({});
+  ASSERT_TRUE(b.Ctl("stats").contains("renderers"));
+  ControlConnection c(b.control_path());
+  ASSERT_TRUE(c.connected());
+  const std::vector<std::string> bad = {
+      "bogus",       "close",        "close x",          "close 99",
+      "kill 1 NOPE", "crash 1 boom", "navigate 1",       "spawn a b c",
+      "ping",        "\xff\xfe\x01", std::string(5000, 'A')};
+  for (const auto& line : bad) {
+    ASSERT_TRUE(c.SendRaw(line + "\n"));
+    auto reply = c.ReadReply(5s);
+    ASSERT_TRUE(reply) << "no reply to a bad line";
+    EXPECT_TRUE(reply->contains("error")) << reply->dump();
+  }
+  ASSERT_TRUE(c.SendRaw("list\n"));
+  auto reply = c.ReadReply(5s);
+  ASSERT_TRUE(reply);
+  EXPECT_TRUE(reply->contains("renderers"));
+}
+
+TEST(BrokerTest, ControlRepliesKeepCommandOrderAcrossAPendingPing) {
+  BrokerProcess b({"--renderers", "1"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  ControlConnection c(b.control_path());
+  ASSERT_TRUE(c.SendRaw("ping 1\nstats\n"));
+  auto first = c.ReadReply(10s);
+  auto second = c.ReadReply(10s);
+  ASSERT_TRUE(first && second);
+  EXPECT_TRUE(first->contains("rtt_us")) << first->dump();
+  EXPECT_TRUE(second->contains("spawns")) << second->dump();
+}
+
+TEST(BrokerTest, RendererStartedByHandExitsWithUsage) {
+  LaunchSpec spec;
+  spec.argv = {BinPath("sbx-renderer")};
+  auto child = Launch(spec);
+  ASSERT_TRUE(child);
+  siginfo_t si{};
+  ASSERT_EQ(::waitid(P_PIDFD, child->pidfd.get(), &si, WEXITED), 0);
+  EXPECT_EQ(si.si_code, CLD_EXITED);
+  EXPECT_EQ(si.si_status, 2);
+}
+
+TEST(BrokerTest, RendererCmdPrefixWrapsTheRenderer) {
+  BrokerProcess b({"--renderers", "1", "--renderer-cmd-prefix", "env SBX_WRAPPED=1"});
+  auto ready = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(ready);
+}
+
+TEST(BrokerTest, MissingRendererIsLaunchFailedAndEndsInFailed) {
+  BrokerProcess b({"--renderers", "1", "--renderer-path", "/nonexistent/sbx-renderer"});
+  auto exited = b.WaitForEvent("exited", 1, kEventTimeout);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->value("status", ""), "launch-failed");
+  EXPECT_TRUE(b.WaitForEvent("failed", 1, kEventTimeout));
+  EXPECT_TRUE(b.Ctl("stats").contains("renderers")) << "the broker must survive";
+}
+
+}  // namespace
+}  // namespace sbx::testing

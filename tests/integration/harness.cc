@@ -1,0 +1,222 @@
+#include "tests/integration/harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "broker/launcher.h"
+#include "ipc/posix.h"
+
+namespace sbx::testing {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+int RemainingMs(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() < 0 ? 0 : static_cast<int>(left.count());
+}
+}  // namespace
+
+std::string BinPath(const std::string& name) { return std::string(SBX_BIN_DIR) + "/" + name; }
+
+std::string UniqueName(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+}
+
+BrokerProcess::BrokerProcess(std::vector<std::string> args) {
+  control_ = "/tmp/" + UniqueName("sbx-test") + ".sock";
+  auto pipe = MakePipe(false);
+  if (!pipe) return;
+  LaunchSpec spec;
+  spec.argv = {BinPath("sbx-broker"), "--json", "--control", control_};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.fds = {{pipe->write.get(), 1}};
+  auto child = Launch(spec);
+  if (!child) return;
+  pid_ = child->pid;
+  pidfd_ = std::move(child->pidfd);
+  out_ = std::move(pipe->read);
+  (void)SetNonBlocking(out_.get(), true);
+}
+
+BrokerProcess::~BrokerProcess() {
+  if (pid_ > 0 && !reaped_) {
+    (void)PidfdSendSignal(pidfd_.get(), SIGKILL);
+    siginfo_t si{};
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); });
+  }
+  ::unlink(control_.c_str());
+}
+
+bool BrokerProcess::ReadMore(Clock::time_point deadline) {
+  pollfd p{out_.get(), POLLIN, 0};
+  int r = HandleEintr([&] { return ::poll(&p, 1, RemainingMs(deadline)); });
+  if (r <= 0) return false;
+  char buf[8192];
+  ssize_t n = HandleEintr([&] { return ::read(out_.get(), buf, sizeof buf); });
+  if (n <= 0) return false;
+  buffer_.append(buf, static_cast<size_t>(n));
+  size_t nl;
+  while ((nl = buffer_.find('\n')) != std::string::npos) {
+    auto j = json::parse(buffer_.substr(0, nl), nullptr, false);
+    buffer_.erase(0, nl + 1);
+    if (!j.is_discarded()) {
+      pending_.push_back(j);
+      history_.push_back(j);
+    }
+  }
+  return true;
+}
+
+std::optional<json> BrokerProcess::WaitFor(const std::function<bool(const json&)>& pred,
+                                           std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if (pred(*it)) {
+        json j = *it;
+        pending_.erase(pending_.begin(), it + 1);
+        return j;
+      }
+    }
+    pending_.clear();
+    if (Clock::now() >= deadline || !out_.valid()) return std::nullopt;
+    if (!ReadMore(deadline) && Clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+std::optional<json> BrokerProcess::WaitForEvent(const std::string& event, int id,
+                                                std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [&](const json& j) {
+        return j.value("event", "") == event && (id < 0 || j.value("id", -1) == id);
+      },
+      timeout);
+}
+
+json BrokerProcess::Ctl(const std::string& line) {
+  ControlConnection c(control_);
+  if (!c.connected()) return {{"harness_error", "cannot connect"}};
+  if (!c.SendRaw(line + "\n")) return {{"harness_error", "send failed"}};
+  auto r = c.ReadReply(std::chrono::seconds(10));
+  if (!r) return {{"harness_error", "no reply"}};
+  return *r;
+}
+
+std::optional<siginfo_t> BrokerProcess::SignalAndWait(int sig, std::chrono::milliseconds timeout) {
+  if (pid_ <= 0 || reaped_) return std::nullopt;
+  if (!PidfdSendSignal(pidfd_.get(), sig)) return std::nullopt;
+  auto ready = WaitReadable(pidfd_.get(), static_cast<int>(timeout.count()));
+  if (!ready || !*ready) return std::nullopt;
+  siginfo_t si{};
+  if (HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); }) != 0) {
+    return std::nullopt;
+  }
+  reaped_ = true;
+  // Collect the events it printed before exiting.
+  while (ReadMore(Clock::now() + std::chrono::milliseconds(100))) {
+  }
+  return si;
+}
+
+ControlConnection::ControlConnection(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return;
+  // The broker may still be binding its socket right after start: retry briefly.
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (Clock::now() >= deadline) return;
+    pollfd none{-1, 0, 0};
+    ::poll(&none, 0, 20);  // retry interval for a socket that does not exist yet
+  }
+  fd_ = std::move(fd);
+}
+
+bool ControlConnection::SendRaw(const std::string& bytes) {
+  return ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(bytes.size());
+}
+
+std::optional<json> ControlConnection::ReadReply(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      auto j = json::parse(buffer_.substr(0, nl), nullptr, false);
+      buffer_.erase(0, nl + 1);
+      if (j.is_discarded()) return std::nullopt;
+      return j;
+    }
+    auto ready = WaitReadable(fd_.get(), RemainingMs(deadline));
+    if (!ready || !*ready) return std::nullopt;
+    char buf[65536];
+    ssize_t n = HandleEintr([&] { return ::recv(fd_.get(), buf, sizeof buf, 0); });
+    if (n <= 0) return std::nullopt;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::vector<std::string> RendererSideFds(pid_t pid) {
+  std::vector<std::string> fds;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return fds;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[256] = {};
+    std::string link = dir + "/" + e->d_name;
+    if (::readlink(link.c_str(), target, sizeof target - 1) <= 0) continue;
+    if (std::string_view(target).starts_with("socket:")) continue;
+    fds.emplace_back(target);
+  }
+  ::closedir(d);
+  return fds;
+}
+
+std::vector<std::string> QueueEntries(pid_t broker_pid) {
+  std::vector<std::string> out;
+  std::string prefix = "sbx-" + std::to_string(broker_pid) + "-";
+  DIR* d = ::opendir("/dev/mqueue");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (std::string_view(e->d_name).starts_with(prefix)) out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+bool ProcessAlive(pid_t pid) {
+  // A zombie still "exists" for kill(0); look at its state instead.
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512] = {};
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  const char* close_paren = std::strrchr(buf, ')');
+  return close_paren != nullptr && close_paren[1] == ' ' && close_paren[2] != 'Z' &&
+         close_paren[2] != 'X';
+}
+
+bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout) {
+  auto pidfd = PidfdOpen(pid);
+  if (!pidfd) return !ProcessAlive(pid);
+  auto ready = WaitReadable(pidfd->get(), static_cast<int>(timeout.count()));
+  return ready && *ready;
+}
+
+}  // namespace sbx::testing

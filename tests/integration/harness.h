@@ -1,0 +1,82 @@
+// Runs a real sbx-broker (--json, a unique control socket) and reads its events with deadlines.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ipc/unique_fd.h"
+
+namespace sbx::testing {
+
+std::string BinPath(const std::string& name);
+// A name no other test (or ctest -j process) uses.
+std::string UniqueName(const std::string& stem);
+
+class BrokerProcess {
+ public:
+  // Starts sbx-broker with args plus --json and --control.
+  explicit BrokerProcess(std::vector<std::string> args);
+  ~BrokerProcess();  // SIGKILLs and reaps it if still running
+
+  bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  const std::string& control_path() const { return control_; }
+
+  // The next event (in arrival order) matching pred within timeout; events that do not match
+  // are kept in history() but skipped.
+  std::optional<nlohmann::json> WaitFor(const std::function<bool(const nlohmann::json&)>& pred,
+                                        std::chrono::milliseconds timeout);
+  std::optional<nlohmann::json> WaitForEvent(const std::string& event, int id,
+                                             std::chrono::milliseconds timeout);
+  const std::vector<nlohmann::json>& history() const { return history_; }
+
+  // One command over a fresh connection; the reply, or a {"harness_error":...} object.
+  nlohmann::json Ctl(const std::string& line);
+
+  // Sends sig and waits (with a deadline) for the broker to exit; returns its wait status info.
+  std::optional<siginfo_t> SignalAndWait(int sig, std::chrono::milliseconds timeout);
+
+ private:
+  bool ReadMore(std::chrono::steady_clock::time_point deadline);
+
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  UniqueFd out_;
+  std::string control_;
+  std::string buffer_;
+  std::vector<nlohmann::json> pending_;
+  std::vector<nlohmann::json> history_;
+  bool reaped_ = false;
+};
+
+// Connection that stays open across commands (to prove a bad command leaves it usable).
+class ControlConnection {
+ public:
+  explicit ControlConnection(const std::string& path);
+  bool connected() const { return fd_.valid(); }
+  bool SendRaw(const std::string& bytes);
+  std::optional<nlohmann::json> ReadReply(std::chrono::milliseconds timeout);
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+  std::string buffer_;
+};
+
+// What the fds in /proc/PID/fd point at ("pipe:[123]", "anon_inode:[pidfd]", ...), leaving out
+// sockets: control clients come and go on their own schedule.
+std::vector<std::string> RendererSideFds(pid_t pid);
+// The /dev/mqueue entries created by the broker with this pid ("sbx-PID-*").
+std::vector<std::string> QueueEntries(pid_t broker_pid);
+// Waits until the process is gone (pidfd readable or ESRCH) within timeout.
+bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout);
+bool ProcessAlive(pid_t pid);
+
+}  // namespace sbx::testing

@@ -1,0 +1,85 @@
+// A renderer is untrusted: each way of breaking the protocol gets that renderer killed with
+// status bad-message, and the broker and every other renderer go on.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct HostileCase {
+  const char* mode;
+  const char* detail;  // a fragment of the broker's stated reason
+};
+
+class HostileRendererTest : public ::testing::TestWithParam<HostileCase> {};
+
+// Each hostile renderer runs in a broker of its own (--renderer-path); afterwards the same
+// broker must still serve commands and a fresh, well-behaved renderer.
+TEST_P(HostileRendererTest, BrokerKillsHostileRendererWithBadMessage) {
+  const HostileCase& c = GetParam();
+  BrokerProcess b({"--renderers", "1", "--no-restart", "--renderer-path",
+                   BinPath("sbx-evil-renderer"), "--page", "evil://" + std::string(c.mode)});
+  auto exited = b.WaitForEvent("exited", 1, 15s);
+  ASSERT_TRUE(exited) << c.mode;
+  EXPECT_EQ(exited->value("status", ""), "bad-message") << exited->dump();
+  EXPECT_EQ(exited->value("signal", ""), "SIGKILL");
+  EXPECT_NE(exited->value("detail", "").find(c.detail), std::string::npos) << exited->dump();
+  // The broker is alive and serves a fresh, good renderer.
+  json spawned = b.Ctl("spawn evil://good");
+  ASSERT_EQ(spawned.value("ok", false), true) << spawned.dump();
+  EXPECT_TRUE(b.WaitForEvent("ready", spawned.value("id", 0), 10s));
+  json stats = b.Ctl("stats");
+  EXPECT_GE(stats.value("bad_messages", 0), 1) << stats.dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, HostileRendererTest,
+                         ::testing::Values(HostileCase{"flood", "flood"},
+                                           HostileCase{"oversize", "oversize"},
+                                           HostileCase{"bad-frame-index", "index"},
+                                           HostileCase{"backwards-frame", "backwards"},
+                                           HostileCase{"bad-heartbeat", "heartbeat"},
+                                           HostileCase{"bad-sequence", "sequence"},
+                                           HostileCase{"unsolicited-pong", "pong"},
+                                           HostileCase{"close-pipe", "closed"}),
+                         [](const auto& info) {
+                           std::string name = info.param.mode;
+                           for (char& ch : name) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return name;
+                         });
+
+TEST(HostileRendererTest, ShrinkingTheFrameMemfdIsRefusedByTheSeals) {
+  // The evil renderer exits with code 4 if ftruncate succeeds or fails with anything but EPERM;
+  // reaching `ready` means the seals held and the broker mapped the frames safely.
+  BrokerProcess b({"--renderers", "1", "--no-restart", "--renderer-path",
+                   BinPath("sbx-evil-renderer"), "--page", "evil://shrink"});
+  auto e = b.WaitFor(
+      [](const json& j) {
+        std::string ev = j.value("event", "");
+        return (ev == "ready" || ev == "exited") && j.value("id", 0) == 1;
+      },
+      10s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->value("event", ""), "ready") << e->dump();
+  json ping = b.Ctl("ping 1");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+}
+
+TEST(HostileRendererTest, AMinimalRendererWrittenFromTheProtocolWorks) {
+  BrokerProcess b({"--renderers", "2", "--renderer-path", BinPath("sbx-evil-renderer"), "--page",
+                   "evil://good"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s));
+  ASSERT_TRUE(b.WaitForEvent("ready", 2, 10s));
+  json ping = b.Ctl("ping 2");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+}
+
+}  // namespace
+}  // namespace sbx::testing

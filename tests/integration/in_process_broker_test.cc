@@ -1,0 +1,117 @@
+// The broker core driven in-process, as the window drives it: observers see events, frames and
+// heartbeats; the loop is dispatched by the test.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <functional>
+#include <vector>
+
+#include "broker/broker.h"
+#include "ipc/posix.h"
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+class Recorder : public BrokerObserver {
+ public:
+  void OnBrokerEvent(const BrokerEvent& e) override { events.push_back(e); }
+  void OnFrame(int, uint64_t) override { ++frames; }
+  void OnHeartbeat(int, const protocol::Heartbeat&, int64_t latency_ns) override {
+    latencies.push_back(latency_ns);
+  }
+  std::vector<BrokerEvent> events;
+  int frames = 0;
+  std::vector<int64_t> latencies;
+};
+
+// Dispatches the loop until done() or the deadline.
+bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  int64_t deadline = MonotonicNs() + timeout.count() * 1'000'000;
+  while (!done()) {
+    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+    if (left_ms <= 0) return false;
+    if (!b.loop().Dispatch(static_cast<int>(std::min<int64_t>(left_ms, 100)))) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Broker> MakeBroker(BrokerOptions o) {
+  o.renderer_path = BinPath("sbx-renderer");
+  auto b = Broker::Create(std::move(o));
+  return b ? std::move(*b) : nullptr;
+}
+
+TEST(InProcessBrokerTest, WithoutAQueueHeartbeatsRideThePipeAndTheFallbackIsVisible) {
+  BrokerOptions o;
+  o.force_queue_fallback = true;
+  auto b = MakeBroker(o);
+  ASSERT_TRUE(b);
+  Recorder rec;
+  b->AddObserver(&rec);
+  auto id = b->Spawn();
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(RunUntil(*b, [&] { return rec.latencies.size() >= 3; }, std::chrono::seconds(10)));
+  ASSERT_FALSE(rec.events.empty());
+  EXPECT_EQ(rec.events.front().type, EventType::kSpawned);
+  EXPECT_TRUE(rec.events.front().heartbeat_fallback);
+  EXPECT_FALSE(rec.events.front().detail.empty());
+  auto snap = b->Get(*id);
+  ASSERT_TRUE(snap);
+  EXPECT_TRUE(snap->heartbeat_fallback);
+  EXPECT_EQ(snap->state, RendererState::kRunning);
+  b->RemoveObserver(&rec);
+}
+
+TEST(InProcessBrokerTest, FramesArriveAndCanBeCopiedWithoutTearing) {
+  auto b = MakeBroker({});
+  ASSERT_TRUE(b);
+  Recorder rec;
+  b->AddObserver(&rec);
+  auto id = b->Spawn("sbx://plasma");
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(RunUntil(*b, [&] { return rec.frames >= 5; }, std::chrono::seconds(10)));
+  const FrameReader* frames = b->Frames(*id);
+  ASSERT_NE(frames, nullptr);
+  std::vector<uint8_t> a(frames->geometry().frame_bytes());
+  std::vector<uint8_t> c(a.size());
+  auto fa = frames->CopyFrame(a);
+  ASSERT_TRUE(fa);
+  int seen = rec.frames;
+  ASSERT_TRUE(RunUntil(*b, [&] { return rec.frames >= seen + 3; }, std::chrono::seconds(10)));
+  auto fc = frames->CopyFrame(c);
+  ASSERT_TRUE(fc);
+  EXPECT_GT(fc->frame_number, fa->frame_number);
+  EXPECT_NE(a, c) << "an animated page must change its pixels";
+  b->RemoveObserver(&rec);
+}
+
+TEST(InProcessBrokerTest, DestroyingTheBrokerKillsAndReapsItsRenderers) {
+  std::vector<pid_t> pids;
+  {
+    auto b = MakeBroker({});
+    ASSERT_TRUE(b);
+    Recorder rec;
+    b->AddObserver(&rec);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(b->Spawn());
+    auto ready = [&] {
+      int n = 0;
+      for (const auto& e : rec.events) n += e.type == EventType::kReady;
+      return n == 3;
+    };
+    ASSERT_TRUE(RunUntil(*b, ready, std::chrono::seconds(10)));
+    for (const auto& s : b->List()) pids.push_back(s.pid);
+    b->RemoveObserver(&rec);
+  }
+  ASSERT_EQ(pids.size(), 3u);
+  // Reaped by the destructor: no longer our child at all, not even a zombie.
+  for (pid_t pid : pids) {
+    siginfo_t si{};
+    EXPECT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG), -1) << pid;
+    EXPECT_EQ(errno, ECHILD) << pid;
+  }
+}
+
+}  // namespace
+}  // namespace sbx::testing
