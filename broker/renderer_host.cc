@@ -296,6 +296,7 @@ void RendererHost::HandleMessage(const Message& m, int64_t now) {
       ++frames_seen_;
       if (!ready_) {
         ready_ = true;
+        ready_ns_ = now;
         if (state_ == RendererState::kStarting) state_ = RendererState::kRunning;
         BrokerEvent e;
         e.first_frame_ms = static_cast<double>(now - spawn_ns_) / 1e6;
@@ -373,8 +374,10 @@ void RendererHost::CheckWatchdog(int64_t now) {
   const BrokerOptions& opt = broker_.options_;
   if (!alive() || closing_ || kill_reason_ != KillReason::kNone) return;
   if (state_ == RendererState::kStarting || state_ == RendererState::kRunning) {
+    // The start allowance ends with the first heartbeat or the first frame, whichever is first:
+    // a renderer stopped right after its first frame must still be caught in time.
     int64_t limit_ms = opt.hang_timeout_ms;
-    int64_t since = last_heartbeat_ns_;
+    int64_t since = std::max(last_heartbeat_ns_, ready_ ? ready_ns_ : 0);
     if (since == 0) {
       since = spawn_ns_;
       limit_ms = std::max<int64_t>(limit_ms, kMinStartTimeoutMs);

@@ -94,6 +94,7 @@ class RendererHost {
   bool ready_ = false;
   int restarts_ = 0;
   int64_t spawn_ns_ = 0;
+  int64_t ready_ns_ = 0;
   int64_t exit_ns_ = 0;
   int64_t last_heartbeat_ns_ = 0;
   uint64_t last_frame_number_ = 0;

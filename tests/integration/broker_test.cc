@@ -77,7 +77,7 @@ TEST(BrokerTest, StoppedRendererIsUnresponsiveThenResponsiveAfterSigcont) {
   auto unresponsive = b.WaitForEvent("unresponsive", 1, kEventTimeout);
   std::string state = b.Ctl("list")["renderers"][0]["state"].get<std::string>();
   ::kill(pid, SIGCONT);
-  ASSERT_TRUE(unresponsive);
+  ASSERT_TRUE(unresponsive) << "events: " << json(b.history()).dump();
   EXPECT_EQ(state, "unresponsive");
   auto responsive = b.WaitForEvent("responsive", 1, kEventTimeout);
   ASSERT_TRUE(responsive);

@@ -86,11 +86,10 @@ std::optional<json> BrokerProcess::WaitFor(const std::function<bool(const json&)
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
       if (pred(*it)) {
         json j = *it;
-        pending_.erase(pending_.begin(), it + 1);
+        pending_.erase(it);
         return j;
       }
     }
-    pending_.clear();
     if (Clock::now() >= deadline || !out_.valid()) return std::nullopt;
     if (!ReadMore(deadline) && Clock::now() >= deadline) return std::nullopt;
   }

@@ -29,8 +29,8 @@ class BrokerProcess {
   pid_t pid() const { return pid_; }
   const std::string& control_path() const { return control_; }
 
-  // The next event (in arrival order) matching pred within timeout; events that do not match
-  // are kept in history() but skipped.
+  // The earliest not yet consumed event matching pred, waiting up to timeout for it. Only the
+  // match is consumed, so waits for several renderers may come in any order.
   std::optional<nlohmann::json> WaitFor(const std::function<bool(const nlohmann::json&)>& pred,
                                         std::chrono::milliseconds timeout);
   std::optional<nlohmann::json> WaitForEvent(const std::string& event, int id,
