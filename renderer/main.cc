@@ -104,10 +104,12 @@ int Recurse(volatile int* depth) {
 [[noreturn]] void Crash(protocol::CrashKind kind) {
   switch (kind) {
     case protocol::CrashKind::kSegv: {
-      // Both the pointer and the store are volatile, so the compiler must emit a real store to
-      // address 0 rather than folding it into a trap or dropping it.
-      volatile int* volatile p = nullptr;
-      *p = 42;
+      // A store to a page mapped with no access: a real SIGSEGV from the MMU, and, unlike a
+      // null dereference, not undefined behaviour the compiler or UBSan may turn into something
+      // else.
+      void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (page == MAP_FAILED) std::abort();
+      *static_cast<volatile int*>(page) = 42;
       break;
     }
     case protocol::CrashKind::kAbort:
