@@ -3,7 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <climits>
 
 #include "broker/renderer_host.h"
@@ -50,11 +54,22 @@ std::string_view EventTypeName(EventType t) {
       return "failed";
     case EventType::kClosed:
       return "closed";
+    case EventType::kDrillReport:
+      return "drill-report";
   }
   return "unknown";
 }
 
 namespace {
+
+bool SeccompAvailable() {
+  // The kernel lists a Seccomp field in /proc/self/status only when it was built with seccomp.
+  UniqueFd fd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  std::string text(8192, '\0');
+  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(text.data()), text.size()});
+  return n && text.substr(0, *n).find("\nSeccomp:") != std::string::npos;
+}
 
 std::string DefaultRendererPath() {
   char buf[PATH_MAX];
@@ -81,6 +96,25 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   std::string path =
       options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
   std::unique_ptr<Broker> b(new Broker(std::move(*loop), std::move(options), std::move(path)));
+  if (!b->options_.sandbox) {
+    b->sandbox_level_ = sandbox::Level::kOff;
+    b->sandbox_note_ = "--no-sandbox";
+    std::fprintf(stderr,
+                 "sbx: WARNING: --no-sandbox: renderers run with no sandbox layer at all\n");
+  } else if (auto probe = ProbeNamespaces(b->RendererNamespaces()); !probe) {
+    b->sandbox_level_ = sandbox::Level::kNoNamespaces;
+    b->sandbox_note_ = "user namespaces unavailable: " + probe.error().ToString();
+    std::fprintf(stderr,
+                 "sbx: WARNING: %s\n"
+                 "sbx: WARNING: renderers get every other layer (seccomp-bpf, rlimits, no\n"
+                 "sbx: WARNING: capabilities, no_new_privs) but share the broker's namespaces\n",
+                 b->sandbox_note_.c_str());
+    if (!SeccompAvailable()) {
+      return MakeError(Errc::kState,
+                       "no sandbox layer is available (no user namespaces, no seccomp); "
+                       "pass --no-sandbox to run renderers unconfined");
+    }
+  }
   b->Tick();
   return b;
 }
@@ -94,6 +128,26 @@ Broker::Broker(EventLoop loop, BrokerOptions options, std::string renderer_path)
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
   hosts_.clear();
+}
+
+NamespaceSpec Broker::RendererNamespaces() const {
+  NamespaceSpec ns;
+  ns.clone_flags =
+      CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS;
+  // Inside, the renderer is uid 0 of its own namespace (it needs that to build its empty root)
+  // and then drops every capability. Outside, that uid is ours, or nobody when we are root:
+  // files owned by root must not be the renderer's to write should it ever see one.
+  bool root = ::geteuid() == 0;
+  ns.outside_uid = root ? 65534 : ::geteuid();
+  ns.outside_gid = root ? 65534 : ::getegid();
+  return ns;
+}
+
+Result<SandboxReport> Broker::Sandbox(int id) const {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  auto snap = (*h)->Snapshot(MonotonicNs());
+  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_);
 }
 
 int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; }

@@ -23,6 +23,9 @@
 #include "ipc/error.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
+#include "broker/launcher.h"
+#include "broker/sandbox_report.h"
+#include "sandbox/confine.h"
 
 namespace sbx {
 
@@ -38,6 +41,7 @@ enum class EventType {
   kRestarting,
   kFailed,
   kClosed,
+  kDrillReport,  // one finding of the escape drill (detail)
 };
 std::string_view EventTypeName(EventType t);
 
@@ -79,6 +83,7 @@ struct BrokerOptions {
   RestartPolicy::Config restart_policy;
   int term_grace_ms = 1000;     // SIGTERM to SIGKILL on close and shutdown
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
+  bool sandbox = true;  // false: --no-sandbox, renderers run with no layer at all
 };
 
 struct RendererSnapshot {
@@ -158,10 +163,16 @@ class Broker {
   BrokerStats Stats() const;
   int64_t NowMs() const;
   std::string renderer_path() const { return renderer_path_; }
+  // The sandbox renderers get, decided once at start-up, and why it is less than full.
+  sandbox::Level sandbox_level() const { return sandbox_level_; }
+  const std::string& sandbox_note() const { return sandbox_note_; }
+  // The renderer's sandbox as seen from outside, through /proc.
+  Result<SandboxReport> Sandbox(int id) const;
 
  private:
   friend class RendererHost;
   Broker(EventLoop loop, BrokerOptions options, std::string renderer_path);
+  NamespaceSpec RendererNamespaces() const;
   Result<RendererHost*> Find(int id) const;
   void Emit(const BrokerEvent& e);
   void NotifyFrame(int id, uint64_t frame);
@@ -179,6 +190,8 @@ class Broker {
   BrokerStats stats_;
   bool shutting_down_ = false;
   EventLoop::Token tick_timer_ = 0;
+  sandbox::Level sandbox_level_ = sandbox::Level::kFull;
+  std::string sandbox_note_;
 };
 
 }  // namespace sbx

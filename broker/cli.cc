@@ -29,6 +29,7 @@ const char* CommandLineHelp() {
          "  --hang-timeout MS          no heartbeat for MS ms means unresponsive (default 2000)\n"
          "  --kill-hung                kill unresponsive renderers (status hung) and restart\n"
          "  --no-restart               leave dead renderers dead\n"
+         "  --no-sandbox               run renderers with no sandbox at all (warns loudly)\n"
          "  --fps N                    frames per second (1-240, default 30)\n"
          "  --renderer-path PATH       another renderer binary speaking docs/PROTOCOL.md\n"
          "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'valgrind -q'\n"
@@ -66,6 +67,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     } else if (name == "--kill-hung") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.kill_hung = true;
+    } else if (name == "--no-sandbox") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.sandbox = false;
     } else if (name == "--no-restart") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.restart = false;

@@ -51,7 +51,8 @@ constexpr const char* kHelp[] = {
     "spawn [URL]",
     "close ID",
     "kill ID [SIGNAL]   (default SIGTERM; names like KILL, SIGSEGV or numbers)",
-    "crash ID segv|abort|stack-overflow",
+    "crash ID segv|abort|stack-overflow|escape",
+    "sandbox ID         (the renderer's sandbox, read from /proc, with a verdict)",
     "hang ID",
     "oom ID",
     "bad-ipc ID",
@@ -116,7 +117,15 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   if (cmd == "list") {
     if (words.size() != 1) return usage("list");
     json rs = json::array();
-    for (const auto& s : broker.List()) rs.push_back(SnapshotToJson(s));
+    for (const auto& s : broker.List()) {
+      json row = SnapshotToJson(s);
+      auto report = broker.Sandbox(s.id);
+      row["sandbox"] = report ? SandboxReportToJson(*report)
+                              : json{{"level", std::string(sandbox::LevelName(
+                                                   broker.sandbox_level()))},
+                                     {"verdict", "no live process"}};
+      rs.push_back(std::move(row));
+    }
     return reply({{"renderers", rs}});
   }
   if (cmd == "stats") {
@@ -146,11 +155,11 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   }
   if (cmd == "crash") {
     auto id = need_id(3, 3);
-    if (!id) return usage("crash ID segv|abort|stack-overflow");
+    if (!id) return usage("crash ID segv|abort|stack-overflow|escape");
     protocol::CrashKind kind;
     if (!protocol::CrashKindFromName(words[2], &kind)) {
       return reply(ErrorJson("unknown crash kind: " + std::string(words[2]) +
-                             " (segv, abort, stack-overflow)"));
+                             " (segv, abort, stack-overflow, escape)"));
     }
     return reply(ResultJson(broker.Crash(*id, kind)));
   }
@@ -161,6 +170,15 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
     if (cmd == "oom") return reply(ResultJson(broker.Oom(*id)));
     if (cmd == "bad-ipc") return reply(ResultJson(broker.BadIpc(*id)));
     return reply(ResultJson(broker.Reload(*id)));
+  }
+  if (cmd == "sandbox") {
+    auto id = need_id(2, 2);
+    if (!id) return usage("sandbox ID");
+    auto report = broker.Sandbox(*id);
+    if (!report) return reply(ErrorJson(report.error().ToString()));
+    json j = SandboxReportToJson(*report);
+    j["id"] = *id;
+    return reply(j);
   }
   if (cmd == "navigate") {
     auto id = need_id(3, 3);

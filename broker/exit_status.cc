@@ -41,6 +41,10 @@ ExitInfo ClassifyExit(int cld_code, int status, KillReason reason) {
       info.status = ExitStatus::kExited;
     } else if (status == protocol::kExitOom) {
       info.status = ExitStatus::kOom;
+    } else if (status == protocol::kExitLaunchFailed) {
+      // The child recipe, the renderer's own sandbox setup, or a wrapper that could not find
+      // the program (a shell's "command not found") all end with 127.
+      info.status = ExitStatus::kLaunchFailed;
     } else {
       info.status = ExitStatus::kAbnormal;
     }

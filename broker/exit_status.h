@@ -15,7 +15,7 @@ enum class ExitStatus {
   kCrashed,           // SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGTRAP
   kSandboxViolation,  // SIGSYS (a seccomp kill)
   kOom,               // exited with protocol::kExitOom
-  kLaunchFailed,      // the child recipe failed before exec
+  kLaunchFailed,      // the child recipe or the renderer's sandbox setup failed (exit 127)
   kBadMessage,        // killed by the broker for a protocol violation
   kHung,              // killed by the broker's hang watchdog (or a person choosing "Kill")
 };

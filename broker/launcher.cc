@@ -4,12 +4,15 @@
 #include <linux/close_range.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <string_view>
 #include <cstring>
 
 #include "ipc/posix.h"
@@ -33,9 +36,9 @@ struct SyncReport {
   ::_exit(protocol::kExitLaunchFailed);
 }
 
-// Runs in the child. DANGER: async-signal-safe calls only, no allocation.
-[[noreturn]] void ChildMain(const LaunchSpec& spec, char* const* argv, pid_t parent, int sync_fd,
-                            int max_target) {
+// DANGER: this and everything below it up to exec run in a child of clone3: async-signal-safe
+// calls only, no allocation, no locks.
+void ResetSignals(int sync_fd) {
   sigset_t none;
   sigemptyset(&none);
   if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) ChildFail(sync_fd, LaunchStep::kSignals);
@@ -46,7 +49,11 @@ struct SyncReport {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     ::sigaction(sig, &dfl, nullptr);  // fails harmlessly for the few reserved numbers
   }
+}
 
+[[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent, int sync_fd,
+                              int max_target) {
+  ResetSignals(sync_fd);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   // The parent may have died before PDEATHSIG was armed; then nobody would ever kill us.
   if (::getppid() != parent) ChildFail(sync_fd, LaunchStep::kParentDeath);
@@ -90,6 +97,202 @@ struct SyncReport {
   ChildFail(sync_fd, LaunchStep::kExec);
 }
 
+void WriteRecord(int fd, const InitRecord& r) {
+  ssize_t n;
+  do {
+    n = ::write(fd, &r, sizeof r);
+  } while (n < 0 && errno == EINTR);
+}
+
+// pid 1 of the new pid namespace. It stays this small on purpose: it holds no fd but its status
+// pipe, forks the program, reaps whatever dies, and reports the program's end.
+[[noreturn]] void InitMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int go_fd,
+                           int status_fd, int max_target) {
+  char go = 0;
+  ssize_t got;
+  do {
+    got = ::read(go_fd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1) {
+    errno = ECANCELED;  // the parent could not map our ids, or died
+    ChildFail(sync_fd, LaunchStep::kUserMap);
+  }
+  ::close(go_fd);
+  // Writing the maps does not change our own credentials: until we switch, we are still the
+  // parent's (unmapped) ids, and an exec would start the program with no capabilities in its
+  // namespace, unable to build its empty root. Id 0 inside is the mapped one. Supplementary
+  // groups inherited from a root parent must go too; an unprivileged parent had to deny
+  // setgroups, and keeps the user's own groups.
+  if (::setresgid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::setgroups(0, nullptr) != 0 && errno != EPERM) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::setresuid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+  ResetSignals(sync_fd);
+  // Our death (when the broker dies) takes the whole namespace with it.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  static constexpr char kHost[] = "sbx-renderer";
+  (void)::sethostname(kHost, sizeof kHost - 1);
+
+  // A raw clone, not fork(): glibc's fork runs atfork handlers and takes locks, which a child of
+  // a multi-threaded parent must not.
+  long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) ChildFail(sync_fd, LaunchStep::kInit);
+  if (pid == 0) ExecProgram(spec, argv, /*parent=*/1, sync_fd, max_target);
+
+  ::close(sync_fd);  // the program's exec alone decides when the parent sees EOF
+  WriteRecord(status_fd, InitRecord{InitRecord::kStarted, 0, static_cast<int32_t>(pid), 0});
+  if (status_fd > 0) ::syscall(SYS_close_range, 0, status_fd - 1, 0);
+  ::syscall(SYS_close_range, status_fd + 1, ~0U, 0);
+  for (;;) {
+    siginfo_t si;
+    std::memset(&si, 0, sizeof si);
+    if (::waitid(P_ALL, 0, &si, WEXITED) != 0) {
+      if (errno == EINTR) continue;
+      ::_exit(0);
+    }
+    if (si.si_pid == pid) {
+      WriteRecord(status_fd, InitRecord{InitRecord::kExited, si.si_code, si.si_status, 0});
+      ::_exit(0);
+    }
+  }
+}
+
+Result<void> WriteProcFile(pid_t pid, const char* name, const std::string& content) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return SysError("open " + path);
+  auto w = WriteAll(fd.get(), {reinterpret_cast<const uint8_t*>(content.data()), content.size()});
+  if (!w) return SysError("write " + path);
+  return {};
+}
+
+Result<void> WriteIdMaps(pid_t pid, uid_t uid, gid_t gid) {
+  if (auto r = WriteProcFile(pid, "uid_map", "0 " + std::to_string(uid) + " 1\n"); !r) return r;
+  // An unprivileged writer may map gids only after giving up setgroups(2) for the namespace;
+  // root keeps it, so the init can drop root's supplementary groups.
+  if (::geteuid() != 0) {
+    if (auto r = WriteProcFile(pid, "setgroups", "deny"); !r) return r;
+  }
+  return WriteProcFile(pid, "gid_map", "0 " + std::to_string(gid) + " 1\n");
+}
+
+void KillAndReap(int pidfd) {
+  (void)PidfdSendSignal(pidfd, SIGKILL);
+  siginfo_t si{};
+  (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, WEXITED); });
+}
+
+// The program's pid as we see it: the only child of its init, found through /proc so we never
+// guess a pid.
+pid_t FindProgramPid(pid_t init_pid) {
+  std::string path =
+      "/proc/" + std::to_string(init_pid) + "/task/" + std::to_string(init_pid) + "/children";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  char buf[64] = {};
+  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(buf), sizeof buf - 1});
+  if (!n || *n == 0) return 0;
+  pid_t pid = 0;
+  std::from_chars(buf, buf + *n, pid);
+  return pid;
+}
+
+pid_t ParentOf(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return -1;
+  char buf[2048] = {};
+  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(buf), sizeof buf - 1});
+  if (!n) return -1;
+  std::string_view text(buf, *n);
+  auto at = text.find("\nPPid:\t");
+  if (at == std::string_view::npos) return -1;
+  text.remove_prefix(at + 7);
+  pid_t ppid = -1;
+  std::from_chars(text.data(), text.data() + text.size(), ppid);
+  return ppid;
+}
+
+Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,
+                                         int max_target) {
+  const NamespaceSpec& ns = *spec.namespaces;
+  auto sync = MakePipe(false);
+  if (!sync) return std::unexpected(sync.error());
+  auto go = MakePipe(false);
+  if (!go) return std::unexpected(go.error());
+  auto status = MakePipe(false);
+  if (!status) return std::unexpected(status.error());
+
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD | ns.clone_flags;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return SysError("clone3 with namespaces");
+  if (pid == 0) {
+    ::close(go->write.get());
+    ::close(status->read.get());
+    InitMain(spec, argv, sync->write.get(), go->read.get(), status->write.get(), max_target);
+  }
+  LaunchedChild child;
+  child.init_pid = static_cast<pid_t>(pid);
+  child.init_pidfd = UniqueFd(pidfd);
+  sync->write.reset();
+  go->read.reset();
+  status->write.reset();
+
+  if (ns.clone_flags & CLONE_NEWUSER) {
+    if (auto r = WriteIdMaps(child.init_pid, ns.outside_uid, ns.outside_gid); !r) {
+      KillAndReap(child.init_pidfd.get());
+      Error e = r.error();
+      e.code = Errc::kState;
+      e.what = std::string("launch failed at ") + LaunchStepName(LaunchStep::kUserMap) + ": " +
+               e.what;
+      return std::unexpected(e);
+    }
+  }
+  static constexpr uint8_t kGo[1] = {'g'};
+  if (auto w = WriteAll(go->write.get(), kGo); !w) {
+    KillAndReap(child.init_pidfd.get());
+    return std::unexpected(w.error());
+  }
+  go->write.reset();
+
+  SyncReport report{};
+  auto got = ReadFull(sync->read.get(), {reinterpret_cast<uint8_t*>(&report), sizeof report});
+  if (!got || *got != 0) {
+    // The recipe failed in the init or the program; the init exits once it has reaped.
+    KillAndReap(child.init_pidfd.get());
+    if (!got) return std::unexpected(got.error());
+    if (*got != sizeof report) return MakeError(Errc::kState, "launch failed: short sync report");
+    return std::unexpected(Error{Errc::kState, report.err,
+                                 std::string("launch failed at ") +
+                                     LaunchStepName(static_cast<LaunchStep>(report.step))});
+  }
+  InitRecord started{};
+  auto rec = ReadFull(status->read.get(), {reinterpret_cast<uint8_t*>(&started), sizeof started});
+  if (!rec || *rec != sizeof started || started.kind != InitRecord::kStarted) {
+    KillAndReap(child.init_pidfd.get());
+    return MakeError(Errc::kState, "launch failed: the namespace init did not report");
+  }
+  if (auto r = SetNonBlocking(status->read.get(), true); !r) {
+    KillAndReap(child.init_pidfd.get());
+    return std::unexpected(r.error());
+  }
+  child.status_fd = std::move(status->read);
+  // If the program already died, there is no pid to find; its status is on the way regardless.
+  pid_t program = FindProgramPid(child.init_pid);
+  if (program > 0) {
+    auto p = PidfdOpen(program);
+    // Checked after opening: from here on the pidfd pins that very process.
+    if (p && ParentOf(program) == child.init_pid) {
+      child.pid = program;
+      child.pidfd = std::move(*p);
+    }
+  }
+  return child;
+}
+
 }  // namespace
 
 const char* LaunchStepName(LaunchStep step) {
@@ -102,6 +305,10 @@ const char* LaunchStepName(LaunchStep step) {
       return "remap fds";
     case LaunchStep::kExec:
       return "exec";
+    case LaunchStep::kUserMap:
+      return "user namespace id map";
+    case LaunchStep::kInit:
+      return "namespace init";
   }
   return "unknown step";
 }
@@ -114,6 +321,7 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
   argv.push_back(nullptr);
   int max_target = 2;
   for (auto [from, to] : spec.fds) max_target = std::max(max_target, to);
+  if (spec.namespaces) return LaunchInNamespaces(spec, argv.data(), max_target);
 
   auto sync = MakePipe(/*nonblocking=*/false);
   if (!sync) return std::unexpected(sync.error());
@@ -126,9 +334,11 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
   pid_t parent = ::getpid();
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0) return SysError("clone3");
-  if (pid == 0) ChildMain(spec, argv.data(), parent, sync->write.get(), max_target);
+  if (pid == 0) ExecProgram(spec, argv.data(), parent, sync->write.get(), max_target);
 
-  LaunchedChild child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
+  LaunchedChild child;
+  child.pid = static_cast<pid_t>(pid);
+  child.pidfd = UniqueFd(pidfd);
   sync->write.reset();
   SyncReport report{};
   auto got = ReadFull(sync->read.get(), {reinterpret_cast<uint8_t*>(&report), sizeof report});
@@ -142,6 +352,20 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
   Error e{Errc::kState, report.err,
           std::string("launch failed at ") + LaunchStepName(static_cast<LaunchStep>(report.step))};
   return std::unexpected(e);
+}
+
+}  // namespace sbx
+
+namespace sbx {
+
+Result<void> ProbeNamespaces(const NamespaceSpec& ns) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.namespaces = ns;
+  auto child = Launch(spec);
+  if (!child) return std::unexpected(child.error());
+  KillAndReap(child->init_pidfd.get());
+  return {};
 }
 
 }  // namespace sbx

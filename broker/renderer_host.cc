@@ -47,11 +47,14 @@ RendererHost::~RendererHost() {
   loop_.CancelTimer(restart_timer_);
   loop_.CancelTimer(kill_timer_);
   loop_.CancelTimer(eof_timer_);
-  if (pidfd_.valid()) {
-    (void)PidfdSendSignal(pidfd_.get(), SIGKILL);
+  // SIGKILL to a namespace's init takes every process in the namespace with it.
+  if (pidfd_.valid()) (void)PidfdSendSignal(pidfd_.get(), SIGKILL);
+  if (init_pidfd_.valid()) (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
+  int child = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
+  if (child >= 0) {
     siginfo_t si{};
     // Bounded: a SIGKILLed process exits promptly, and we must not leave a zombie behind.
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); });
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, child, &si, WEXITED); });
   }
   ReleaseProcess();
 }
@@ -114,6 +117,10 @@ void RendererHost::Start() {
   spec.argv.push_back("--page=" + page_);
   spec.argv.push_back("--fps=" + std::to_string(opt.fps));
   spec.argv.push_back(fallback_ ? "--heartbeat=pipe" : "--heartbeat=mq");
+  spec.argv.push_back("--sandbox=" + std::string(sandbox::LevelName(broker_.sandbox_level_)));
+  if (broker_.sandbox_level_ == sandbox::Level::kFull) {
+    spec.namespaces = broker_.RendererNamespaces();
+  }
   spec.fds = {{to_renderer->read.get(), protocol::kControlInFd},
               {from_renderer->write.get(), protocol::kControlOutFd},
               {frames_->fd(), protocol::kFrameFd}};
@@ -121,8 +128,10 @@ void RendererHost::Start() {
 
   auto child = Launch(spec);
   if (!child) return LaunchFailed(child.error());
-  pid_ = child->pid;
+  pid_ = child->pid > 0 ? child->pid : 0;
   pidfd_ = std::move(child->pidfd);
+  init_pidfd_ = std::move(child->init_pidfd);
+  status_fd_ = std::move(child->status_fd);
   ++broker_.stats_.spawns;
 
   auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
@@ -136,7 +145,10 @@ void RendererHost::Start() {
   }
   if (queue) queue_ = std::move(queue->reader);
 
-  auto w = loop_.Watch(pidfd_.get(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
+  // Our direct child tells us of the end: the renderer itself, or, sandboxed, its init, which
+  // exits as soon as it has reported the renderer's status.
+  int exit_fd = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
+  auto w = loop_.Watch(exit_fd, EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (w) exit_watch_ = *w;
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
@@ -148,9 +160,10 @@ void RendererHost::Start() {
   }
   if (!w) {
     // Without the exit watch we could never reap it: kill and reap now.
+    if (init_pidfd_.valid()) (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
     (void)Signal(SIGKILL, KillReason::kNone);
     siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); });
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, exit_fd, &si, WEXITED); });
     ReleaseProcess();
     return LaunchFailed(w.error());
   }
@@ -160,7 +173,7 @@ void RendererHost::Start() {
   if (fallback_) e.detail = "no message queue: " + queue_error;
   Emit(EventType::kSpawned, e);
   PayloadWriter hello;
-  hello.U32(static_cast<uint32_t>(pid_)).U32(opt.fps);
+  hello.U32(static_cast<uint32_t>(pid_)).U32(opt.fps).U32(static_cast<uint32_t>(::getpid()));
   (void)Send(MsgType::kHello, hello.data());
 }
 
@@ -183,6 +196,8 @@ void RendererHost::ReleaseProcess() {
   channel_.reset();
   queue_.reset();
   pidfd_.reset();
+  init_pidfd_.reset();
+  status_fd_.reset();
 }
 
 Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) {
@@ -222,9 +237,14 @@ void RendererHost::OnControlWritable() {
 }
 
 Result<void> RendererHost::Signal(int sig, KillReason reason) {
-  if (!pidfd_.valid()) return MakeError(Errc::kState, "renderer has no live process");
+  // Sandboxed, the renderer may have died before its pidfd could be opened; SIGKILL to the
+  // namespace's init then does the same job.
+  int target = pidfd_.valid()                           ? pidfd_.get()
+               : (init_pidfd_.valid() && sig == SIGKILL) ? init_pidfd_.get()
+                                                         : -1;
+  if (target < 0) return MakeError(Errc::kState, "renderer has no live process");
   if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
-  auto r = PidfdSendSignal(pidfd_.get(), sig);
+  auto r = PidfdSendSignal(target, sig);
   // ESRCH: it already exited and awaits reaping; the pidfd will report that.
   if (!r && r.error().sys_errno == ESRCH) return {};
   return r;
@@ -316,6 +336,16 @@ void RendererHost::HandleMessage(const Message& m, int64_t now) {
       if (cb) cb(rtt);
       return;
     }
+    case MsgType::kDrillReport: {
+      if (!TakeInboundToken(now)) return Violation("message flood");
+      auto text = DecodeDrillReport(m);
+      if (!text) return Violation(text.error().what);
+      std::fprintf(stderr, "sbx: renderer %d escape drill: %s\n", id_, text->c_str());
+      BrokerEvent e;
+      e.detail = *text;
+      Emit(EventType::kDrillReport, e);
+      return;
+    }
     case MsgType::kHeartbeat: {
       if (!fallback_) return Violation("heartbeat on the pipe while a queue exists");
       if (!TakeInboundToken(now)) return Violation("message flood");
@@ -396,8 +426,9 @@ void RendererHost::CheckWatchdog(int64_t now) {
 }
 
 void RendererHost::OnExitReadable() {
+  int child = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
   siginfo_t si{};
-  int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED | WNOHANG); });
+  int r = HandleEintr([&] { return ::waitid(P_PIDFD, child, &si, WEXITED | WNOHANG); });
   if (r != 0 || si.si_pid == 0) {
     if (r != 0 && errno == ECHILD) {
       // Someone else reaped it (should not happen); treat as gone.
@@ -407,7 +438,22 @@ void RendererHost::OnExitReadable() {
       return;
     }
   }
-  ExitInfo info = ClassifyExit(si.si_code, si.si_status, kill_reason_);
+  int cld_code = si.si_code;
+  int status = si.si_status;
+  if (init_pidfd_.valid()) {
+    // What counts is the renderer's end, which the init wrote before exiting. No report means
+    // the init itself was SIGKILLed, and the kernel SIGKILLed the whole namespace with it.
+    InitRecord rec{};
+    auto n = ReadFull(status_fd_.get(), {reinterpret_cast<uint8_t*>(&rec), sizeof rec});
+    if (n && *n == sizeof rec && rec.kind == InitRecord::kExited) {
+      cld_code = rec.cld_code;
+      status = rec.status;
+    } else {
+      cld_code = CLD_KILLED;
+      status = SIGKILL;
+    }
+  }
+  ExitInfo info = ClassifyExit(cld_code, status, kill_reason_);
   if (!violation_.empty() && (info.status == ExitStatus::kBadMessage ||
                               info.status == ExitStatus::kHung)) {
     info.detail = violation_;

@@ -41,7 +41,8 @@ class RendererHost {
 
   int id() const { return id_; }
   RendererState state() const { return state_; }
-  bool alive() const { return pidfd_.valid(); }
+  // Whether a process (or its namespace init) is still ours to reap.
+  bool alive() const { return pidfd_.valid() || init_pidfd_.valid(); }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
   RendererSnapshot Snapshot(int64_t now_ns) const;
 
@@ -74,7 +75,9 @@ class RendererHost {
   RestartPolicy policy_;
 
   pid_t pid_ = 0;
-  UniqueFd pidfd_;
+  UniqueFd pidfd_;       // the renderer: signals go here
+  UniqueFd init_pidfd_;  // sandboxed: the namespace's init, our direct child, reaped here
+  UniqueFd status_fd_;   // sandboxed: the init's report of the renderer's exit status
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;

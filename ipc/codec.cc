@@ -122,7 +122,8 @@ std::unexpected<Error> BadPayload(const Message& m) {
 Result<HelloMsg> DecodeHello(const Message& m) {
   PayloadReader r(m.payload);
   HelloMsg h{};
-  if (m.type != MsgType::kHello || !r.U32(&h.pid) || !r.U32(&h.fps) || !r.Done()) {
+  if (m.type != MsgType::kHello || !r.U32(&h.pid) || !r.U32(&h.fps) || !r.U32(&h.broker_pid) ||
+      !r.Done()) {
     return BadPayload(m);
   }
   if (h.fps < protocol::kMinFps || h.fps > protocol::kMaxFps) return BadPayload(m);
@@ -137,6 +138,18 @@ Result<std::string> DecodeNavigate(const Message& m) {
     return BadPayload(m);
   }
   return url;
+}
+
+Result<std::string> DecodeDrillReport(const Message& m) {
+  PayloadReader r(m.payload);
+  std::string text;
+  if (m.type != MsgType::kDrillReport || !r.Str(&text, protocol::kMaxDrillReport) || !r.Done()) {
+    return BadPayload(m);
+  }
+  for (char c : text) {
+    if (c < ' ' || c > '~') return BadPayload(m);
+  }
+  return text;
 }
 
 Result<uint32_t> DecodeU32(const Message& m) {

@@ -82,6 +82,7 @@ class Decoder {
 struct HelloMsg {
   uint32_t pid;
   uint32_t fps;
+  uint32_t broker_pid;
 };
 struct FrameReadyMsg {
   uint32_t buffer_index;
@@ -90,6 +91,8 @@ struct FrameReadyMsg {
 
 Result<HelloMsg> DecodeHello(const Message& m);
 Result<std::string> DecodeNavigate(const Message& m);
+// Printable ASCII only, at most kMaxDrillReport bytes.
+Result<std::string> DecodeDrillReport(const Message& m);
 Result<uint32_t> DecodeU32(const Message& m);  // kSetFps, kCrash
 Result<uint64_t> DecodeU64(const Message& m);  // kPing, kPong
 Result<FrameReadyMsg> DecodeFrameReady(const Message& m);

@@ -28,20 +28,23 @@ std::string_view MsgTypeName(MsgType t) {
       return "pong";
     case MsgType::kHeartbeat:
       return "heartbeat";
+    case MsgType::kDrillReport:
+      return "drill-report";
   }
   return "unknown";
 }
 
 bool IsKnownType(uint16_t raw, Direction dir) {
   if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 9;
-  return raw >= 64 && raw <= 66;
+  return raw >= 64 && raw <= 67;
 }
 
 size_t MinPayload(MsgType t) {
   switch (t) {
     case MsgType::kHello:
-      return 8;
+      return 12;
     case MsgType::kNavigate:
+    case MsgType::kDrillReport:
       return 4;
     case MsgType::kSetFps:
     case MsgType::kCrash:
@@ -64,6 +67,7 @@ size_t MinPayload(MsgType t) {
 
 size_t MaxPayload(MsgType t) {
   if (t == MsgType::kNavigate) return 4 + kMaxUrl;
+  if (t == MsgType::kDrillReport) return 4 + kMaxDrillReport;
   return MinPayload(t);
 }
 
@@ -75,12 +79,15 @@ std::string_view CrashKindName(CrashKind k) {
       return "abort";
     case CrashKind::kStackOverflow:
       return "stack-overflow";
+    case CrashKind::kEscape:
+      return "escape";
   }
   return "unknown";
 }
 
 bool CrashKindFromName(std::string_view name, CrashKind* out) {
-  for (auto k : {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow}) {
+  for (auto k : {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow,
+                 CrashKind::kEscape}) {
     if (name == CrashKindName(k)) {
       *out = k;
       return true;

@@ -23,12 +23,13 @@ inline constexpr int kExitLaunchFailed = 127;  // the child recipe failed before
 
 inline constexpr size_t kMaxPayload = 64 * 1024;
 inline constexpr size_t kMaxUrl = 2048;
+inline constexpr size_t kMaxDrillReport = 512;
 inline constexpr uint32_t kMinFps = 1;
 inline constexpr uint32_t kMaxFps = 240;
 
 enum class MsgType : uint16_t {
   // broker -> renderer
-  kHello = 1,     // u32 pid (as the broker sees it), u32 fps. Always the first message.
+  kHello = 1,     // u32 pid (as the broker sees it), u32 fps, u32 broker pid. Always first.
   kNavigate = 2,  // str url
   kSetFps = 3,    // u32 fps
   kPing = 4,      // u64 token
@@ -41,11 +42,12 @@ enum class MsgType : uint16_t {
   kFrameReady = 64,  // u32 buffer index, u64 frame number
   kPong = 65,        // u64 token (echoed)
   kHeartbeat = 66,   // the Heartbeat struct, only when running on the pipe fallback
+  kDrillReport = 67, // str: one line of the escape drill's findings
 };
 
 enum class Direction { kToRenderer, kToBroker };
 
-enum class CrashKind : uint32_t { kSegv = 1, kAbort = 2, kStackOverflow = 3 };
+enum class CrashKind : uint32_t { kSegv = 1, kAbort = 2, kStackOverflow = 3, kEscape = 4 };
 
 // Header of every pipe message, native byte order (both ends are on one machine).
 struct MessageHeader {

@@ -9,6 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -16,7 +20,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <functional>
 #include <vector>
+
+extern char** environ;
 
 #include "ipc/channel.h"
 #include "ipc/codec.h"
@@ -25,6 +32,8 @@
 #include "ipc/posix.h"
 #include "ipc/protocol.h"
 #include "renderer/pages.h"
+#include "sandbox/confine.h"
+#include "sandbox/policy.h"
 
 namespace sbx::renderer {
 namespace {
@@ -39,6 +48,7 @@ struct Args {
   std::string page;
   uint32_t fps = 30;
   bool queue = true;
+  sandbox::Level sandbox = sandbox::Level::kFull;
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -72,6 +82,8 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       if (ec != std::errc() || a.fps < protocol::kMinFps || a.fps > protocol::kMaxFps) {
         return std::nullopt;
       }
+    } else if (auto v = value("--sandbox=")) {
+      if (!sandbox::LevelFromName(*v, &a.sandbox)) return std::nullopt;
     } else if (auto v = value("--heartbeat=")) {
       if (*v != "mq" && *v != "pipe") return std::nullopt;
       a.queue = *v == "mq";
@@ -114,6 +126,8 @@ int Recurse(volatile int* depth) {
     }
     case protocol::CrashKind::kAbort:
       std::abort();
+    case protocol::CrashKind::kEscape:  // handled by Renderer::Escape
+      break;
     case protocol::CrashKind::kStackOverflow:
     {
       volatile int depth = 0;
@@ -209,7 +223,7 @@ class Renderer {
  private:
   bool WaitForHello() {
     int64_t deadline = MonotonicNs() + kHelloTimeoutMs * kNsPerMs;
-    while (pid_ == 0) {
+    while (!hello_) {
       int64_t left = (deadline - MonotonicNs()) / kNsPerMs;
       if (left <= 0) {
         std::fprintf(stderr, "sbx-renderer %d: no hello from the broker\n", args_.id);
@@ -238,13 +252,15 @@ class Renderer {
   }
 
   bool Handle(const Message& m) {
-    if (pid_ == 0 && m.type != MsgType::kHello) return false;  // hello must come first
+    if (!hello_ && m.type != MsgType::kHello) return false;  // hello must come first
     switch (m.type) {
       case MsgType::kHello: {
         auto h = DecodeHello(m);
         if (!h) return false;
+        hello_ = true;
         pid_ = static_cast<int>(h->pid);
         fps_ = h->fps;
+        broker_pid_ = static_cast<int>(h->broker_pid);
         return true;
       }
       case MsgType::kNavigate: {
@@ -270,7 +286,8 @@ class Renderer {
         return false;
       case MsgType::kCrash: {
         auto kind = DecodeU32(m);
-        if (!kind || *kind < 1 || *kind > 3) return false;
+        if (!kind || *kind < 1 || *kind > 4) return false;
+        if (*kind == static_cast<uint32_t>(protocol::CrashKind::kEscape)) Escape();
         Crash(static_cast<protocol::CrashKind>(*kind));
       }
       case MsgType::kHang:
@@ -283,6 +300,87 @@ class Renderer {
       default:
         return false;
     }
+  }
+
+  void Report(const std::string& line) {
+    PayloadWriter w;
+    w.Str(line.substr(0, protocol::kMaxDrillReport));
+    (void)channel_.Send(MsgType::kDrillReport, w.data());
+    // The last attempt may kill us: make sure every report is out before it.
+    while (channel_.HasPendingOutput()) {
+      pollfd p{channel_.out_fd(), POLLOUT, 0};
+      if (HandleEintr([&] { return ::poll(&p, 1, 1000); }) <= 0 || !channel_.Flush()) break;
+    }
+  }
+
+  // Reports what a syscall attempt did: "denied (EPERM)", or "ALLOWED" when it got through.
+  void Attempt(const char* what, const char* syscall_name, const std::function<long()>& call) {
+    const sandbox::SyscallRule* rule = sandbox::FindRule(syscall_name);
+    if (args_.sandbox != sandbox::Level::kOff && rule != nullptr &&
+        rule->outcome == sandbox::Outcome::kKill) {
+      Report(std::string(what) + ": the policy kills (SIGSYS); tried last");
+      return;
+    }
+    errno = 0;
+    long r = call();
+    if (r < 0) {
+      Report(std::string(what) + ": denied (" + std::strerror(errno) + ")");
+    } else {
+      Report(std::string(what) + ": ALLOWED (not sandboxed)");
+    }
+  }
+
+  // The escape drill: what a compromised renderer would try, in turn. Each denied attempt is
+  // reported; execve, which the policy answers with SIGSYS, is made last and for real.
+  [[noreturn]] void Escape() {
+    Report("escape drill: sandbox " + std::string(sandbox::LevelName(args_.sandbox)));
+    Attempt("open(\"/etc/passwd\")", "openat", [] {
+      long fd = ::open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) ::close(static_cast<int>(fd));
+      return fd;
+    });
+    Attempt("socket(AF_INET)", "socket", [] {
+      long fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd >= 0) ::close(static_cast<int>(fd));
+      return fd;
+    });
+    Attempt("connect to the broker's control socket", "socket", [] {
+      long fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd >= 0) ::close(static_cast<int>(fd));  // reaching the socket needs one first
+      return fd;
+    });
+    Attempt("fork()", "fork", [] {
+      pid_t child = ::fork();
+      if (child == 0) ::_exit(0);
+      if (child > 0) ::waitpid(child, nullptr, 0);
+      return static_cast<long>(child);
+    });
+    Attempt("execve(\"/bin/sh\")", "execve", [] { return -1L; });
+    Attempt("ptrace(PTRACE_ATTACH, broker)", "ptrace", [] { return -1L; });
+    int broker = broker_pid_;
+    Attempt("kill(broker, 0)", "kill", [broker] { return static_cast<long>(::kill(broker, 0)); });
+    Attempt("mq_open(new queue)", "mq_open", [] {
+      mqd_t q = ::mq_open("/sbx-escape", O_CREAT | O_RDWR | O_CLOEXEC, 0600, nullptr);
+      if (q != static_cast<mqd_t>(-1)) {
+        ::mq_close(q);
+        ::mq_unlink("/sbx-escape");
+      }
+      return static_cast<long>(q);
+    });
+    Attempt("write a file in /tmp", "openat", [] {
+      long fd = ::open("/tmp/sbx-escape", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        ::close(static_cast<int>(fd));
+        ::unlink("/tmp/sbx-escape");
+      }
+      return fd;
+    });
+    Report("execve(\"/bin/sh\"): trying it now");
+    char sh[] = "/bin/sh";
+    char* const argv[] = {sh, nullptr};
+    ::execve(sh, argv, environ);
+    Report(std::string("execve: denied (") + std::strerror(errno) + ")");
+    ::_exit(0);
   }
 
   void SendGarbage() {
@@ -346,7 +444,9 @@ class Renderer {
   int queue_fd_;
   uint32_t fps_;
   size_t vm_at_start_;
+  bool hello_ = false;
   int pid_ = 0;
+  int broker_pid_ = 0;
   uint64_t frame_ = 0;
   uint32_t render_us_ = 0;
   int64_t next_frame_ns_ = 0;
@@ -381,6 +481,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   int queue_fd = args->queue ? protocol::kHeartbeatFd : -1;
+  sandbox::Level level = args->sandbox;
   renderer::Renderer r(std::move(*args), std::move(*channel), std::move(*frames), queue_fd);
-  return r.Run();
+  // Everything the renderer needs is loaded and allocated; from here on it is a prisoner.
+  if (auto s = sandbox::EnterSandbox(level, ::getpid()); !s) {
+    std::fprintf(stderr, "sbx-renderer: %s\n", s.error().ToString().c_str());
+    ::_exit(protocol::kExitLaunchFailed);
+  }
+  // _exit, not return: exit-time work (a sanitizer's leak check, for one) would need syscalls
+  // the policy denies.
+  ::_exit(r.Run());
 }

@@ -1,0 +1,149 @@
+#include "sandbox/confine.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include "sandbox/policy.h"
+
+namespace sbx::sandbox {
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr rlim_t kAddressSpace = RLIM_INFINITY;
+#else
+constexpr rlim_t kAddressSpace = rlim_t{1} << 30;
+#endif
+
+constexpr std::array kLimitTable{
+    Limit{RLIMIT_AS, "Max address space", kAddressSpace,
+          "1 GiB: a renderer needs ~30 MiB plus its two frame buffers; the oom drill and a "
+          "runaway page hit this instead of the machine's OOM killer"},
+    Limit{RLIMIT_NOFILE, "Max open files", 16,
+          "it needs fds 0-6 and opens nothing after start (open is denied anyway)"},
+    Limit{RLIMIT_NPROC, "Max processes", 16,
+          "a few threads at most; fork is denied by seccomp, this is a second wall"},
+    Limit{RLIMIT_FSIZE, "Max file size", 0, "it writes no files; SIGXFSZ is ignored, writes fail"},
+    Limit{RLIMIT_CORE, "Max core file size", 0, "a crash must not dump the page's memory"},
+    Limit{RLIMIT_MSGQUEUE, "Max msgqueue size", 0, "queues come from the broker only"},
+    Limit{RLIMIT_MEMLOCK, "Max locked memory", 0, "nothing to lock"},
+};
+
+Result<void> Step(bool ok, const char* what) {
+  if (ok) return {};
+  return SysError(std::string("sandbox: ") + what);
+}
+
+Result<void> EmptyRoot() {
+  if (auto r = Step(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0,
+                    "make mounts private");
+      !r) {
+    return r;
+  }
+  // Any directory that exists will do as a mount point: the tmpfs hides it in this namespace
+  // only, and after pivot_root nothing of the old tree is reachable.
+  const char* dir = nullptr;
+  for (const char* candidate : {"/tmp", "/mnt", "/dev"}) {
+    struct stat st;
+    if (::stat(candidate, &st) == 0 && S_ISDIR(st.st_mode)) {
+      dir = candidate;
+      break;
+    }
+  }
+  if (dir == nullptr) {
+    errno = ENOENT;
+    return SysError("sandbox: no directory to mount the empty root on");
+  }
+  if (auto r = Step(::mount("sbx-empty", dir, "tmpfs",
+                            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            "size=4k,nr_inodes=2,mode=0555") == 0,
+                    "mount the empty root");
+      !r) {
+    return r;
+  }
+  if (auto r = Step(::chdir(dir) == 0, "chdir to the empty root"); !r) return r;
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only
+  // the empty tmpfs.
+  if (auto r = Step(::syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root"); !r) return r;
+  if (auto r = Step(::umount2(".", MNT_DETACH) == 0, "detach the old root"); !r) return r;
+  return Step(::chdir("/") == 0, "chdir /");
+}
+
+Result<void> DropCapabilities() {
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    // EINVAL: a capability this kernel does not know; nothing to drop.
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      // Without CAP_SETPCAP the bounding set cannot change; then we hold no capability anyway
+      // (checked below by clearing the sets, which always succeeds).
+      if (errno == EPERM) break;
+      return SysError("sandbox: drop bounding capability");
+    }
+  }
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  return Step(::syscall(SYS_capset, &header, data) == 0, "clear capabilities");
+}
+
+Result<void> ApplyLimits() {
+  for (const auto& l : kLimitTable) {
+    rlimit value{l.value, l.value};
+    if (::setrlimit(l.resource, &value) != 0) {
+      return SysError("sandbox: setrlimit " + std::string(l.name));
+    }
+  }
+  // With a zero file size limit a write past the end raises SIGXFSZ; an error is kinder to a
+  // renderer whose stderr happens to be a file.
+  ::signal(SIGXFSZ, SIG_IGN);
+  return {};
+}
+
+}  // namespace
+
+std::string_view LevelName(Level level) {
+  switch (level) {
+    case Level::kFull:
+      return "full";
+    case Level::kNoNamespaces:
+      return "no-namespaces";
+    case Level::kOff:
+      return "off";
+  }
+  return "unknown";
+}
+
+bool LevelFromName(std::string_view name, Level* out) {
+  for (Level l : {Level::kFull, Level::kNoNamespaces, Level::kOff}) {
+    if (name == LevelName(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::span<const Limit> Limits() { return kLimitTable; }
+
+Result<void> EnterSandbox(Level level, int self_pid) {
+  if (level == Level::kOff) return {};
+  if (level == Level::kFull) {
+    if (auto r = EmptyRoot(); !r) return r;
+  }
+  if (auto r = DropCapabilities(); !r) return r;
+  if (auto r = Step(::prctl(PR_SET_DUMPABLE, 0) == 0, "PR_SET_DUMPABLE"); !r) return r;
+  if (auto r = ApplyLimits(); !r) return r;
+  if (auto r = Step(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS"); !r) {
+    return r;
+  }
+  return InstallSeccompPolicy(self_pid);
+}
+
+}  // namespace sbx::sandbox

@@ -1,0 +1,44 @@
+// The layers a renderer applies to itself once it has loaded everything it needs, in a fixed
+// order; the first that fails stops the renderer (the broker sees `launch-failed`), so a
+// renderer is never silently weaker than asked.
+//
+//   1. (namespaces only) mounts made private, an empty read-only tmpfs becomes the root
+//      (pivot_root, the old root detached)
+//   2. every capability dropped: bounding set, then effective/permitted/inheritable
+//   3. PR_SET_DUMPABLE 0
+//   4. rlimits (kLimits)
+//   5. PR_SET_NO_NEW_PRIVS 1 and the seccomp-bpf policy (policy.h), on every thread
+#pragma once
+
+#include <sys/resource.h>
+
+#include <span>
+#include <string_view>
+
+#include "ipc/error.h"
+
+namespace sbx::sandbox {
+
+enum class Level {
+  kFull,          // all five steps (the renderer runs in new namespaces)
+  kNoNamespaces,  // steps 2-5: user namespaces are unavailable on this machine
+  kOff,           // --no-sandbox: nothing
+};
+std::string_view LevelName(Level level);
+bool LevelFromName(std::string_view name, Level* out);
+
+struct Limit {
+  int resource;
+  std::string_view name;  // as /proc/PID/limits spells it
+  rlim_t value;           // soft = hard; RLIM_INFINITY where the build cannot have one
+  std::string_view why;
+};
+
+// The documented limits (docs/SANDBOX.md). The address-space limit is absent from sanitizer
+// builds, whose shadow memory reserves terabytes of address space.
+std::span<const Limit> Limits();
+
+// Applies the layers of `level`; `self_pid` is getpid() as the caller sees it.
+Result<void> EnterSandbox(Level level, int self_pid);
+
+}  // namespace sbx::sandbox
