@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -101,9 +102,9 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
     b->sandbox_note_ = "--no-sandbox";
     std::fprintf(stderr,
                  "sbx: WARNING: --no-sandbox: renderers run with no sandbox layer at all\n");
-  } else if (auto probe = ProbeNamespaces(b->RendererNamespaces()); !probe) {
+  } else if (auto holder = b->EnsureNamespaceHolder(); !holder) {
     b->sandbox_level_ = sandbox::Level::kNoNamespaces;
-    b->sandbox_note_ = "user namespaces unavailable: " + probe.error().ToString();
+    b->sandbox_note_ = "user namespaces unavailable: " + holder.error().ToString();
     std::fprintf(stderr,
                  "sbx: WARNING: %s\n"
                  "sbx: WARNING: renderers get every other layer (seccomp-bpf, rlimits, no\n"
@@ -128,19 +129,49 @@ Broker::Broker(EventLoop loop, BrokerOptions options, std::string renderer_path)
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
   hosts_.clear();
+  loop_.Unwatch(holder_watch_);
+  holder_.reset();
 }
 
 NamespaceSpec Broker::RendererNamespaces() const {
-  NamespaceSpec ns;
-  ns.clone_flags =
-      CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS;
-  // Inside, the renderer is uid 0 of its own namespace (it needs that to build its empty root)
-  // and then drops every capability. Outside, that uid is ours, or nobody when we are root:
-  // files owned by root must not be the renderer's to write should it ever see one.
+  return NamespaceSpec{holder_ ? holder_->pidfd() : -1};
+}
+
+Result<void> Broker::EnsureNamespaceHolder() {
+  if (holder_) return {};
+  // Inside, a renderer is uid 0 of the sandbox's user namespace (it needs that to chroot) and
+  // then drops every capability. Outside, that uid is ours, or nobody when we are root: files
+  // owned by root must not be the renderer's to write should it ever see one.
   bool root = ::geteuid() == 0;
-  ns.outside_uid = root ? 65534 : ::geteuid();
-  ns.outside_gid = root ? 65534 : ::getegid();
-  return ns;
+  uid_t uid = root ? 65534 : ::geteuid();
+  gid_t gid = root ? 65534 : ::getegid();
+  // The empty root covers a directory in the sandbox's mount namespace only. It must not be on
+  // the way to the renderer binary, which is exec'd in that namespace.
+  std::string exe = renderer_path_;
+  char real[PATH_MAX];
+  if (::realpath(renderer_path_.c_str(), real) != nullptr) exe = real;
+  std::string dir;
+  for (const char* candidate : {"/mnt", "/srv", "/media", "/opt", "/var/empty", "/tmp"}) {
+    struct stat st;
+    std::string prefix = std::string(candidate) + "/";
+    if (::stat(candidate, &st) == 0 && S_ISDIR(st.st_mode) && !exe.starts_with(prefix)) {
+      dir = candidate;
+      break;
+    }
+  }
+  if (dir.empty()) return MakeError(Errc::kNotFound, "no directory for the empty root");
+  auto h = NamespaceHolder::Create(uid, gid, dir);
+  if (!h) return std::unexpected(h.error());
+  holder_.emplace(std::move(*h));
+  auto w = loop_.Watch(holder_->pidfd(), EPOLLIN, [this](uint32_t) {
+    // Killed from outside: forget it (its destructor reaps) and make a new one at next spawn.
+    std::fprintf(stderr, "sbx: WARNING: the sandbox namespace holder died; recreating it\n");
+    loop_.Unwatch(holder_watch_);
+    holder_watch_ = 0;
+    holder_.reset();
+  });
+  if (w) holder_watch_ = *w;
+  return {};
 }
 
 Result<SandboxReport> Broker::Sandbox(int id) const {

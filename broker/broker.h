@@ -166,6 +166,8 @@ class Broker {
   // The sandbox renderers get, decided once at start-up, and why it is less than full.
   sandbox::Level sandbox_level() const { return sandbox_level_; }
   const std::string& sandbox_note() const { return sandbox_note_; }
+  // The directory renderers chroot into (empty and read-only in their mount namespace).
+  std::string sandbox_root() const { return holder_ ? holder_->empty_root() : std::string(); }
   // The renderer's sandbox as seen from outside, through /proc.
   Result<SandboxReport> Sandbox(int id) const;
 
@@ -173,6 +175,8 @@ class Broker {
   friend class RendererHost;
   Broker(EventLoop loop, BrokerOptions options, std::string renderer_path);
   NamespaceSpec RendererNamespaces() const;
+  // Creates the namespace holder if there is none (or it died); false if it cannot be had.
+  Result<void> EnsureNamespaceHolder();
   Result<RendererHost*> Find(int id) const;
   void Emit(const BrokerEvent& e);
   void NotifyFrame(int id, uint64_t frame);
@@ -192,6 +196,8 @@ class Broker {
   EventLoop::Token tick_timer_ = 0;
   sandbox::Level sandbox_level_ = sandbox::Level::kFull;
   std::string sandbox_note_;
+  std::optional<NamespaceHolder> holder_;
+  EventLoop::Token holder_watch_ = 0;
 };
 
 }  // namespace sbx

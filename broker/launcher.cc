@@ -5,6 +5,8 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -106,28 +108,10 @@ void WriteRecord(int fd, const InitRecord& r) {
 
 // pid 1 of the new pid namespace. It stays this small on purpose: it holds no fd but its status
 // pipe, forks the program, reaps whatever dies, and reports the program's end.
-[[noreturn]] void InitMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int go_fd,
-                           int status_fd, int max_target) {
-  char go = 0;
-  ssize_t got;
-  do {
-    got = ::read(go_fd, &go, 1);
-  } while (got < 0 && errno == EINTR);
-  if (got != 1) {
-    errno = ECANCELED;  // the parent could not map our ids, or died
-    ChildFail(sync_fd, LaunchStep::kUserMap);
-  }
-  ::close(go_fd);
-  // Writing the maps does not change our own credentials: until we switch, we are still the
-  // parent's (unmapped) ids, and an exec would start the program with no capabilities in its
-  // namespace, unable to build its empty root. Id 0 inside is the mapped one. Supplementary
-  // groups inherited from a root parent must go too; an unprivileged parent had to deny
-  // setgroups, and keeps the user's own groups.
-  if (::setresgid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
-  if (::setgroups(0, nullptr) != 0 && errno != EPERM) ChildFail(sync_fd, LaunchStep::kUserMap);
-  if (::setresuid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+[[noreturn]] void InitMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int status_fd,
+                           int max_target) {
   ResetSignals(sync_fd);
-  // Our death (when the broker dies) takes the whole namespace with it.
+  // Our death (when the broker dies) takes the whole pid namespace with it.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   static constexpr char kHost[] = "sbx-renderer";
   (void)::sethostname(kHost, sizeof kHost - 1);
@@ -154,6 +138,69 @@ void WriteRecord(int fd, const InitRecord& r) {
       ::_exit(0);
     }
   }
+}
+
+// Becomes uid/gid 0 of the user namespace just joined or created. Joining or mapping does not
+// change our own credentials: until we switch, we keep the parent's (unmapped) ids, and an exec
+// would start the program with no capabilities in its namespace. Supplementary groups inherited
+// from a root parent go too; an unprivileged parent had to deny setgroups and keeps the user's
+// own groups.
+void BecomeNamespaceRoot(int sync_fd) {
+  if (::setresgid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::setgroups(0, nullptr) != 0 && errno != EPERM) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::setresuid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+}
+
+// The first child of a namespaced launch: joins the holder's namespaces, makes new pid, ipc and
+// uts namespaces, starts the init as a sibling (CLONE_PARENT: the broker is its parent and reaps
+// it), tells the parent the init's pid, and exits.
+[[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd,
+                             int status_fd, int report_fd, int max_target) {
+  if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
+    ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
+  }
+  BecomeNamespaceRoot(sync_fd);
+  if (::unshare(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+    ChildFail(sync_fd, LaunchStep::kNewNamespaces);
+  }
+  long pid = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+  if (pid < 0) ChildFail(sync_fd, LaunchStep::kInit);
+  if (pid == 0) {
+    ::close(report_fd);
+    InitMain(spec, argv, sync_fd, status_fd, max_target);
+  }
+  int32_t init_pid = static_cast<int32_t>(pid);
+  ssize_t n;
+  do {
+    n = ::write(report_fd, &init_pid, sizeof init_pid);
+  } while (n < 0 && errno == EINTR);
+  ::_exit(0);
+}
+
+// The namespace holder: becomes root of its new user namespace, makes its mounts private and
+// mounts the empty root, then reports success by closing the sync pipe and sleeps for good.
+[[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root) {
+  char go = 0;
+  ssize_t got;
+  do {
+    got = ::read(go_fd, &go, 1);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1) {
+    errno = ECANCELED;  // the parent could not map our ids, or died
+    ChildFail(sync_fd, LaunchStep::kUserMap);
+  }
+  ResetSignals(sync_fd);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  BecomeNamespaceRoot(sync_fd);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    ChildFail(sync_fd, LaunchStep::kMount);
+  }
+  if (::mount("sbx-empty", empty_root, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,nr_inodes=2,mode=0555") != 0) {
+    ChildFail(sync_fd, LaunchStep::kMount);
+  }
+  ::syscall(SYS_close_range, 0, ~0U, 0);  // includes the sync pipe: EOF means ready
+  for (;;) ::pause();
 }
 
 Result<void> WriteProcFile(pid_t pid, const char* name, const std::string& content) {
@@ -212,62 +259,69 @@ pid_t ParentOf(pid_t pid) {
   return ppid;
 }
 
+Result<void> ReadSyncReport(int fd) {
+  SyncReport report{};
+  auto got = ReadFull(fd, {reinterpret_cast<uint8_t*>(&report), sizeof report});
+  if (!got) return std::unexpected(got.error());
+  if (*got == 0) return {};  // EOF: the exec (or the holder's setup) happened
+  if (*got != sizeof report) return MakeError(Errc::kState, "launch failed: short sync report");
+  return std::unexpected(Error{Errc::kState, report.err,
+                               std::string("launch failed at ") +
+                                   LaunchStepName(static_cast<LaunchStep>(report.step))});
+}
+
 Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,
                                          int max_target) {
-  const NamespaceSpec& ns = *spec.namespaces;
   auto sync = MakePipe(false);
   if (!sync) return std::unexpected(sync.error());
-  auto go = MakePipe(false);
-  if (!go) return std::unexpected(go.error());
   auto status = MakePipe(false);
   if (!status) return std::unexpected(status.error());
+  auto report = MakePipe(false);
+  if (!report) return std::unexpected(report.error());
 
-  int pidfd = -1;
+  int joiner_fd = -1;
   clone_args args{};
-  args.flags = CLONE_PIDFD | ns.clone_flags;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.flags = CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&joiner_fd);
   args.exit_signal = SIGCHLD;
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid < 0) return SysError("clone3 with namespaces");
+  if (pid < 0) return SysError("clone3");
   if (pid == 0) {
-    ::close(go->write.get());
+    ::close(report->read.get());
     ::close(status->read.get());
-    InitMain(spec, argv, sync->write.get(), go->read.get(), status->write.get(), max_target);
+    JoinerMain(spec, argv, sync->write.get(), status->write.get(), report->write.get(),
+               max_target);
+  }
+  UniqueFd joiner(joiner_fd);
+  sync->write.reset();
+  status->write.reset();
+  report->write.reset();
+
+  int32_t init_pid = 0;
+  auto got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(&init_pid), sizeof init_pid});
+  siginfo_t si{};
+  (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
+  if (!got || *got != sizeof init_pid || init_pid <= 0) {
+    // The joiner failed before starting the init; its sync report says where.
+    if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
+    return MakeError(Errc::kState, "launch failed: no namespace init");
   }
   LaunchedChild child;
-  child.init_pid = static_cast<pid_t>(pid);
-  child.init_pidfd = UniqueFd(pidfd);
-  sync->write.reset();
-  go->read.reset();
-  status->write.reset();
-
-  if (ns.clone_flags & CLONE_NEWUSER) {
-    if (auto r = WriteIdMaps(child.init_pid, ns.outside_uid, ns.outside_gid); !r) {
-      KillAndReap(child.init_pidfd.get());
-      Error e = r.error();
-      e.code = Errc::kState;
-      e.what = std::string("launch failed at ") + LaunchStepName(LaunchStep::kUserMap) + ": " +
-               e.what;
-      return std::unexpected(e);
-    }
+  child.init_pid = init_pid;
+  // The init is our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
+  auto init_fd = PidfdOpen(init_pid);
+  if (!init_fd) {
+    ::kill(init_pid, SIGKILL);
+    siginfo_t ignored{};
+    (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(init_pid), &ignored, WEXITED); });
+    return std::unexpected(init_fd.error());
   }
-  static constexpr uint8_t kGo[1] = {'g'};
-  if (auto w = WriteAll(go->write.get(), kGo); !w) {
-    KillAndReap(child.init_pidfd.get());
-    return std::unexpected(w.error());
-  }
-  go->write.reset();
+  child.init_pidfd = std::move(*init_fd);
 
-  SyncReport report{};
-  auto got = ReadFull(sync->read.get(), {reinterpret_cast<uint8_t*>(&report), sizeof report});
-  if (!got || *got != 0) {
+  if (auto r = ReadSyncReport(sync->read.get()); !r) {
     // The recipe failed in the init or the program; the init exits once it has reaped.
     KillAndReap(child.init_pidfd.get());
-    if (!got) return std::unexpected(got.error());
-    if (*got != sizeof report) return MakeError(Errc::kState, "launch failed: short sync report");
-    return std::unexpected(Error{Errc::kState, report.err,
-                                 std::string("launch failed at ") +
-                                     LaunchStepName(static_cast<LaunchStep>(report.step))});
+    return std::unexpected(r.error());
   }
   InitRecord started{};
   auto rec = ReadFull(status->read.get(), {reinterpret_cast<uint8_t*>(&started), sizeof started});
@@ -306,9 +360,15 @@ const char* LaunchStepName(LaunchStep step) {
     case LaunchStep::kExec:
       return "exec";
     case LaunchStep::kUserMap:
-      return "user namespace id map";
+      return "user namespace ids";
+    case LaunchStep::kJoinNamespaces:
+      return "join the sandbox namespaces";
+    case LaunchStep::kNewNamespaces:
+      return "new pid/ipc/uts namespaces";
     case LaunchStep::kInit:
       return "namespace init";
+    case LaunchStep::kMount:
+      return "mount the empty root";
   }
   return "unknown step";
 }
@@ -358,14 +418,38 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
 
 namespace sbx {
 
-Result<void> ProbeNamespaces(const NamespaceSpec& ns) {
-  LaunchSpec spec;
-  spec.argv = {"/bin/true"};
-  spec.namespaces = ns;
-  auto child = Launch(spec);
-  if (!child) return std::unexpected(child.error());
-  KillAndReap(child->init_pidfd.get());
-  return {};
+Result<NamespaceHolder> NamespaceHolder::Create(uid_t outside_uid, gid_t outside_gid,
+                                                const std::string& empty_root) {
+  auto sync = MakePipe(false);
+  if (!sync) return std::unexpected(sync.error());
+  auto go = MakePipe(false);
+  if (!go) return std::unexpected(go.error());
+  std::string root = empty_root;  // its c_str() must not allocate in the child
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return SysError("clone3(CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS)");
+  if (pid == 0) {
+    ::close(go->write.get());
+    HolderMain(sync->write.get(), go->read.get(), root.c_str());
+  }
+  NamespaceHolder holder(static_cast<pid_t>(pid), UniqueFd(pidfd), empty_root);
+  sync->write.reset();
+  go->read.reset();
+  if (auto r = WriteIdMaps(holder.pid_, outside_uid, outside_gid); !r) {
+    return std::unexpected(r.error());  // the destructor kills and reaps it
+  }
+  static constexpr uint8_t kGo[1] = {'g'};
+  if (auto w = WriteAll(go->write.get(), kGo); !w) return std::unexpected(w.error());
+  if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
+  return holder;
+}
+
+NamespaceHolder::~NamespaceHolder() {
+  if (pidfd_.valid()) KillAndReap(pidfd_.get());
 }
 
 }  // namespace sbx

@@ -119,7 +119,9 @@ void RendererHost::Start() {
   spec.argv.push_back(fallback_ ? "--heartbeat=pipe" : "--heartbeat=mq");
   spec.argv.push_back("--sandbox=" + std::string(sandbox::LevelName(broker_.sandbox_level_)));
   if (broker_.sandbox_level_ == sandbox::Level::kFull) {
+    if (auto h = broker_.EnsureNamespaceHolder(); !h) return LaunchFailed(h.error());
     spec.namespaces = broker_.RendererNamespaces();
+    spec.argv.push_back("--sandbox-root=" + broker_.sandbox_root());
   }
   spec.fds = {{to_renderer->read.get(), protocol::kControlInFd},
               {from_renderer->write.get(), protocol::kControlOutFd},

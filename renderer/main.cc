@@ -49,6 +49,7 @@ struct Args {
   uint32_t fps = 30;
   bool queue = true;
   sandbox::Level sandbox = sandbox::Level::kFull;
+  std::string sandbox_root;
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -84,6 +85,8 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       }
     } else if (auto v = value("--sandbox=")) {
       if (!sandbox::LevelFromName(*v, &a.sandbox)) return std::nullopt;
+    } else if (auto v = value("--sandbox-root=")) {
+      a.sandbox_root = std::string(*v);
     } else if (auto v = value("--heartbeat=")) {
       if (*v != "mq" && *v != "pipe") return std::nullopt;
       a.queue = *v == "mq";
@@ -482,9 +485,10 @@ int main(int argc, char** argv) {
   }
   int queue_fd = args->queue ? protocol::kHeartbeatFd : -1;
   sandbox::Level level = args->sandbox;
+  std::string root = args->sandbox_root;
   renderer::Renderer r(std::move(*args), std::move(*channel), std::move(*frames), queue_fd);
   // Everything the renderer needs is loaded and allocated; from here on it is a prisoner.
-  if (auto s = sandbox::EnterSandbox(level, ::getpid()); !s) {
+  if (auto s = sandbox::EnterSandbox(level, ::getpid(), root); !s) {
     std::fprintf(stderr, "sbx-renderer: %s\n", s.error().ToString().c_str());
     ::_exit(protocol::kExitLaunchFailed);
   }

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -43,38 +42,14 @@ Result<void> Step(bool ok, const char* what) {
   return SysError(std::string("sandbox: ") + what);
 }
 
-Result<void> EmptyRoot() {
-  if (auto r = Step(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0,
-                    "make mounts private");
-      !r) {
-    return r;
+Result<void> EnterEmptyRoot(std::string_view dir) {
+  std::string path(dir);
+  if (path.empty() || path[0] != '/') {
+    errno = EINVAL;
+    return SysError("sandbox: no empty root given");
   }
-  // Any directory that exists will do as a mount point: the tmpfs hides it in this namespace
-  // only, and after pivot_root nothing of the old tree is reachable.
-  const char* dir = nullptr;
-  for (const char* candidate : {"/tmp", "/mnt", "/dev"}) {
-    struct stat st;
-    if (::stat(candidate, &st) == 0 && S_ISDIR(st.st_mode)) {
-      dir = candidate;
-      break;
-    }
-  }
-  if (dir == nullptr) {
-    errno = ENOENT;
-    return SysError("sandbox: no directory to mount the empty root on");
-  }
-  if (auto r = Step(::mount("sbx-empty", dir, "tmpfs",
-                            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                            "size=4k,nr_inodes=2,mode=0555") == 0,
-                    "mount the empty root");
-      !r) {
-    return r;
-  }
-  if (auto r = Step(::chdir(dir) == 0, "chdir to the empty root"); !r) return r;
-  // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only
-  // the empty tmpfs.
-  if (auto r = Step(::syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root"); !r) return r;
-  if (auto r = Step(::umount2(".", MNT_DETACH) == 0, "detach the old root"); !r) return r;
+  if (auto r = Step(::chdir(path.c_str()) == 0, "chdir to the empty root"); !r) return r;
+  if (auto r = Step(::chroot(".") == 0, "chroot"); !r) return r;
   return Step(::chdir("/") == 0, "chdir /");
 }
 
@@ -132,10 +107,10 @@ bool LevelFromName(std::string_view name, Level* out) {
 
 std::span<const Limit> Limits() { return kLimitTable; }
 
-Result<void> EnterSandbox(Level level, int self_pid) {
+Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root) {
   if (level == Level::kOff) return {};
   if (level == Level::kFull) {
-    if (auto r = EmptyRoot(); !r) return r;
+    if (auto r = EnterEmptyRoot(empty_root); !r) return r;
   }
   if (auto r = DropCapabilities(); !r) return r;
   if (auto r = Step(::prctl(PR_SET_DUMPABLE, 0) == 0, "PR_SET_DUMPABLE"); !r) return r;

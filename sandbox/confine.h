@@ -2,8 +2,8 @@
 // order; the first that fails stops the renderer (the broker sees `launch-failed`), so a
 // renderer is never silently weaker than asked.
 //
-//   1. (namespaces only) mounts made private, an empty read-only tmpfs becomes the root
-//      (pivot_root, the old root detached)
+//   1. (namespaces only) chroot into the empty, read-only tmpfs the broker's namespace holder
+//      mounted; with no capability left, nothing outside it is reachable again
 //   2. every capability dropped: bounding set, then effective/permitted/inheritable
 //   3. PR_SET_DUMPABLE 0
 //   4. rlimits (kLimits)
@@ -20,7 +20,7 @@
 namespace sbx::sandbox {
 
 enum class Level {
-  kFull,          // all five steps (the renderer runs in new namespaces)
+  kFull,          // all five steps (the renderer runs in the sandbox's namespaces)
   kNoNamespaces,  // steps 2-5: user namespaces are unavailable on this machine
   kOff,           // --no-sandbox: nothing
 };
@@ -38,7 +38,8 @@ struct Limit {
 // builds, whose shadow memory reserves terabytes of address space.
 std::span<const Limit> Limits();
 
-// Applies the layers of `level`; `self_pid` is getpid() as the caller sees it.
-Result<void> EnterSandbox(Level level, int self_pid);
+// Applies the layers of `level`; `self_pid` is getpid() as the caller sees it; `empty_root` is
+// the directory to chroot into (kFull only).
+Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root);
 
 }  // namespace sbx::sandbox
