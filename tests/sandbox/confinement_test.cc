@@ -1,0 +1,196 @@
+// The sandbox from outside: a real broker's renderers, inspected through /proc the way a person
+// would (and the way `sbx-ctl sandbox ID` does), plus signals typed in a terminal.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "sandbox/confine.h"
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string StatusField(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      return v.substr(v.find_first_not_of(" \t"));
+    }
+  }
+  return "";
+}
+
+ino_t NsInode(pid_t pid, const std::string& ns) {
+  struct stat st;
+  std::string path = "/proc/" + std::to_string(pid) + "/ns/" + ns;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// A broker with one ready renderer; its pid and the sandbox level the broker settled on.
+struct Sandboxed {
+  std::unique_ptr<BrokerProcess> broker;
+  pid_t pid = 0;
+  std::string level;
+  std::string note;
+};
+
+Sandboxed Start(std::vector<std::string> extra = {}) {
+  Sandboxed s;
+  std::vector<std::string> args = {"--renderers", "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  s.broker = std::make_unique<BrokerProcess>(args);
+  auto ready = s.broker->WaitForEvent("ready", 1, 10s);
+  if (!ready) return s;
+  s.pid = ready->value("pid", 0);
+  json report = s.broker->Ctl("sandbox 1");
+  s.level = report.value("level", "");
+  s.note = report.value("note", "");
+  return s;
+}
+
+TEST(ConfinementTest, RunningRendererHasSeccompNoNewPrivsAndNoCapabilities) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  EXPECT_EQ(StatusField(s.pid, "Seccomp"), "2");
+  EXPECT_EQ(StatusField(s.pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(StatusField(s.pid, "CapEff"), "0000000000000000");
+  EXPECT_EQ(StatusField(s.pid, "CapPrm"), "0000000000000000");
+  EXPECT_EQ(StatusField(s.pid, "CapBnd"), "0000000000000000");
+}
+
+TEST(ConfinementTest, RendererLivesInNamespacesOfItsOwn) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  if (s.level != "full") GTEST_SKIP() << "namespaces unavailable here: " << s.note;
+  for (const char* ns : {"user", "pid", "net", "ipc", "mnt", "uts"}) {
+    ino_t theirs = NsInode(s.pid, ns);
+    ASSERT_NE(theirs, 0u) << ns;
+    EXPECT_NE(theirs, NsInode(s.broker->pid(), ns)) << ns << " namespace shared with the broker";
+  }
+  // It is pid 2 under its own init, not pid 1 (which would ignore signals it has no handler for).
+  std::string nspid = StatusField(s.pid, "NSpid");
+  EXPECT_EQ(nspid.substr(nspid.find_last_of(" \t") + 1), "2") << nspid;
+}
+
+TEST(ConfinementTest, RendererHoldsExactlyTheDocumentedFds) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  std::set<int> fds;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(s.pid) + "/fd")) {
+    fds.insert(std::stoi(entry.path().filename()));
+  }
+  EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3, 4, 5, 6}));
+}
+
+TEST(ConfinementTest, RendererHasTheDocumentedRlimits) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  std::ifstream in("/proc/" + std::to_string(s.pid) + "/limits");
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const auto& limit : sandbox::Limits()) {
+    auto at = text.str().find(limit.name);
+    ASSERT_NE(at, std::string::npos) << limit.name;
+    std::istringstream row(text.str().substr(at + limit.name.size(), 80));
+    std::string soft, hard;
+    row >> soft >> hard;
+    std::string want =
+        limit.value == RLIM_INFINITY ? "unlimited" : std::to_string(limit.value);
+    EXPECT_EQ(soft, want) << limit.name;
+    EXPECT_EQ(hard, want) << limit.name;
+  }
+}
+
+TEST(ConfinementTest, ReportAndListCarryTheVerdict) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  json report = s.broker->Ctl("sandbox 1");
+  EXPECT_EQ(report.value("seccomp", -1), 2) << report.dump();
+  EXPECT_EQ(report.value("no_new_privs", -1), 1);
+  EXPECT_EQ(report.value("cap_eff", ""), "0000000000000000");
+  if (s.level == "full") {
+    EXPECT_EQ(report.value("verdict", ""), "adequately sandboxed") << report.dump();
+    EXPECT_TRUE(report.value("adequate", false));
+  }
+  json list = s.broker->Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 1u);
+  EXPECT_EQ(list["renderers"][0]["sandbox"]["verdict"], report["verdict"]);
+  EXPECT_TRUE(s.broker->Ctl("sandbox 99").contains("error"));
+}
+
+TEST(ConfinementTest, EscapeDrillIsDeniedAtEveryStepAndEndsInASandboxViolation) {
+  auto s = Start({"--no-restart"});
+  ASSERT_GT(s.pid, 0);
+  ASSERT_EQ(s.broker->Ctl("crash 1 escape").value("ok", false), true);
+  auto exited = s.broker->WaitForEvent("exited", 1, 10s);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->value("status", ""), "sandbox-violation") << exited->dump();
+  EXPECT_EQ(exited->value("signal", ""), "SIGSYS");
+  int denied = 0;
+  for (const auto& e : s.broker->history()) {
+    if (e.value("event", "") != "drill-report") continue;
+    std::string d = e.value("detail", "");
+    EXPECT_EQ(d.find("ALLOWED"), std::string::npos) << d;
+    denied += d.find("denied") != std::string::npos;
+  }
+  // open, socket, connect, fork, kill, mq_open, a file in /tmp.
+  EXPECT_EQ(denied, 7);
+}
+
+struct SignalCase {
+  int sig;
+  const char* status;
+};
+
+class TerminalSignalTest : public ::testing::TestWithParam<SignalCase> {};
+
+TEST_P(TerminalSignalTest, KeepsItsMeaningForASandboxedRenderer) {
+  auto s = Start({"--no-restart"});
+  ASSERT_GT(s.pid, 0);
+  ASSERT_EQ(::kill(s.pid, GetParam().sig), 0);
+  auto exited = s.broker->WaitForEvent("exited", 1, 10s);
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(exited->value("status", ""), GetParam().status) << exited->dump();
+  EXPECT_EQ(exited->value("pid", 0), s.pid);
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, TerminalSignalTest,
+                         ::testing::Values(SignalCase{SIGTERM, "killed"},
+                                           SignalCase{SIGSEGV, "crashed"},
+                                           SignalCase{SIGKILL, "killed"},
+                                           SignalCase{SIGSYS, "sandbox-violation"}),
+                         [](const auto& info) { return std::to_string(info.param.sig); });
+
+TEST(ConfinementTest, StopFromATerminalMakesASandboxedRendererUnresponsive) {
+  auto s = Start({"--hang-timeout", "300"});
+  ASSERT_GT(s.pid, 0);
+  ASSERT_EQ(::kill(s.pid, SIGSTOP), 0);
+  auto e = s.broker->WaitForEvent("unresponsive", 1, 10s);
+  ::kill(s.pid, SIGCONT);
+  EXPECT_TRUE(e);
+  EXPECT_TRUE(s.broker->WaitForEvent("responsive", 1, 10s));
+}
+
+TEST(ConfinementTest, NoSandboxIsLoudAndShowsInTheReport) {
+  auto s = Start({"--no-sandbox"});
+  ASSERT_GT(s.pid, 0);
+  json report = s.broker->Ctl("sandbox 1");
+  EXPECT_EQ(report.value("level", ""), "off");
+  EXPECT_EQ(report.value("verdict", ""), "not sandboxed (--no-sandbox)");
+  EXPECT_FALSE(report.value("adequate", true));
+  EXPECT_NE(StatusField(s.pid, "Seccomp"), "2");
+}
+
+}  // namespace
+}  // namespace sbx::testing
