@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -129,6 +130,13 @@ Broker::Broker(EventLoop loop, BrokerOptions options, std::string renderer_path)
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
   hosts_.clear();
+  for (auto& [token, pidfd] : reaping_) {
+    loop_.Unwatch(token);
+    (void)PidfdSendSignal(pidfd.get(), SIGKILL);
+    siginfo_t si{};
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd.get(), &si, WEXITED); });
+  }
+  reaping_.clear();
   loop_.Unwatch(holder_watch_);
   holder_.reset();
 }
@@ -207,6 +215,32 @@ void Broker::ScheduleRemoval(int id) {
     auto it = hosts_.find(id);
     if (it != hosts_.end() && it->second->state() == RendererState::kClosed) hosts_.erase(it);
   });
+}
+
+void Broker::ReapLater(UniqueFd pidfd) {
+  if (!pidfd) return;
+  int fd = pidfd.get();
+  auto w = loop_.Watch(fd, EPOLLIN, [this, fd](uint32_t) {
+    siginfo_t si{};
+    if (HandleEintr([&] { return ::waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG); }) == 0 &&
+        si.si_pid == 0) {
+      return;  // not yet
+    }
+    for (auto it = reaping_.begin(); it != reaping_.end(); ++it) {
+      if (it->second.get() == fd) {
+        loop_.Unwatch(it->first);
+        reaping_.erase(it);
+        return;
+      }
+    }
+  });
+  if (!w) {
+    // Cannot wait for it in the loop: it is about to exit anyway, so wait here.
+    siginfo_t si{};
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, fd, &si, WEXITED); });
+    return;
+  }
+  reaping_.emplace(*w, std::move(pidfd));
 }
 
 void Broker::Tick() {

@@ -182,6 +182,8 @@ class Broker {
   void NotifyFrame(int id, uint64_t frame);
   void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns);
   void ScheduleRemoval(int id);
+  // Takes a child that has finished its work (a namespace init) and reaps it once it exits.
+  void ReapLater(UniqueFd pidfd);
   void Tick();
 
   EventLoop loop_;
@@ -197,6 +199,7 @@ class Broker {
   sandbox::Level sandbox_level_ = sandbox::Level::kFull;
   std::string sandbox_note_;
   std::optional<NamespaceHolder> holder_;
+  std::map<EventLoop::Token, UniqueFd> reaping_;
   EventLoop::Token holder_watch_ = 0;
 };
 

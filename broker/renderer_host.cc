@@ -152,6 +152,12 @@ void RendererHost::Start() {
   int exit_fd = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
   auto w = loop_.Watch(exit_fd, EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (w) exit_watch_ = *w;
+  if (status_fd_.valid()) {
+    // The init's report arrives before the init has exited (and torn down its pid namespace):
+    // reading it first takes that teardown off the death-detection path.
+    if (auto r = loop_.Watch(status_fd_.get(), EPOLLIN, [this](uint32_t) { OnStatusReadable(); }))
+      status_watch_ = *r;
+  }
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
       in_watch_ = *r;
@@ -189,7 +195,7 @@ void RendererHost::LaunchFailed(const Error& e) {
 }
 
 void RendererHost::ReleaseProcess() {
-  for (auto* t : {&exit_watch_, &in_watch_, &out_watch_, &queue_watch_}) {
+  for (auto* t : {&exit_watch_, &status_watch_, &in_watch_, &out_watch_, &queue_watch_}) {
     loop_.Unwatch(*t);
     *t = 0;
   }
@@ -425,6 +431,26 @@ void RendererHost::CheckWatchdog(int64_t now) {
     violation_ = "killed by the hang watchdog";
     (void)Signal(SIGKILL, KillReason::kHung);
   }
+}
+
+void RendererHost::OnStatusReadable() {
+  InitRecord rec{};
+  auto n = ReadFull(status_fd_.get(), {reinterpret_cast<uint8_t*>(&rec), sizeof rec});
+  if (!n || *n != sizeof rec || rec.kind != InitRecord::kExited) {
+    // EOF without a report: the init died first; its pidfd will say so.
+    loop_.Unwatch(status_watch_);
+    status_watch_ = 0;
+    return;
+  }
+  ExitInfo info = ClassifyExit(rec.cld_code, rec.status, kill_reason_);
+  if (!violation_.empty() && (info.status == ExitStatus::kBadMessage ||
+                              info.status == ExitStatus::kHung)) {
+    info.detail = violation_;
+  }
+  // The init exits right after writing; the broker reaps it whenever it is gone.
+  broker_.ReapLater(std::move(init_pidfd_));
+  ReleaseProcess();
+  HandleExit(std::move(info));
 }
 
 void RendererHost::OnExitReadable() {

@@ -53,6 +53,7 @@ class RendererHost {
   };
 
   void OnExitReadable();
+  void OnStatusReadable();
   void OnControlReadable();
   void OnControlWritable();
   void OnQueueReadable();
@@ -84,6 +85,7 @@ class RendererHost {
   bool fallback_ = false;
 
   EventLoop::Token exit_watch_ = 0;
+  EventLoop::Token status_watch_ = 0;
   EventLoop::Token in_watch_ = 0;
   EventLoop::Token out_watch_ = 0;
   EventLoop::Token queue_watch_ = 0;
