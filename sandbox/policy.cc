@@ -57,6 +57,8 @@ constexpr std::array kTable{
     SyscallRule{"getrlimit", Outcome::kAllow, 0, "the oom drill"},
     SyscallRule{"setrlimit", Outcome::kAllow, 0, "the oom drill (a limit can only be lowered)"},
     SyscallRule{"getrusage", Outcome::kAllow, 0, "telemetry"},
+    SyscallRule{"sched_getaffinity", Outcome::kAllow, 0,
+                "read-only; thread runtimes (and ASan's) size themselves by it"},
     // Its own descriptors.
     SyscallRule{"read", Outcome::kAllow, 0, "only fd 3 (control in); other fds fail with EPERM"},
     SyscallRule{"write", Outcome::kAllow, 0,
