@@ -1,0 +1,385 @@
+// The raw-syscall floor under each broker figure: the same kernel mechanism driven by the
+// simplest possible code, between this process and a forked child, with no event loop, codec or
+// state machine on top. A broker figure's ratio to its baseline is the cost of our code.
+#include <fcntl.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bench/cpu_pin.h"
+#include "bench/figures.h"
+#include "ipc/posix.h"
+#include "ipc/protocol.h"
+
+extern char** environ;
+
+namespace sbx::bench {
+
+namespace {
+
+// A kPing on the control pipe is a 16-byte header plus a u64 token.
+constexpr size_t kPipeMessageBytes = sizeof(protocol::MessageHeader) + sizeof(uint64_t);
+// The mq baseline child stops on a message of this size; real ones are a Heartbeat.
+constexpr size_t kStopMessageBytes = 1;
+constexpr int kWakeupTimeoutMs = 5000;
+// Long enough for the receiver's CPU to go properly idle (a halted vCPU), like the broker's loop
+// between a renderer's frames.
+constexpr long kIdleGapNs = 10'000'000;
+
+// A forked child this process must reap. Until Wait() succeeds, destruction kills and reaps it,
+// so an early error return leaves neither a zombie nor an orphan behind.
+class ChildProcess {
+ public:
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  ChildProcess& operator=(ChildProcess&&) = delete;
+  ~ChildProcess() {
+    if (pid_ <= 0) return;
+    // Signalling by pid is safe here: the pid of an unreaped child cannot be reused. Best effort:
+    // a child that already exited makes kill fail, and waitpid reaps it all the same.
+    (void)::kill(pid_, SIGKILL);
+    int status = 0;
+    (void)HandleEintr([&] { return ::waitpid(pid_, &status, 0); });
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // Reaps the child and returns its wait status.
+  Result<int> Wait() {
+    int status = 0;
+    if (HandleEintr([&] { return ::waitpid(pid_, &status, 0); }) < 0) return SysError("waitpid");
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_;
+};
+
+// Forks a child that runs `body` and then exits 0. The body runs after fork, so it keeps to
+// async-signal-safe calls: no allocation, no stdio (the guide's rule, even though this process
+// is single-threaded when it forks).
+template <typename F>
+Result<ChildProcess> Fork(F&& body) {
+  pid_t pid = ::fork();
+  if (pid < 0) return SysError("fork");
+  if (pid == 0) {
+    body();
+    ::_exit(0);
+  }
+  return ChildProcess(pid);
+}
+
+Result<void> ExpectExitCode(ChildProcess& child, int code, const char* what) {
+  auto status = child.Wait();
+  if (!status) return std::unexpected(status.error());
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != code) {
+    return MakeError(Errc::kState, std::string(what) + " ended with wait status " +
+                                       std::to_string(*status) + ", expected exit code " +
+                                       std::to_string(code));
+  }
+  return {};
+}
+
+// Transfer loops for the forked children: like ReadFull/WriteAll, but they never allocate.
+bool RawReadExact(int fd, void* buf, size_t n) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (n > 0) {
+    ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool RawWriteExact(int fd, const void* buf, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(buf);
+  while (n > 0) {
+    ssize_t r = ::write(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// A blocking queue with the broker's attributes, unlinked as soon as it is open so that no
+// /dev/mqueue entry can outlive this process, however it ends.
+Result<UniqueFd> OpenUnlinkedQueue() {
+  std::array<uint8_t, 8> rnd;
+  if (auto r = RandomBytes(rnd); !r) return std::unexpected(r.error());
+  uint64_t suffix;
+  std::memcpy(&suffix, rnd.data(), sizeof suffix);
+  char name[64];
+  std::snprintf(name, sizeof name, "/sbx-bench-%d-%016" PRIx64, ::getpid(), suffix);
+  mq_attr attr{};
+  attr.mq_maxmsg = protocol::kQueueMaxMsg;
+  attr.mq_msgsize = protocol::kQueueMsgSize;
+  mqd_t q = ::mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attr);
+  if (q == static_cast<mqd_t>(-1)) return SysError("mq_open");
+  UniqueFd queue(q);  // a mqd_t is a file descriptor on Linux
+  if (::mq_unlink(name) != 0) return SysError("mq_unlink");
+  return queue;
+}
+
+Result<void> SendAll(int mqd, const void* data, size_t n) {
+  int r = HandleEintr([&] { return ::mq_send(mqd, static_cast<const char*>(data), n, 0); });
+  if (r != 0) return SysError("mq_send");
+  return {};
+}
+
+// Times fork + exec + waitpid of `argv`, whose exit code must be `expected_code`. The child's
+// stdout and stderr go to /dev/null: sbx-renderer prints its usage when run without the broker.
+Result<Measurement> ForkExec(const BenchConfig& config, std::vector<std::string> args,
+                             int expected_code, std::string note) {
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd < 0) return SysError("open(/dev/null)");
+  UniqueFd devnull(null_fd);
+  // argv is built before fork: the child must not allocate.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  auto once = [&]() -> Result<int64_t> {
+    int64_t t0 = MonotonicNs();
+    auto child = Fork([&] {
+      if (::dup2(devnull.get(), STDOUT_FILENO) < 0 || ::dup2(devnull.get(), STDERR_FILENO) < 0) {
+        ::_exit(126);
+      }
+      ::execve(argv[0], argv.data(), environ);
+      ::_exit(127);
+    });
+    if (!child) return std::unexpected(child.error());
+    if (auto r = ExpectExitCode(*child, expected_code, argv[0]); !r) {
+      return std::unexpected(r.error());
+    }
+    return MonotonicNs() - t0;
+  };
+  auto samples = CollectSamples(Count(config, 20, 5), Count(config, 500, 50), once);
+  if (!samples) return std::unexpected(samples.error());
+  return Measurement{Summarize(std::move(*samples)), std::move(note)};
+}
+
+}  // namespace
+
+Result<Measurement> PipeRtt(const BenchConfig& config) {
+  auto pin = ScopedCpuPin::PinHere();  // the child inherits it
+  if (!pin) return std::unexpected(pin.error());
+  auto to_child = MakePipe(/*nonblocking=*/false);
+  if (!to_child) return std::unexpected(to_child.error());
+  auto from_child = MakePipe(/*nonblocking=*/false);
+  if (!from_child) return std::unexpected(from_child.error());
+  int child_in = to_child->read.get();
+  int child_out = from_child->write.get();
+  int parent_in = from_child->read.get();
+  int parent_out = to_child->write.get();
+
+  auto child = Fork([&] {
+    // The child's copy of the parent's write end would keep the pipe open after the parent
+    // closes its own, and the child would never see EOF.
+    (void)::close(parent_out);
+    (void)::close(parent_in);
+    std::array<uint8_t, kPipeMessageBytes> buf;
+    while (RawReadExact(child_in, buf.data(), buf.size())) {
+      int cpu = ::sched_getcpu();  // echoed back so the parent can tell the placement
+      std::memcpy(buf.data(), &cpu, sizeof cpu);
+      if (!RawWriteExact(child_out, buf.data(), buf.size())) ::_exit(1);
+    }
+  });
+  if (!child) return std::unexpected(child.error());
+  to_child->read.reset();
+  from_child->write.reset();
+
+  std::array<uint8_t, kPipeMessageBytes> message{};
+  std::array<uint8_t, kPipeMessageBytes> reply{};
+  Placement placement;
+  auto once = [&]() -> Result<int64_t> {
+    int64_t t0 = MonotonicNs();
+    if (auto r = WriteAll(parent_out, message); !r) return std::unexpected(r.error());
+    auto got = ReadFull(parent_in, reply);
+    int64_t t1 = MonotonicNs();
+    if (!got) return std::unexpected(got.error());
+    if (*got != reply.size()) return MakeError(Errc::kPeerClosed, "pipe echo child went away");
+    int child_cpu;
+    std::memcpy(&child_cpu, reply.data(), sizeof child_cpu);
+    placement.Record(::sched_getcpu(), child_cpu);
+    return t1 - t0;
+  };
+  auto samples = CollectSamples(Count(config, 2000, 200), Count(config, 20000, 2000), once);
+  if (!samples) return std::unexpected(samples.error());
+
+  to_child->write.reset();  // EOF tells the child to exit
+  if (auto r = ExpectExitCode(*child, 0, "pipe echo child"); !r) return std::unexpected(r.error());
+  return Measurement{
+      Summarize(std::move(*samples)),
+      "24-byte messages, blocking read/write, no poll; pinned to one CPU: " + placement.Describe()};
+}
+
+Result<Measurement> MqRttHalf(const BenchConfig& config) {
+  auto pin = ScopedCpuPin::PinHere();  // the child inherits it
+  if (!pin) return std::unexpected(pin.error());
+  auto ping = OpenUnlinkedQueue();
+  if (!ping) return std::unexpected(ping.error());
+  auto pong = OpenUnlinkedQueue();
+  if (!pong) return std::unexpected(pong.error());
+  int ping_q = ping->get();
+  int pong_q = pong->get();
+
+  // fork() shares both open queue descriptions with the child; exec is what would close them.
+  auto child = Fork([&] {
+    std::array<char, protocol::kQueueMsgSize> buf;
+    for (;;) {
+      ssize_t n = ::mq_receive(ping_q, buf.data(), buf.size(), nullptr);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) ::_exit(1);
+      if (static_cast<size_t>(n) == kStopMessageBytes) ::_exit(0);
+      int cpu = ::sched_getcpu();  // echoed back so the parent can tell the placement
+      std::memcpy(buf.data(), &cpu, sizeof cpu);
+      while (::mq_send(pong_q, buf.data(), static_cast<size_t>(n), 0) != 0) {
+        if (errno != EINTR) ::_exit(1);
+      }
+    }
+  });
+  if (!child) return std::unexpected(child.error());
+
+  protocol::Heartbeat message{};
+  message.magic = protocol::kHeartbeatMagic;
+  std::array<char, protocol::kQueueMsgSize> reply;
+  Placement placement;
+  auto once = [&]() -> Result<int64_t> {
+    int64_t t0 = MonotonicNs();
+    if (auto r = SendAll(ping_q, &message, sizeof message); !r) return std::unexpected(r.error());
+    ssize_t n =
+        HandleEintr([&] { return ::mq_receive(pong_q, reply.data(), reply.size(), nullptr); });
+    int64_t t1 = MonotonicNs();
+    if (n < 0) return SysError("mq_receive");
+    if (static_cast<size_t>(n) != sizeof message) {
+      return MakeError(Errc::kProtocol, "mq echo child replied with the wrong size");
+    }
+    int child_cpu;
+    std::memcpy(&child_cpu, reply.data(), sizeof child_cpu);
+    placement.Record(::sched_getcpu(), child_cpu);
+    return (t1 - t0) / 2;
+  };
+  auto samples = CollectSamples(Count(config, 2000, 200), Count(config, 20000, 2000), once);
+  if (!samples) return std::unexpected(samples.error());
+
+  uint8_t stop = 0;
+  if (auto r = SendAll(ping_q, &stop, kStopMessageBytes); !r) return std::unexpected(r.error());
+  if (auto r = ExpectExitCode(*child, 0, "mq echo child"); !r) return std::unexpected(r.error());
+  return Measurement{
+      Summarize(std::move(*samples)),
+      "half of a 40-byte ping-pong over two blocking 8x64 queues; pinned to one CPU: " +
+          placement.Describe()};
+}
+
+Result<Measurement> MqIdleWakeup(const BenchConfig& config) {
+  auto queue = OpenUnlinkedQueue();
+  if (!queue) return std::unexpected(queue.error());
+  int q = queue->get();
+  const int warmup = Count(config, 5, 3);
+  const int count = Count(config, 200, 30);
+
+  auto child = Fork([&] {
+    for (int i = 0; i < warmup + count; ++i) {
+      timespec gap{0, kIdleGapNs};
+      while (::nanosleep(&gap, &gap) != 0) {
+        if (errno != EINTR) ::_exit(1);
+      }
+      // Stamped right before the send, as the renderer stamps a heartbeat.
+      protocol::Heartbeat hb{};
+      hb.magic = protocol::kHeartbeatMagic;
+      hb.mono_ns = MonotonicNs();
+      while (::mq_send(q, reinterpret_cast<const char*>(&hb), sizeof hb, 0) != 0) {
+        if (errno != EINTR) ::_exit(1);
+      }
+    }
+  });
+  if (!child) return std::unexpected(child.error());
+
+  std::array<char, protocol::kQueueMsgSize> buf;
+  auto once = [&]() -> Result<int64_t> {
+    ssize_t n = HandleEintr([&] { return ::mq_receive(q, buf.data(), buf.size(), nullptr); });
+    int64_t now = MonotonicNs();
+    if (n < 0) return SysError("mq_receive");
+    protocol::Heartbeat hb;
+    if (static_cast<size_t>(n) != sizeof hb) {
+      return MakeError(Errc::kProtocol, "mq sender child sent the wrong size");
+    }
+    std::memcpy(&hb, buf.data(), sizeof hb);
+    return now - hb.mono_ns;
+  };
+  auto samples = CollectSamples(warmup, count, once);
+  if (!samples) return std::unexpected(samples.error());
+  if (auto r = ExpectExitCode(*child, 0, "mq sender child"); !r) return std::unexpected(r.error());
+  return Measurement{Summarize(std::move(*samples)),
+                     "one-way 40-byte mq_send, sender stamps; receiver blocked 10 ms in "
+                     "mq_receive (idle CPU)"};
+}
+
+Result<Measurement> PidfdWakeup(const BenchConfig& config) {
+  auto once = [&]() -> Result<int64_t> {
+    auto started = MakePipe(/*nonblocking=*/false);
+    if (!started) return std::unexpected(started.error());
+    int started_fd = started->write.get();
+    auto child = Fork([&] {
+      uint8_t byte = 1;
+      if (!RawWriteExact(started_fd, &byte, 1)) ::_exit(1);
+      for (;;) ::pause();
+    });
+    if (!child) return std::unexpected(child.error());
+    started->write.reset();
+    // Kill a child that is asleep, as a renderer between frames is, not one still forking.
+    uint8_t byte = 0;
+    auto got = ReadFull(started->read.get(), {&byte, 1});
+    if (!got) return std::unexpected(got.error());
+    if (*got != 1) return MakeError(Errc::kPeerClosed, "pause child died before it started");
+    auto pidfd = PidfdOpen(child->pid());
+    if (!pidfd) return std::unexpected(pidfd.error());
+
+    int64_t t0 = MonotonicNs();
+    if (::kill(child->pid(), SIGKILL) != 0) return SysError("kill");
+    pollfd p{pidfd->get(), POLLIN, 0};
+    int r = HandleEintr([&] { return ::poll(&p, 1, kWakeupTimeoutMs); });
+    int64_t t1 = MonotonicNs();
+    if (r < 0) return SysError("poll(pidfd)");
+    if (r == 0) return MakeError(Errc::kTimeout, "pidfd not readable 5 s after SIGKILL");
+
+    auto status = child->Wait();
+    if (!status) return std::unexpected(status.error());
+    if (!WIFSIGNALED(*status) || WTERMSIG(*status) != SIGKILL) {
+      return MakeError(Errc::kState, "pause child did not die of SIGKILL");
+    }
+    return t1 - t0;
+  };
+  auto samples = CollectSamples(Count(config, 20, 5), Count(config, 1000, 100), once);
+  if (!samples) return std::unexpected(samples.error());
+  return Measurement{Summarize(std::move(*samples)),
+                     "kill(SIGKILL) of a paused fork of sbx-bench to poll() on its pidfd"};
+}
+
+Result<Measurement> ForkExecTrue(const BenchConfig& config) {
+  return ForkExec(config, {"/bin/true"}, 0, "fork + execve + waitpid of /bin/true");
+}
+
+Result<Measurement> ForkExecRenderer(const BenchConfig& config) {
+  return ForkExec(config, {config.renderer_path}, protocol::kExitUsage,
+                  "fork + execve + waitpid of sbx-renderer with no arguments (exits 2 at once)");
+}
+
+}  // namespace sbx::bench

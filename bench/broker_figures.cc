@@ -1,0 +1,442 @@
+// Figures taken through the real broker core and real sbx-renderer processes. This thread runs
+// the broker's loop itself (Dispatch until the awaited event), so every figure includes the
+// event loop, the codec and the state machine exactly as sbx-broker runs them.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <climits>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bench/cpu_pin.h"
+#include "bench/figures.h"
+#include "broker/broker.h"
+#include "ipc/posix.h"
+
+namespace sbx::bench {
+
+namespace {
+
+constexpr int64_t kNsPerMs = 1'000'000;
+// Only a broken setup waits this long: a renderer starts in milliseconds.
+constexpr int64_t kEventTimeoutNs = 5'000 * kNsPerMs;
+// Matches the broker's default and the renderer's; noted in the figures it shapes.
+constexpr uint32_t kFps = 30;
+
+int CeilMs(int64_t ns) { return static_cast<int>((ns + kNsPerMs - 1) / kNsPerMs); }
+
+struct RecordedEvent {
+  int64_t at_ns;  // when the observer heard of it; BrokerEvent::t_ms has only ms resolution
+  BrokerEvent event;
+};
+
+// Keeps every broker event, timestamped on arrival, and heartbeat latencies while asked to.
+class Recorder : public BrokerObserver {
+ public:
+  void OnBrokerEvent(const BrokerEvent& event) override {
+    int64_t now = MonotonicNs();
+    events_.push_back({now, event});
+  }
+  void OnHeartbeat(int /*id*/, const protocol::Heartbeat& /*hb*/, int64_t latency_ns) override {
+    if (collect_heartbeats_) heartbeat_ns_.push_back(latency_ns);
+  }
+
+  const std::vector<RecordedEvent>& events() const { return events_; }
+  size_t size() const { return events_.size(); }
+  void CollectHeartbeats(bool on) { collect_heartbeats_ = on; }
+  std::vector<int64_t> TakeHeartbeats() { return std::exchange(heartbeat_ns_, {}); }
+  bool AnyHeartbeatFallback() const {
+    for (const auto& e : events_) {
+      if (e.event.type == EventType::kSpawned && e.event.heartbeat_fallback) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<RecordedEvent> events_;
+  std::vector<int64_t> heartbeat_ns_;
+  bool collect_heartbeats_ = false;
+};
+
+// Dispatches the broker's loop until `done` holds. The epoll timeout only bounds the wait: it
+// does not delay a wakeup, so this measures the same path as Dispatch(-1).
+template <typename Pred>
+Result<void> PumpUntil(Broker& broker, Pred done, const char* what) {
+  int64_t deadline = MonotonicNs() + kEventTimeoutNs;
+  while (!done()) {
+    int64_t left = deadline - MonotonicNs();
+    if (left <= 0) return MakeError(Errc::kTimeout, std::string("timed out waiting for ") + what);
+    if (auto r = broker.loop().Dispatch(CeilMs(left)); !r) return r;
+  }
+  return {};
+}
+
+// Runs the loop for a while without waiting for anything: renderers draw their first frames and
+// start heartbeating, and the loop stays serviced as in a real broker.
+Result<void> PumpFor(Broker& broker, int64_t ns) {
+  int64_t deadline = MonotonicNs() + ns;
+  for (int64_t left = ns; left > 0; left = deadline - MonotonicNs()) {
+    if (auto r = broker.loop().Dispatch(CeilMs(left)); !r) return r;
+  }
+  return {};
+}
+
+std::string DescribeExit(const BrokerEvent& e) {
+  std::string s(EventTypeName(e.type));
+  if (e.exit) s += std::string(" (") + std::string(ExitStatusName(e.exit->status)) + ")";
+  if (!e.detail.empty()) s += ": " + e.detail;
+  return s;
+}
+
+// Waits for renderer `id`'s first `type` event at index `from` or later of the record and
+// returns its index. A renderer that ends while we wait for it to be ready is an error that
+// carries the broker's reason, rather than a 5 s timeout.
+Result<size_t> Await(Broker& broker, Recorder& recorder, EventType type, int id, size_t from) {
+  std::optional<size_t> found;
+  std::optional<size_t> setback;
+  size_t scanned = from;
+  auto done = [&] {
+    const auto& events = recorder.events();
+    for (; scanned < events.size() && !found && !setback; ++scanned) {
+      const BrokerEvent& e = events[scanned].event;
+      if (e.id != id) continue;
+      if (e.type == type) {
+        found = scanned;
+      } else if (type == EventType::kReady &&
+                 (e.type == EventType::kExited || e.type == EventType::kFailed ||
+                  e.type == EventType::kClosed)) {
+        setback = scanned;
+      }
+    }
+    return found || setback;
+  };
+  auto what = std::string(EventTypeName(type)) + " of renderer " + std::to_string(id);
+  if (auto r = PumpUntil(broker, done, what.c_str()); !r) return std::unexpected(r.error());
+  if (setback) {
+    return MakeError(Errc::kState, "renderer " + std::to_string(id) + " " +
+                                       DescribeExit(recorder.events()[*setback].event) +
+                                       " while the bench waited for it to be ready");
+  }
+  return *found;
+}
+
+// `recorder` must outlive the broker, which holds a pointer to it.
+Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool restart,
+                                           Recorder& recorder) {
+  BrokerOptions options;
+  options.renderer_path = config.renderer_path;
+  options.fps = kFps;
+  options.restart = restart;
+  options.sandbox = config.sandbox;
+  // Every kill must restart at once, as a first crash does; the default policy would back off
+  // from the second crash on and declare a crash loop after five within 30 s.
+  options.restart_policy.max_crashes = INT_MAX;
+  options.restart_policy.base_delay_ms = 0;
+  options.restart_policy.max_delay_ms = 0;
+  auto broker = Broker::Create(std::move(options));
+  if (!broker) return std::unexpected(broker.error());
+  (*broker)->AddObserver(&recorder);
+  return broker;
+}
+
+Result<int> SpawnReady(Broker& broker, Recorder& recorder) {
+  size_t from = recorder.size();
+  auto id = broker.Spawn();
+  if (!id) return std::unexpected(id.error());
+  if (auto ready = Await(broker, recorder, EventType::kReady, *id, from); !ready) {
+    return std::unexpected(ready.error());
+  }
+  return *id;
+}
+
+// The text of /proc/<pid>/<name>, or nullopt if the process is gone. Never on a timed path.
+std::optional<std::string> ReadProc(pid_t pid, const char* name) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) return std::nullopt;
+  UniqueFd fd(raw);
+  std::array<uint8_t, 4096> buf;
+  auto n = ReadFull(fd.get(), buf);
+  if (!n) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(buf.data()), *n);
+}
+
+// The CPU `pid` last ran on (field 39 of /proc/<pid>/stat), or -1.
+int LastCpu(pid_t pid) {
+  auto text = ReadProc(pid, "stat");
+  if (!text) return -1;
+  std::string_view stat(*text);
+  // The command name (field 2) may hold spaces and parentheses; fields after its last ')' do not.
+  size_t pos = stat.rfind(')');
+  if (pos == std::string_view::npos) return -1;
+  constexpr int kProcessorField = 39;
+  for (int field = 2; field < kProcessorField; ++field) {
+    pos = stat.find(' ', pos + 1);
+    if (pos == std::string_view::npos) return -1;
+  }
+  int cpu = -1;
+  auto parsed = std::from_chars(stat.data() + pos + 1, stat.data() + stat.size(), cpu);
+  return parsed.ec == std::errc() ? cpu : -1;
+}
+
+// The value of a "Key:\tvalue" line of /proc/<pid>/status, or empty.
+std::string StatusField(std::string_view status, std::string_view key) {
+  size_t pos = status.find("\n" + std::string(key) + ":");
+  if (pos == std::string_view::npos) return "";
+  size_t begin = status.find_first_not_of(" \t", pos + key.size() + 2);
+  size_t end = status.find('\n', begin);
+  if (begin == std::string_view::npos) return "";
+  return std::string(status.substr(begin, end == std::string_view::npos ? end : end - begin));
+}
+
+// How a live renderer is confined, as /proc shows it, so the figures say which launch path they
+// measured whatever the broker's defaults are: its own pid namespace (NSpid has a second
+// entry), its own user namespace, a seccomp filter.
+std::string DescribeConfinement(pid_t pid) {
+  auto status = ReadProc(pid, "status");
+  if (!status) return "renderer confinement unknown";
+  std::vector<std::string> layers;
+  if (StatusField(*status, "NSpid").find_first_of(" \t") != std::string::npos) {
+    layers.push_back("pid namespace");
+  }
+  char self_ns[64] = {};
+  char child_ns[64] = {};
+  std::string child_path = "/proc/" + std::to_string(pid) + "/ns/user";
+  ssize_t a = ::readlink("/proc/self/ns/user", self_ns, sizeof self_ns - 1);
+  ssize_t b = ::readlink(child_path.c_str(), child_ns, sizeof child_ns - 1);
+  if (a > 0 && b > 0 && std::string_view(self_ns) != std::string_view(child_ns)) {
+    layers.push_back("user namespace");
+  }
+  if (StatusField(*status, "Seccomp") == "2") layers.push_back("seccomp filter");
+  if (layers.empty()) return "renderer unconfined";
+  std::string s = "renderer in";
+  for (size_t i = 0; i < layers.size(); ++i) s += (i == 0 ? " " : " + ") + layers[i];
+  return s;
+}
+
+std::string DescribeConfinement(const Broker& broker, int id) {
+  auto snap = broker.Get(id);
+  if (!snap || snap->pid <= 0) return "renderer confinement unknown";
+  return DescribeConfinement(snap->pid);
+}
+
+std::string FormatMs(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", ms);
+  return buf;
+}
+
+}  // namespace
+
+Result<Measurement> ControlRtt(const BenchConfig& config) {
+  // Pinned like pipe_rtt, so the ratio compares code and not placement; the renderer inherits
+  // the pin through clone and exec, and dies with the broker at the end of this scope.
+  auto pin = ScopedCpuPin::PinHere();
+  if (!pin) return std::unexpected(pin.error());
+  Recorder recorder;
+  auto broker = MakeBroker(config, /*restart=*/false, recorder);
+  if (!broker) return std::unexpected(broker.error());
+  Broker& b = **broker;
+  auto id = SpawnReady(b, recorder);
+  if (!id) return std::unexpected(id.error());
+  if (auto r = PumpFor(b, 200 * kNsPerMs); !r) return std::unexpected(r.error());
+
+  auto running = b.Get(*id);
+  if (!running || running->pid <= 0) {
+    return MakeError(Errc::kState, "renderer has no live process");
+  }
+  const pid_t renderer_pid = running->pid;
+  Placement placement;
+  auto once = [&]() -> Result<int64_t> {
+    std::optional<Result<int64_t>> answer;
+    int64_t t1 = 0;
+    int64_t t0 = MonotonicNs();
+    auto sent = b.Ping(*id, [&](Result<int64_t> rtt) {
+      t1 = MonotonicNs();
+      answer = std::move(rtt);
+    });
+    if (!sent) return std::unexpected(sent.error());
+    auto answered = [&] { return answer.has_value(); };
+    if (auto r = PumpUntil(b, answered, "pong"); !r) return std::unexpected(r.error());
+    if (!*answer) return std::unexpected(answer->error());
+    placement.Record(::sched_getcpu(), LastCpu(renderer_pid));
+    return t1 - t0;
+  };
+  auto samples = CollectSamples(Count(config, 500, 50), Count(config, 5000, 500), once);
+  if (!samples) return std::unexpected(samples.error());
+
+  std::string note =
+      "Ping() to callback, 1 renderer drawing sbx://plasma at " + std::to_string(kFps) + " fps";
+  if (auto snap = b.Get(*id)) note += " (" + std::to_string(snap->render_us) + " us per frame)";
+  note += "; a ping that lands during a render waits for it; pinned to one CPU: " +
+          placement.Describe() + "; " + DescribeConfinement(renderer_pid);
+  return Measurement{Summarize(std::move(*samples)), std::move(note)};
+}
+
+Result<Measurement> HeartbeatLatency(const BenchConfig& config) {
+  Recorder recorder;
+  auto broker = MakeBroker(config, /*restart=*/false, recorder);
+  if (!broker) return std::unexpected(broker.error());
+  Broker& b = **broker;
+  int renderers = Count(config, 3, 2);
+  int window_s = Count(config, 6, 1);
+  std::string confinement;
+  for (int i = 0; i < renderers; ++i) {
+    auto id = SpawnReady(b, recorder);
+    if (!id) return std::unexpected(id.error());
+    if (confinement.empty()) confinement = DescribeConfinement(b, *id);
+  }
+  // Warm-up: the first heartbeat of each renderer races its startup and is not typical.
+  if (auto r = PumpFor(b, 300 * kNsPerMs); !r) return std::unexpected(r.error());
+  recorder.CollectHeartbeats(true);
+  if (auto r = PumpFor(b, window_s * 1000 * kNsPerMs); !r) return std::unexpected(r.error());
+  recorder.CollectHeartbeats(false);
+  std::vector<int64_t> samples = recorder.TakeHeartbeats();
+  if (samples.empty()) return MakeError(Errc::kState, "no heartbeat arrived");
+
+  std::string note = std::to_string(renderers) + " renderers at " + std::to_string(kFps) +
+                     " fps for " + std::to_string(window_s) +
+                     " s; renderer's mq_send stamp to the broker's handling; " + confinement;
+  if (recorder.AnyHeartbeatFallback()) note += "; WARNING: on the pipe fallback, not a queue";
+  return Measurement{Summarize(std::move(samples)), std::move(note)};
+}
+
+Result<KillCycleResult> KillCycle(const BenchConfig& config) {
+  Recorder recorder;
+  auto broker = MakeBroker(config, /*restart=*/true, recorder);
+  if (!broker) return std::unexpected(broker.error());
+  Broker& b = **broker;
+  auto id = SpawnReady(b, recorder);
+  if (!id) return std::unexpected(id.error());
+  if (auto r = PumpFor(b, 100 * kNsPerMs); !r) return std::unexpected(r.error());
+  const std::string confinement = DescribeConfinement(b, *id);
+
+  struct Kill {
+    int64_t killed_ns;
+    int64_t pidfd_ns;  // only in the split pass
+    int64_t exited_ns;
+    int64_t ready_ns;
+  };
+  // Kills the renderer and waits for its replacement to be ready. With `split`, the bench first
+  // waits on a pidfd of its own, so the loop dispatches only once the exit is already visible.
+  auto kill_once = [&](bool split) -> Result<Kill> {
+    auto snap = b.Get(*id);
+    if (!snap || snap->pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
+    UniqueFd own_pidfd;
+    if (split) {
+      auto pidfd = PidfdOpen(snap->pid);
+      if (!pidfd) return std::unexpected(pidfd.error());
+      own_pidfd = std::move(*pidfd);
+    }
+    Kill k{};
+    size_t from = recorder.size();
+    // The pid cannot be reused under us: only this thread's broker reaps it.
+    k.killed_ns = MonotonicNs();
+    if (::kill(snap->pid, SIGKILL) != 0) return SysError("kill");
+    if (split) {
+      auto readable = WaitReadable(own_pidfd.get(), static_cast<int>(kEventTimeoutNs / kNsPerMs));
+      k.pidfd_ns = MonotonicNs();
+      if (!readable) return std::unexpected(readable.error());
+      if (!*readable) return MakeError(Errc::kTimeout, "renderer pidfd not readable after SIGKILL");
+    }
+    auto exited = Await(b, recorder, EventType::kExited, *id, from);
+    if (!exited) return std::unexpected(exited.error());
+    const RecordedEvent exit_event = recorder.events()[*exited];
+    k.exited_ns = exit_event.at_ns;
+    const auto& info = exit_event.event.exit;
+    if (!info || info->status != ExitStatus::kKilled || info->signal != SIGKILL) {
+      return MakeError(Errc::kState, "SIGKILL was classified as " + DescribeExit(exit_event.event));
+    }
+    auto ready = Await(b, recorder, EventType::kReady, *id, *exited + 1);
+    if (!ready) return std::unexpected(ready.error());
+    k.ready_ns = recorder.events()[*ready].at_ns;
+    return k;
+  };
+
+  const int warmup = Count(config, 3, 2);
+  const int count = Count(config, 150, 15);
+  const int split_count = Count(config, 40, 8);
+  std::vector<int64_t> death;
+  std::vector<int64_t> recovery;
+  std::vector<int64_t> renderer_exit;
+  std::vector<int64_t> exit_handling;
+  for (int i = 0; i < warmup + count + split_count; ++i) {
+    bool split = i >= warmup + count;
+    auto k = kill_once(split);
+    if (!k) return std::unexpected(k.error());
+    if (split) {
+      renderer_exit.push_back(k->pidfd_ns - k->killed_ns);
+      exit_handling.push_back(k->exited_ns - k->pidfd_ns);
+    } else if (i >= warmup) {
+      death.push_back(k->exited_ns - k->killed_ns);
+      recovery.push_back(k->ready_ns - k->killed_ns);
+    }
+    // Vary the pause so kills land at different points of the renderer's 33 ms frame cycle.
+    if (auto r = PumpFor(b, (20 + (i * 7) % 33) * kNsPerMs); !r) {
+      return std::unexpected(r.error());
+    }
+  }
+  return KillCycleResult{
+      Measurement{Summarize(std::move(death)),
+                  "kill(SIGKILL) to the observer's kExited, renderer at " + std::to_string(kFps) +
+                      " fps, idle 20-52 ms before each kill; " + confinement +
+                      "; split below into renderer_exit + exit_handling"},
+      Measurement{Summarize(std::move(recovery)),
+                  "kill(SIGKILL) to the replacement's kReady; restart policy set to restart at "
+                  "once every time (the default does so only for the first crash)"},
+      Measurement{Summarize(std::move(renderer_exit)),
+                  "kernel part of death_detection: kill(SIGKILL) until a pidfd of the bench's "
+                  "own is readable (signal delivery + the renderer's exit teardown)"},
+      Measurement{Summarize(std::move(exit_handling)),
+                  "the rest of death_detection: the renderer's pidfd readable to the observer's "
+                  "kExited (a sandboxed renderer's namespace init reaping it, reporting and "
+                  "exiting; the broker's epoll wake, waitid, classify, release, notify)"}};
+}
+
+Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
+  Recorder recorder;
+  auto broker = MakeBroker(config, /*restart=*/false, recorder);
+  if (!broker) return std::unexpected(broker.error());
+  Broker& b = **broker;
+  std::vector<int64_t> first_frame_ns;
+  std::string confinement;
+
+  auto once = [&]() -> Result<int64_t> {
+    size_t from = recorder.size();
+    int64_t t0 = MonotonicNs();
+    auto id = b.Spawn();
+    if (!id) return std::unexpected(id.error());
+    auto ready = Await(b, recorder, EventType::kReady, *id, from);
+    if (!ready) return std::unexpected(ready.error());
+    const RecordedEvent ready_event = recorder.events()[*ready];
+    first_frame_ns.push_back(static_cast<int64_t>(ready_event.event.first_frame_ms * 1e6));
+    if (confinement.empty()) confinement = DescribeConfinement(b, *id);
+    // Close it so only one renderer ever runs; SIGTERM ends it at once.
+    if (auto r = b.Close(*id); !r) return std::unexpected(r.error());
+    if (auto closed = Await(b, recorder, EventType::kClosed, *id, *ready + 1); !closed) {
+      return std::unexpected(closed.error());
+    }
+    // Let the broker drop the closed host (a zero-delay timer) before the next spawn.
+    if (auto r = PumpFor(b, 5 * kNsPerMs); !r) return std::unexpected(r.error());
+    return ready_event.at_ns - t0;
+  };
+  const int warmup = Count(config, 3, 2);
+  auto samples = CollectSamples(warmup, Count(config, 150, 15), once);
+  if (!samples) return std::unexpected(samples.error());
+  first_frame_ns.erase(first_frame_ns.begin(), first_frame_ns.begin() + warmup);
+  double broker_median_ms = Summarize(std::move(first_frame_ns)).median_us / 1000.0;
+  return Measurement{Summarize(std::move(*samples)),
+                     "Spawn() to kReady, one renderer at a time, " + confinement +
+                         "; the broker's own first_frame_ms median " + FormatMs(broker_median_ms)};
+}
+
+}  // namespace sbx::bench

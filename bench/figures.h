@@ -1,0 +1,99 @@
+// The measurements sbx-bench can take. Each returns the summary of its samples plus a short note
+// on the conditions that shape the number; none of them judges the number against a target.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "bench/stats.h"
+#include "ipc/error.h"
+
+namespace sbx::bench {
+
+struct BenchConfig {
+  bool quick = false;         // fewer samples: a smoke test of a few seconds
+  std::string renderer_path;  // absolute path of sbx-renderer
+  bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
+};
+
+struct Measurement {
+  Summary summary;
+  std::string note;  // conditions a reader needs to interpret the figure; may be empty
+};
+
+// Picks the sample count for the run mode.
+inline int Count(const BenchConfig& config, int full, int quick) {
+  return config.quick ? quick : full;
+}
+
+// Counts how often the two ends of a round trip ran on the same CPU. With two CPUs a ping-pong is
+// bimodal: on one CPU a wakeup needs no inter-processor interrupt and no idle exit, and the
+// scheduler picks the mode, so a ratio between two round trips is only meaningful next to it.
+class Placement {
+ public:
+  void Record(int cpu_a, int cpu_b) {
+    if (cpu_a < 0 || cpu_b < 0) return;  // unknown
+    ++total_;
+    if (cpu_a == cpu_b) ++same_;
+  }
+  std::string Describe() const {
+    if (total_ == 0) return "CPU placement unknown";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "both ends on one CPU in %d%% of round trips",
+                  static_cast<int>(100.0 * same_ / total_ + 0.5));
+    return buf;
+  }
+
+ private:
+  int same_ = 0;
+  int total_ = 0;
+};
+
+// Runs `once` (returning one duration in ns, or an error) warmup + count times and keeps the
+// last `count` durations. Warm-up iterations fault in pages, caches and lazily bound symbols.
+template <typename F>
+Result<std::vector<int64_t>> CollectSamples(int warmup, int count, F&& once) {
+  std::vector<int64_t> samples;
+  samples.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < warmup + count; ++i) {
+    Result<int64_t> ns = once();
+    if (!ns) return std::unexpected(ns.error());
+    if (i >= warmup) samples.push_back(*ns);
+  }
+  return samples;
+}
+
+// Raw-syscall baselines (baselines.cc), each between this process and a forked child.
+Result<Measurement> PipeRtt(const BenchConfig& config);
+Result<Measurement> MqRttHalf(const BenchConfig& config);
+// One-way mq_send to a receiver that has been blocked for tens of ms, as the broker is between
+// heartbeats: on a VM the idle CPU's wakeup dominates, which the hot ping-pong never sees.
+Result<Measurement> MqIdleWakeup(const BenchConfig& config);
+Result<Measurement> PidfdWakeup(const BenchConfig& config);
+Result<Measurement> ForkExecTrue(const BenchConfig& config);
+Result<Measurement> ForkExecRenderer(const BenchConfig& config);
+
+// The shared frame buffer, in process (frame_figures.cc).
+Result<Measurement> MemcpyFrame(const BenchConfig& config);
+Result<Measurement> FramePublish(const BenchConfig& config);
+
+// The real broker driving real renderers (broker_figures.cc).
+Result<Measurement> ControlRtt(const BenchConfig& config);
+Result<Measurement> HeartbeatLatency(const BenchConfig& config);
+Result<Measurement> SpawnToFirstFrame(const BenchConfig& config);
+
+// One run of kill cycles yields death_detection (SIGKILL to kExited) and recovery (SIGKILL to the
+// replacement's kReady). A second, shorter pass splits death_detection in two with a pidfd of
+// the bench's own: the kernel's part (SIGKILL until the pidfd is readable, which includes the
+// renderer's exit teardown) and the broker's part (pidfd readable to the observer's kExited).
+struct KillCycleResult {
+  Measurement death_detection;
+  Measurement recovery;
+  Measurement renderer_exit;
+  Measurement exit_handling;
+};
+Result<KillCycleResult> KillCycle(const BenchConfig& config);
+
+}  // namespace sbx::bench

@@ -1,0 +1,312 @@
+// sbx-bench: every performance figure of sbx, each next to the raw-syscall baseline under it,
+// measured in one run on this machine. Targets are reported, never asserted: a figure over its
+// target is information, and the exit code only says whether every measurement could be taken.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bench/figures.h"
+
+namespace sbx::bench {
+namespace {
+
+enum class Check {
+  kNone,           // a baseline, or a figure reported without a target
+  kRatioAtMost,    // median / baseline median <= limit
+  kMedianBelowUs,  // median < limit microseconds
+};
+
+struct FigureDef {
+  std::string_view name;
+  // Null for the figures that come out of the kill cycle; `kill_cycle_part` picks which.
+  Result<Measurement> (*measure)(const BenchConfig&);
+  Measurement KillCycleResult::*kill_cycle_part;
+  std::string_view baseline;  // empty: none
+  // A second floor measured under the figure's own conditions; its ratio goes in the notes.
+  std::string_view context;
+  std::string_view target;
+  Check check;
+  double limit;
+};
+
+constexpr std::string_view kBaseline = "baseline";
+// Extra floors and splits that explain a figure; they have no target of their own.
+constexpr std::string_view kContext = "context";
+
+// Run order: each baseline right before the figures that compare against it, so both see the
+// machine in the same state.
+constexpr FigureDef kFigures[] = {
+    {"pipe_rtt", &PipeRtt, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"control_rtt", &ControlRtt, nullptr, "pipe_rtt", "", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"mq_rtt_half", &MqRttHalf, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"mq_idle_wakeup", &MqIdleWakeup, nullptr, "", "", kContext, Check::kNone, 0},
+    {"heartbeat_latency", &HeartbeatLatency, nullptr, "mq_rtt_half", "mq_idle_wakeup",
+     "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"pidfd_wakeup", &PidfdWakeup, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"death_detection", nullptr, &KillCycleResult::death_detection, "pidfd_wakeup", "",
+     "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, "pidfd_wakeup", "", kContext,
+     Check::kNone, 0},
+    {"exit_handling", nullptr, &KillCycleResult::exit_handling, "", "", kContext, Check::kNone, 0},
+    {"recovery", nullptr, &KillCycleResult::recovery, "", "", "median < 10 ms",
+     Check::kMedianBelowUs, 10'000},
+    {"fork_exec", &ForkExecTrue, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"fork_exec_renderer", &ForkExecRenderer, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, "fork_exec", "fork_exec_renderer",
+     "median < 5 ms", Check::kMedianBelowUs, 5'000},
+    {"memcpy_frame", &MemcpyFrame, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"frame_publish", &FramePublish, nullptr, "memcpy_frame", "", "none (expect ratio ~2)",
+     Check::kNone, 0},
+};
+
+const FigureDef* FindFigure(std::string_view name) {
+  for (const auto& f : kFigures) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+struct Options {
+  BenchConfig config;
+  bool json = false;
+  bool help = false;
+  std::string only;
+};
+
+constexpr char kUsage[] =
+    "usage: sbx-bench [--json] [--quick] [--only NAME] [--renderer-path PATH] [--no-sandbox]\n"
+    "  --json                one JSON object per line per figure\n"
+    "  --quick               fewer samples: a smoke test of a few seconds\n"
+    "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
+    "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
+    "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
+    "figures:";
+
+void PrintUsage(FILE* out) {
+  std::fputs(kUsage, out);
+  for (const auto& f : kFigures) {
+    std::fprintf(out, " %.*s", static_cast<int>(f.name.size()), f.name.data());
+  }
+  std::fputc('\n', out);
+}
+
+// Accepts "--opt VALUE" and "--opt=VALUE".
+Result<Options> ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg(argv[i]);
+    auto value = [&](std::string_view key) -> std::optional<std::string> {
+      if (arg == key) {
+        if (i + 1 >= argc) return std::nullopt;
+        return std::string(argv[++i]);
+      }
+      if (arg.starts_with(key) && arg.size() > key.size() && arg[key.size()] == '=') {
+        return std::string(arg.substr(key.size() + 1));
+      }
+      return std::nullopt;
+    };
+    if (arg == "--json") {
+      o.json = true;
+    } else if (arg == "--quick") {
+      o.config.quick = true;
+    } else if (arg == "--no-sandbox") {
+      o.config.sandbox = false;
+    } else if (arg == "--help" || arg == "-h") {
+      o.help = true;
+    } else if (arg == "--only" || arg.starts_with("--only=")) {
+      auto v = value("--only");
+      if (!v) return MakeError(Errc::kInvalidArgument, "--only needs a figure name");
+      if (!FindFigure(*v)) return MakeError(Errc::kInvalidArgument, "unknown figure " + *v);
+      o.only = *v;
+    } else if (arg == "--renderer-path" || arg.starts_with("--renderer-path=")) {
+      auto v = value("--renderer-path");
+      if (!v || v->empty()) {
+        return MakeError(Errc::kInvalidArgument, "--renderer-path needs a path");
+      }
+      o.config.renderer_path = *v;
+    } else {
+      return MakeError(Errc::kInvalidArgument, "unknown argument " + std::string(arg));
+    }
+  }
+  return o;
+}
+
+// The broker's own default, resolved here so the fork_exec_renderer baseline execs the very
+// binary the broker launches.
+Result<std::string> RendererNextToSelf() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n < 0) return SysError("readlink(/proc/self/exe)");
+  std::string self(buf, static_cast<size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "sbx-renderer";
+}
+
+double Round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+class Report {
+ public:
+  explicit Report(bool json) : json_(json) {}
+
+  void Header(const Options& o) {
+    if (json_) return;
+    // Other work on the machine moves every figure; the load average says how much there was.
+    double load[1] = {-1};
+    if (::getloadavg(load, 1) != 1) load[0] = -1;
+    std::printf("sbx-bench: %s run, %ld cores, load average %.2f, renderer %s%s\n",
+                o.config.quick ? "quick" : "full", ::sysconf(_SC_NPROCESSORS_ONLN), load[0],
+                o.config.renderer_path.c_str(), o.config.sandbox ? "" : " (--no-sandbox)");
+    std::printf("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
+                "unit", "samples", "baseline", "base med", "ratio", "target", "met");
+    std::fflush(stdout);
+  }
+
+  void Row(const FigureDef& def, const Measurement& m, std::optional<double> baseline_median,
+           std::optional<double> context_median) {
+    const Summary& s = m.summary;
+    std::optional<double> ratio;
+    if (baseline_median && *baseline_median > 0) ratio = s.median_us / *baseline_median;
+    std::optional<bool> met;
+    if (def.check == Check::kRatioAtMost && ratio) met = *ratio <= def.limit;
+    if (def.check == Check::kMedianBelowUs) met = s.median_us < def.limit;
+
+    if (json_) {
+      nlohmann::ordered_json j;
+      j["name"] = def.name;
+      j["median"] = Round3(s.median_us);
+      j["p99"] = Round3(s.p99_us);
+      j["unit"] = "us";
+      if (!def.baseline.empty()) {
+        j["baseline"] = def.baseline;
+        if (baseline_median) j["baseline_median"] = Round3(*baseline_median);
+        if (ratio) j["ratio"] = Round3(*ratio);
+      }
+      if (context_median && *context_median > 0) {
+        j["context"] = def.context;
+        j["context_ratio"] = Round3(s.median_us / *context_median);
+      }
+      j["samples"] = s.samples;
+      j["target"] = def.target;
+      if (met) j["met"] = *met;
+      if (!m.note.empty()) j["note"] = m.note;
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::string base = def.baseline.empty() ? "-" : std::string(def.baseline);
+      std::string base_med = baseline_median ? Fixed(*baseline_median, 2) : "-";
+      std::string ratio_s = ratio ? Fixed(*ratio, 2) : "-";
+      const char* met_s = !met ? "-" : *met ? "yes" : "NO";
+      std::printf("%-21.*s %10.2f %10.2f %-4s %7zu  %-18s %10s %7s  %-22.*s %s\n",
+                  static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us, "us",
+                  s.samples, base.c_str(), base_med.c_str(), ratio_s.c_str(),
+                  static_cast<int>(def.target.size()), def.target.data(), met_s);
+      std::string note = m.note;
+      if (context_median && *context_median > 0) {
+        note += "; " + Fixed(s.median_us / *context_median, 2) + "x " + std::string(def.context);
+      }
+      if (!note.empty()) notes_.emplace_back(std::string(def.name), std::move(note));
+    }
+    std::fflush(stdout);
+  }
+
+  void Footer() {
+    if (json_ || notes_.empty()) return;
+    std::printf("\nnotes:\n");
+    for (const auto& [name, note] : notes_) std::printf("  %-21s %s\n", name.c_str(), note.c_str());
+  }
+
+ private:
+  static std::string Fixed(double v, int digits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+    return buf;
+  }
+
+  bool json_;
+  std::vector<std::pair<std::string, std::string>> notes_;
+};
+
+class Runner {
+ public:
+  explicit Runner(BenchConfig config) : config_(std::move(config)) {}
+
+  Result<Measurement> Measure(const FigureDef& def) {
+    if (def.measure) return def.measure(config_);
+    // Four figures come out of the same kills; run the cycle once for all of them.
+    if (!kill_cycle_) kill_cycle_ = KillCycle(config_);
+    if (!*kill_cycle_) return std::unexpected(kill_cycle_->error());
+    return (**kill_cycle_).*def.kill_cycle_part;
+  }
+
+ private:
+  BenchConfig config_;
+  std::optional<Result<KillCycleResult>> kill_cycle_;
+};
+
+int Main(int argc, char** argv) {
+  auto options = ParseArgs(argc, argv);
+  if (!options) {
+    std::fprintf(stderr, "sbx-bench: %s\n", options.error().what.c_str());
+    PrintUsage(stderr);
+    return 2;
+  }
+  if (options->help) {
+    PrintUsage(stdout);
+    return 0;
+  }
+  if (options->config.renderer_path.empty()) {
+    auto path = RendererNextToSelf();
+    if (!path) {
+      std::fprintf(stderr, "sbx-bench: %s\n", path.error().ToString().c_str());
+      return 1;
+    }
+    options->config.renderer_path = std::move(*path);
+  }
+  if (::access(options->config.renderer_path.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "sbx-bench: renderer %s is not executable (--renderer-path)\n",
+                 options->config.renderer_path.c_str());
+    return 1;
+  }
+
+  const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
+  Report report(options->json);
+  report.Header(*options);
+  Runner runner(options->config);
+  std::map<std::string_view, double> medians;
+  bool all_measured = true;
+  for (const auto& def : kFigures) {
+    bool print = !only || only == &def;
+    bool needed = print || only->baseline == def.name || only->context == def.name;
+    if (!needed) continue;
+    auto m = runner.Measure(def);
+    if (!m) {
+      std::fprintf(stderr, "sbx-bench: %.*s: %s\n", static_cast<int>(def.name.size()),
+                   def.name.data(), m.error().ToString().c_str());
+      all_measured = false;
+      continue;
+    }
+    medians[def.name] = m->summary.median_us;
+    if (!print) continue;
+    auto median_of = [&](std::string_view name) -> std::optional<double> {
+      auto it = medians.find(name);
+      if (it == medians.end()) return std::nullopt;
+      return it->second;
+    };
+    report.Row(def, *m, median_of(def.baseline), median_of(def.context));
+  }
+  report.Footer();
+  return all_measured ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace sbx::bench
+
+int main(int argc, char** argv) { return sbx::bench::Main(argc, argv); }
