@@ -299,13 +299,23 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
 
   int32_t init_pid = 0;
   auto got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(&init_pid), sizeof init_pid});
-  siginfo_t si{};
-  (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
   if (!got || *got != sizeof init_pid || init_pid <= 0) {
+    siginfo_t si{};
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
     // The joiner failed before starting the init; its sync report says where.
     if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
     return MakeError(Errc::kState, "launch failed: no namespace init");
   }
+  // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie.
+  struct JoinerReaper {
+    UniqueFd* fd;
+    ~JoinerReaper() {
+      if (fd->valid()) {
+        siginfo_t si{};
+        (void)HandleEintr([&] { return ::waitid(P_PIDFD, fd->get(), &si, WEXITED); });
+      }
+    }
+  } joiner_reaper{&joiner};
   LaunchedChild child;
   child.init_pid = init_pid;
   // The init is our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
@@ -344,6 +354,7 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
       child.pidfd = std::move(*p);
     }
   }
+  child.joiner_pidfd = std::move(joiner);
   return child;
 }
 

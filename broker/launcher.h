@@ -84,6 +84,9 @@ struct LaunchedChild {
   pid_t init_pid = -1;
   UniqueFd init_pidfd;
   UniqueFd status_fd;
+  // Namespaced launches only: the short-lived child that set up the namespaces. It has exited or
+  // is exiting (tearing down its copy of our address space); the caller reaps it when it can.
+  UniqueFd joiner_pidfd;
 };
 
 // The step of the child recipe that failed, reported over the sync pipe.

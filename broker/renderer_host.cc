@@ -130,6 +130,8 @@ void RendererHost::Start() {
 
   auto child = Launch(spec);
   if (!child) return LaunchFailed(child.error());
+  // Reaped off the spawn path: its exit tears down a copy of our address space.
+  broker_.ReapLater(std::move(child->joiner_pidfd));
   pid_ = child->pid > 0 ? child->pid : 0;
   pidfd_ = std::move(child->pidfd);
   init_pidfd_ = std::move(child->init_pidfd);
