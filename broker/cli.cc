@@ -60,6 +60,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       return {};
     };
     if (name == "--help" || name == "-h") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.help = true;
     } else if (name == "--json") {
       if (auto f = flag(); !f) return std::unexpected(f.error());

@@ -11,6 +11,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 namespace sbx {
@@ -130,6 +131,16 @@ const char* SignalName(int sig) {
   for (const auto& e : kSignals) {
     if (e.sig == sig) return e.name;
   }
+  // Real-time and unknown signals: "SIG42", from a table built once (static storage, so the
+  // pointer stays valid, as for the named ones).
+  static const auto kNumbered = [] {
+    std::array<std::array<char, 12>, 65> names{};
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::snprintf(names[i].data(), names[i].size(), "SIG%zu", i);
+    }
+    return names;
+  }();
+  if (sig >= 0 && static_cast<size_t>(sig) < kNumbered.size()) return kNumbered[sig].data();
   return "SIG?";
 }
 
