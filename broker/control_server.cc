@@ -187,10 +187,11 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   }
   if (cmd == "fps") {
     auto id = need_id(3, 3);
+    if (!id) return usage("fps ID N");  // before words[2]: the line may have fewer words
     uint32_t fps = 0;
     const char* end = words[2].data() + words[2].size();
     auto parsed = std::from_chars(words[2].data(), end, fps);
-    if (!id || parsed.ec != std::errc() || parsed.ptr != end) return usage("fps ID N");
+    if (parsed.ec != std::errc() || parsed.ptr != end) return usage("fps ID N");
     return reply(ResultJson(broker.SetFps(*id, fps)));
   }
   if (cmd == "ping") {

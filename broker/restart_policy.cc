@@ -20,7 +20,9 @@ std::optional<int64_t> RestartPolicy::OnCrash(int64_t now_ms) {
   if (n > config_.max_crashes) return std::nullopt;
   if (n == 1) return 0;
   int64_t delay = config_.base_delay_ms;
-  for (int i = 2; i < n && delay < config_.max_delay_ms; ++i) delay *= 2;
+  for (int i = 2; i < n && delay < config_.max_delay_ms; ++i) {
+    delay = delay > config_.max_delay_ms / 2 ? config_.max_delay_ms : delay * 2;  // no overflow
+  }
   return std::min(delay, config_.max_delay_ms);
 }
 

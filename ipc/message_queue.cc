@@ -25,12 +25,13 @@ Result<QueuePair> CreateQueuePair(long max_msg, long msg_size) {
   UniqueFd reader(rd);
   mqd_t wr = ::mq_open(name, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   int saved = errno;
+  UniqueFd writer(wr);  // owned before anything below can return
   if (::mq_unlink(name) != 0) return SysError("mq_unlink");
-  if (wr == static_cast<mqd_t>(-1)) {
+  if (!writer) {
     errno = saved;
     return SysError("mq_open(writer)");
   }
-  return QueuePair{std::move(reader), UniqueFd(wr)};
+  return QueuePair{std::move(reader), std::move(writer)};
 }
 
 Result<std::optional<size_t>> QueueReceive(int mqd, std::span<uint8_t> buf) {
