@@ -15,7 +15,16 @@ DEB_PACKAGES := g++ cmake ninja-build pkg-config googletest libgtest-dev libgmoc
 ASAN_ENV := ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-.PHONY: deps configure build run test test-plain test-asan bench clean
+# The window tests run on Qt's offscreen platform (ctest sets it per test too), so no display is
+# needed for `make test`.
+UI_TEST_ENV := QT_QPA_PLATFORM=offscreen
+
+# `make run`: the window on four pages. sbx's --renderers N means what it means for sbx-broker
+# (N renderers on --page), so the other three pages come from the window's --spawn URL.
+RUN_ARGS ?= --renderers 1 --page sbx://plasma --spawn sbx://clock \
+	--spawn sbx://text/Hello%20from%20sbx --spawn about:blank
+
+.PHONY: deps configure build run test test-plain test-asan bench screenshot clean
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -39,19 +48,24 @@ build: configure
 	ninja -C $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/bin/sbx-broker --renderers 3
+	$(BUILD)/bin/sbx $(RUN_ARGS)
 
 test: test-plain test-asan
 
 test-plain: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(UI_TEST_ENV) ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
-	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+	$(ASAN_ENV) $(UI_TEST_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 bench: build
 	$(BUILD)/bin/sbx-bench
+
+# docs/screenshot.png for the README: the window under Xvfb with 4 renderers, one killed and one
+# stopped through sbx-ctl (ui/screenshot.sh).
+screenshot: build
+	ui/screenshot.sh $(BUILD) docs/screenshot.png
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

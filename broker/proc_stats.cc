@@ -1,0 +1,113 @@
+#include "broker/proc_stats.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <string>
+
+#include "ipc/posix.h"
+
+namespace sbx {
+
+namespace {
+
+// smaps_rollup is about 1 KiB and stat a few hundred bytes; a bounded read keeps a hostile
+// process name from making us allocate.
+constexpr size_t kMaxProcFile = 8192;
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return SysError("open " + path);
+  std::array<uint8_t, kMaxProcFile> buf;
+  auto n = ReadFull(fd.get(), buf);
+  if (!n) return std::unexpected(n.error());
+  return std::string(reinterpret_cast<const char*>(buf.data()), *n);
+}
+
+std::optional<uint64_t> ParseU64(std::string_view s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// The n-th (0-based) space-separated word of s.
+std::optional<std::string_view> Word(std::string_view s, int n) {
+  size_t i = 0;
+  for (int k = 0;; ++k) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    if (i >= s.size()) return std::nullopt;
+    size_t end = s.find_first_of(" \n", i);
+    if (end == std::string_view::npos) end = s.size();
+    if (k == n) return s.substr(i, end - i);
+    i = end;
+  }
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseStatCpuTicks(std::string_view stat) {
+  size_t close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  // After "pid (comm)" come: state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt
+  // majflt cmajflt utime(14) stime(15); word 0 below is field 3.
+  std::string_view rest = stat.substr(close + 1);
+  auto utime = Word(rest, 11);
+  auto stime = Word(rest, 12);
+  if (!utime || !stime) return std::nullopt;
+  auto u = ParseU64(*utime);
+  auto s = ParseU64(*stime);
+  if (!u || !s) return std::nullopt;
+  return *u + *s;
+}
+
+std::optional<uint64_t> ParseStatmResidentPages(std::string_view statm) {
+  auto w = Word(statm, 1);
+  return w ? ParseU64(*w) : std::nullopt;
+}
+
+std::optional<uint64_t> ParseSmapsRollupPssKb(std::string_view text) {
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(at, end - at);
+    if (line.starts_with("Pss:")) {
+      line.remove_prefix(4);
+      while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+      size_t digits = line.find(' ');
+      return ParseU64(line.substr(0, digits));
+    }
+    at = end + 1;
+  }
+  return std::nullopt;
+}
+
+Result<ProcStats> ReadProcStats(pid_t pid) {
+  if (pid <= 0) return MakeError(Errc::kInvalidArgument, "no process");
+  std::string dir = "/proc/" + std::to_string(pid) + "/";
+  static const long kTicksPerSecond = ::sysconf(_SC_CLK_TCK);
+  static const long kPageSize = ::sysconf(_SC_PAGESIZE);
+
+  ProcStats out;
+  auto stat = ReadSmallFile(dir + "stat");
+  if (!stat) return std::unexpected(stat.error());
+  auto ticks = ParseStatCpuTicks(*stat);
+  if (!ticks) return MakeError(Errc::kProtocol, "unreadable " + dir + "stat");
+  out.cpu_ns = *ticks * (1'000'000'000 / static_cast<uint64_t>(kTicksPerSecond));
+
+  auto statm = ReadSmallFile(dir + "statm");
+  if (!statm) return std::unexpected(statm.error());
+  auto pages = ParseStatmResidentPages(*statm);
+  if (!pages) return MakeError(Errc::kProtocol, "unreadable " + dir + "statm");
+  out.rss_bytes = *pages * static_cast<uint64_t>(kPageSize);
+
+  if (auto rollup = ReadSmallFile(dir + "smaps_rollup")) {
+    if (auto kb = ParseSmapsRollupPssKb(*rollup)) out.pss_bytes = *kb * 1024;
+  }
+  return out;
+}
+
+}  // namespace sbx

@@ -1,0 +1,33 @@
+// What the kernel says a process costs, read from /proc/PID the way Chrome's task manager does:
+// CPU time from `stat`, resident memory from `statm`, proportional set size from `smaps_rollup`.
+// Display figures only: a pid can be reused between the caller's snapshot and the read, so
+// nothing here may drive a decision about a process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "ipc/error.h"
+
+namespace sbx {
+
+struct ProcStats {
+  uint64_t cpu_ns = 0;     // user + system time
+  uint64_t rss_bytes = 0;  // resident set size
+  // Only readable for a process we may ptrace-read: a sandboxed renderer that made itself
+  // non-dumpable hides it, and the column then shows RSS alone.
+  std::optional<uint64_t> pss_bytes;
+};
+
+Result<ProcStats> ReadProcStats(pid_t pid);
+
+// The parsers, exposed for tests. `stat` text: utime + stime in clock ticks; the command name
+// may hold spaces and parentheses, so fields are counted from its last ')'.
+std::optional<uint64_t> ParseStatCpuTicks(std::string_view stat);
+std::optional<uint64_t> ParseStatmResidentPages(std::string_view statm);
+std::optional<uint64_t> ParseSmapsRollupPssKb(std::string_view smaps_rollup);
+
+}  // namespace sbx

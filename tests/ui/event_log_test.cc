@@ -1,0 +1,83 @@
+// The event log: every broker event, filterable, saved as the JSON lines sbx-broker prints.
+#include "ui/event_log.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <QComboBox>
+#include <QLineEdit>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/ui/ui_test_util.h"
+#include "ui/main_window.h"
+
+namespace sbx::ui::testing {
+namespace {
+
+TEST(EventLogTest, LogsFiltersAndSavesJsonLines) {
+  WindowEnv env;
+  EventLog* log = env.window->event_log();
+  int a = env.SpawnDrawing("sbx://plasma");
+  int b = env.SpawnDrawing("sbx://clock");
+  size_t mark = env.recorder->size();
+  ASSERT_TRUE(SignalPid(env.broker->Get(a)->pid, SIGKILL));
+  ASSERT_TRUE(env.recorder->WaitFor(EventType::kReady, a, 10s, mark));
+
+  // Every event the broker emitted is in the log, in order.
+  ASSERT_EQ(static_cast<size_t>(log->model()->rowCount()), env.recorder->size());
+  for (size_t i = 0; i < env.recorder->size(); ++i) {
+    EXPECT_EQ(log->model()->event(static_cast<int>(i)).type, env.recorder->events()[i].type);
+  }
+  // Coloured by kind.
+  QVariant colour =
+      log->model()->data(log->model()->index(0, EventLogModel::kEvent), Qt::ForegroundRole);
+  EXPECT_TRUE(colour.isValid());
+
+  // Filter by kind through the combo box, as a person would.
+  int exited_index = log->type_combo()->findText(QStringLiteral("exited"));
+  ASSERT_GE(exited_index, 0);
+  log->type_combo()->setCurrentIndex(exited_index);
+  ASSERT_EQ(log->filter()->rowCount(), 1);
+  // Then by text as well: nothing about renderer b exited.
+  log->filter_edit()->setText(QStringLiteral("SIGKILL"));
+  EXPECT_EQ(log->filter()->rowCount(), 1);
+  log->filter_edit()->setText(QStringLiteral("no such text"));
+  EXPECT_EQ(log->filter()->rowCount(), 0);
+  log->type_combo()->setCurrentIndex(0);
+  log->filter_edit()->setText(QStringLiteral("sbx://clock"));
+  int clock_rows = log->filter()->rowCount();
+  EXPECT_GE(clock_rows, 2);  // spawned and ready of b
+
+  // Save what is shown: one JSON object per line, the sbx-broker --json form.
+  std::string path = TempDir() + "/events.jsonl";
+  auto saved = log->SaveJsonLines(QString::fromStdString(path));
+  ASSERT_TRUE(saved) << saved.error().ToString();
+  EXPECT_EQ(*saved, clock_rows);
+  std::ifstream in(path);
+  int lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["id"], b);
+    EXPECT_TRUE(j.contains("event"));
+    EXPECT_TRUE(j.contains("t_ms"));
+  }
+  EXPECT_EQ(lines, clock_rows);
+  log->filter_edit()->clear();
+  EXPECT_FALSE(log->SaveJsonLines(QStringLiteral("/nonexistent-dir/x.jsonl")));
+}
+
+TEST(EventLogTest, BoundedInSize) {
+  EventLogModel model;
+  BrokerEvent e;
+  e.type = EventType::kSpawned;
+  for (size_t i = 0; i < EventLogModel::kMaxEntries + 5; ++i) {
+    e.id = static_cast<int>(i);
+    model.Append(e);
+  }
+  EXPECT_EQ(static_cast<size_t>(model.rowCount()), EventLogModel::kMaxEntries);
+  EXPECT_EQ(model.event(0).id, 5);
+}
+
+}  // namespace
+}  // namespace sbx::ui::testing

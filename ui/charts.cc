@@ -1,0 +1,208 @@
+#include "ui/charts.h"
+
+#include <QChart>
+#include <QChartView>
+#include <QLineSeries>
+#include <QPointer>
+#include <QVBoxLayout>
+#include <QValueAxis>
+#include <algorithm>
+#include <cmath>
+
+#include "ui/broker_bridge.h"
+#include "ui/renderer_model.h"
+
+namespace sbx::ui {
+
+namespace {
+
+constexpr double kWindowS = 60.0;
+constexpr double kSettleS = 3.0;
+// The smallest y ranges (%, MiB, ms), so an idle chart is not all noise.
+constexpr double kMinCpuTop = 5;
+constexpr double kMinMemoryTop = 2;
+constexpr double kMinLatencyTop = 1;
+constexpr int kMaxLegend = 8;
+// Bounds the per-second sample buffers if ticks stall (the window is busy).
+constexpr size_t kMaxSamples = 4096;
+
+double Mean(const std::vector<int64_t>& v) {
+  if (v.empty()) return -1;
+  double sum = 0;
+  for (int64_t x : v) sum += static_cast<double>(x);
+  return sum / static_cast<double>(v.size()) / 1e6;
+}
+
+double NiceCeiling(double v) {
+  if (v <= 0) return 1;
+  double p = std::pow(10.0, std::floor(std::log10(v)));
+  // Tops whose half is round too: the y axes have three ticks (0, half, top), all a small chart
+  // has room to label.
+  for (double m : {1.0, 2.0, 4.0, 5.0, 10.0}) {
+    if (m * p >= v) return m * p;
+  }
+  return 10 * p;
+}
+
+}  // namespace
+
+ChartsPanel::ChartsPanel(BrokerBridge* bridge, RendererModel* model, QWidget* parent)
+    : QWidget(parent), bridge_(bridge), model_(model) {
+  setObjectName(QStringLiteral("charts"));
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(0, 0, 0, 0);
+  layout->setSpacing(0);
+  cpu_chart_ = MakeChart(QStringLiteral("CPU per renderer (last 60 s)"), QStringLiteral("%"));
+  mem_chart_ =
+      MakeChart(QStringLiteral("Memory per renderer (PSS, else RSS)"), QStringLiteral("MiB"));
+  latency_chart_ = MakeChart(QStringLiteral("Latency"), QStringLiteral("ms"));
+  for (Chart* c : {&cpu_chart_, &mem_chart_, &latency_chart_}) layout->addWidget(c->view, 1);
+  latency_[0].series = AddSeries(latency_chart_, QStringLiteral("control round trip"));
+  latency_[1].series = AddSeries(latency_chart_, QStringLiteral("heartbeat delivery"));
+  latency_[2].series = AddSeries(latency_chart_, QStringLiteral("window event loop p99"));
+
+  connect(bridge_, &BrokerBridge::heartbeat, this, [this](int, qint64 latency_ns) {
+    if (heartbeat_ns_.size() < kMaxSamples) heartbeat_ns_.push_back(latency_ns);
+  });
+}
+
+ChartsPanel::Chart ChartsPanel::MakeChart(const QString& title, const QString& y_title) {
+  Chart c;
+  c.chart = new QChart;
+  c.chart->setTitle(title);
+  c.chart->setMargins(QMargins(4, 2, 4, 2));
+  c.chart->setBackgroundRoundness(0);
+  c.chart->legend()->setAlignment(Qt::AlignRight);
+  c.chart->legend()->setFont(QFont(c.chart->legend()->font().family(), 7));
+  QFont title_font = c.chart->titleFont();
+  title_font.setPointSize(9);
+  title_font.setBold(true);
+  c.chart->setTitleFont(title_font);
+  c.x = new QValueAxis;
+  c.x->setLabelFormat(QStringLiteral("%.0f"));
+  c.x->setTitleText(QStringLiteral("seconds ago"));
+  c.x->setRange(-kWindowS, 0);
+  c.x->setTickCount(4);  // -60, -40, -20, 0: room for the labels in a narrow dock
+  c.y = new QValueAxis;
+  c.y->setTitleText(y_title);
+  c.y->setLabelFormat(QStringLiteral("%g"));
+  c.y->setTickCount(3);
+  c.y->setRange(0, 1);
+  for (QValueAxis* a : {c.x, c.y}) {
+    QFont f = a->labelsFont();
+    f.setPointSize(7);
+    a->setLabelsFont(f);
+    a->setTitleFont(f);
+  }
+  c.chart->addAxis(c.x, Qt::AlignBottom);
+  c.chart->addAxis(c.y, Qt::AlignLeft);
+  c.view = new QChartView(c.chart, this);
+  c.view->setMinimumHeight(120);
+  // Antialiasing doubles the paint time of a chart for little gain at this size.
+  c.view->setRenderHint(QPainter::Antialiasing, false);
+  return c;
+}
+
+QLineSeries* ChartsPanel::AddSeries(Chart& chart, const QString& name) {
+  auto* s = new QLineSeries;
+  s->setName(name);
+  chart.chart->addSeries(s);
+  s->attachAxis(chart.x);
+  s->attachAxis(chart.y);
+  return s;
+}
+
+void ChartsPanel::Append(Line& line, double t, double value) {
+  line.points.append(QPointF(t, value));
+  while (!line.points.isEmpty() && line.points.first().x() < t - kWindowS) {
+    line.points.removeFirst();
+  }
+}
+
+// The x axis is fixed at -60..0 s and the y axis changes only when its rounded top does, so
+// each series is laid out once per tick: re-ranging an axis lays out every series on it, which
+// for 64 series cost several milliseconds of the GUI thread each second.
+void ChartsPanel::Show(Chart& chart, std::map<int, Line>& lines, double t, double min_top) {
+  if (!isVisible()) return;
+  double top = min_top;
+  for (const auto& [id, line] : lines) {
+    for (const QPointF& p : line.points) top = std::max(top, p.y());
+  }
+  top = NiceCeiling(top * 1.1);
+  if (chart.y->max() != top) {
+    chart.y->setRange(0, top);
+  }
+  for (auto& [id, line] : lines) {
+    QList<QPointF> shifted;
+    shifted.reserve(line.points.size());
+    for (const QPointF& p : line.points) shifted.append(QPointF(p.x() - t, p.y()));
+    line.series->replace(shifted);
+  }
+  chart.chart->legend()->setVisible(lines.size() <= kMaxLegend);
+}
+
+void ChartsPanel::showEvent(QShowEvent* event) {
+  QWidget::showEvent(event);
+  Show(cpu_chart_, cpu_, last_t_, kMinCpuTop);
+  Show(mem_chart_, mem_, last_t_, kMinMemoryTop);
+  Show(latency_chart_, latency_, last_t_, kMinLatencyTop);
+}
+
+void ChartsPanel::Tick(double loop_p99_ms) {
+  double t = static_cast<double>(bridge_->broker().NowMs()) / 1000.0;
+  last_t_ = t;
+  // Per-renderer series follow the model's rows: new ids get a line, closed ids lose theirs.
+  std::map<int, const RendererRow*> rows;
+  for (const auto& r : model_->rows()) rows.emplace(r.snap.id, &r);
+  for (auto* lines : {&cpu_, &mem_}) {
+    Chart& chart = lines == &cpu_ ? cpu_chart_ : mem_chart_;
+    for (auto it = lines->begin(); it != lines->end();) {
+      if (rows.count(it->first) == 0) {
+        chart.chart->removeSeries(it->second.series);
+        delete it->second.series;
+        it = lines->erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& [id, row] : rows) {
+      if (lines->count(id) == 0) {
+        (*lines)[id].series = AddSeries(chart, QStringLiteral("#%1").arg(id));
+      }
+    }
+  }
+  for (const auto& [id, row] : rows) {
+    if (row->snap.pid <= 0) continue;  // a dead renderer leaves a gap rather than a zero
+    if (row->cpu_percent >= 0) Append(cpu_[id], t, row->cpu_percent);
+    uint64_t bytes = row->pss_bytes.value_or(row->rss_bytes);
+    if (bytes > 0) Append(mem_[id], t, static_cast<double>(bytes) / (1 << 20));
+  }
+  double rtt = Mean(rtt_ns_);
+  double hb = Mean(heartbeat_ns_);
+  rtt_ns_.clear();
+  heartbeat_ns_.clear();
+  if (rtt >= 0 && t >= kSettleS) Append(latency_[0], t, rtt);
+  if (hb >= 0) Append(latency_[1], t, hb);
+  // The window's first seconds (fonts, first layout, every renderer starting) would set the
+  // scale for the next minute; the chart starts after them.
+  if (loop_p99_ms >= 0 && t >= kSettleS) Append(latency_[2], t, loop_p99_ms);
+  Show(cpu_chart_, cpu_, t, kMinCpuTop);
+  Show(mem_chart_, mem_, t, kMinMemoryTop);
+  Show(latency_chart_, latency_, t, kMinLatencyTop);
+  PingAll();
+}
+
+void ChartsPanel::PingAll() {
+  QPointer<ChartsPanel> self(this);
+  for (const auto& r : model_->rows()) {
+    if (r.snap.state != RendererState::kRunning) continue;
+    // The callback may run after this panel is gone (the broker outlives the window).
+    (void)bridge_->broker().Ping(r.snap.id, [self](Result<int64_t> rtt) {
+      if (!self || !rtt) return;
+      ++self->pongs_;
+      if (self->rtt_ns_.size() < kMaxSamples) self->rtt_ns_.push_back(*rtt);
+    });
+  }
+}
+
+}  // namespace sbx::ui

@@ -1,0 +1,73 @@
+// Charts for what people would rather look at than read (Qt Charts): CPU and memory of each
+// renderer over the last 60 s, and latency over time: control round trip (a ping to every live
+// renderer each second), heartbeat delivery, and the window's own event-loop lateness.
+#pragma once
+
+#include <QList>
+#include <QPointF>
+#include <QWidget>
+#include <map>
+#include <vector>
+
+#include "broker/broker.h"
+
+class QChart;
+class QChartView;
+class QLineSeries;
+class QValueAxis;
+
+namespace sbx::ui {
+
+class BrokerBridge;
+class RendererModel;
+
+class ChartsPanel : public QWidget {
+  Q_OBJECT
+
+ public:
+  ChartsPanel(BrokerBridge* bridge, RendererModel* model, QWidget* parent = nullptr);
+
+  // Called once a second (on the model's refresh) with the window's event-loop p99 for that
+  // second, or a negative value if it is not being measured.
+  void Tick(double loop_p99_ms);
+  // Control round trips answered so far (for tests and the curious).
+  uint64_t pongs() const { return pongs_; }
+  int series_count() const { return static_cast<int>(cpu_.size()); }
+
+ private:
+  struct Chart {
+    QChart* chart = nullptr;
+    QChartView* view = nullptr;
+    QValueAxis* x = nullptr;
+    QValueAxis* y = nullptr;
+  };
+  struct Line {
+    QLineSeries* series = nullptr;
+    QList<QPointF> points;
+  };
+
+  Chart MakeChart(const QString& title, const QString& y_title);
+  QLineSeries* AddSeries(Chart& chart, const QString& name);
+  static void Append(Line& line, double t, double value);
+  // Pushes the points to the chart, as seconds before t. Skipped while the panel is hidden.
+  void Show(Chart& chart, std::map<int, Line>& lines, double t, double min_top);
+  void PingAll();
+
+ protected:
+  void showEvent(QShowEvent* event) override;
+
+  BrokerBridge* bridge_;
+  RendererModel* model_;
+  Chart cpu_chart_;
+  Chart mem_chart_;
+  Chart latency_chart_;
+  std::map<int, Line> cpu_;
+  std::map<int, Line> mem_;
+  std::map<int, Line> latency_;  // 0: control round trip, 1: heartbeat, 2: event loop p99
+  std::vector<int64_t> rtt_ns_;
+  std::vector<int64_t> heartbeat_ns_;
+  uint64_t pongs_ = 0;
+  double last_t_ = 0;
+};
+
+}  // namespace sbx::ui

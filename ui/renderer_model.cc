@@ -1,0 +1,381 @@
+#include "ui/renderer_model.h"
+
+#include <unistd.h>
+
+#include <QBrush>
+#include <QFont>
+#include <QSemaphore>
+#include <algorithm>
+
+#include "ipc/posix.h"
+#include "ui/broker_bridge.h"
+#include "ui/format.h"
+
+namespace sbx::ui {
+
+namespace {
+
+constexpr int kRefreshMs = 1000;
+
+}  // namespace
+
+RendererModel::RendererModel(BrokerBridge* bridge, QObject* parent)
+    : QAbstractTableModel(parent), bridge_(bridge) {
+  connect(bridge_, &BrokerBridge::brokerEvent, this, &RendererModel::OnBrokerEvent);
+  sampler_thread_.setObjectName(QStringLiteral("sbx-proc-sampler"));
+  sampler_ = new QObject;
+  sampler_->moveToThread(&sampler_thread_);
+  connect(&sampler_thread_, &QThread::finished, sampler_, &QObject::deleteLater);
+  sampler_thread_.start();
+  // Returns only once the thread runs its event loop, so its creation is over before the
+  // broker spawns anything (see the class comment).
+  QSemaphore running;
+  QMetaObject::invokeMethod(sampler_, [&running] { running.release(); });
+  running.acquire();
+  connect(&timer_, &QTimer::timeout, this, &RendererModel::Refresh);
+  timer_.start(kRefreshMs);
+  Refresh();  // renderers spawned before the model existed
+}
+
+RendererModel::~RendererModel() {
+  // Waits for a sample in progress; its queued result dies with this object.
+  sampler_thread_.quit();
+  sampler_thread_.wait();
+}
+
+int RendererModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : static_cast<int>(rows_.size());
+}
+
+int RendererModel::columnCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : kColumnCount;
+}
+
+int RendererModel::RowForId(int id) const {
+  auto it = std::lower_bound(rows_.begin(), rows_.end(), id,
+                             [](const RendererRow& r, int v) { return r.snap.id < v; });
+  return it != rows_.end() && it->snap.id == id ? static_cast<int>(it - rows_.begin()) : -1;
+}
+
+int RendererModel::IdAt(int row) const {
+  return row >= 0 && row < static_cast<int>(rows_.size()) ? rows_[static_cast<size_t>(row)].snap.id
+                                                          : 0;
+}
+
+const RendererRow* RendererModel::Find(int id) const {
+  int row = RowForId(id);
+  return row < 0 ? nullptr : &rows_[static_cast<size_t>(row)];
+}
+
+QVariant RendererModel::headerData(int section, Qt::Orientation orientation, int role) const {
+  if (orientation != Qt::Horizontal) return {};
+  if (role == Qt::ToolTipRole && section == kSandbox) {
+    return QStringLiteral("The renderer's sandbox as /proc shows it (sbx-ctl sandbox ID)");
+  }
+  if (role != Qt::DisplayRole) return {};
+  switch (section) {
+    case kId:
+      return QStringLiteral("ID");
+    case kPage:
+      return QStringLiteral("Page");
+    case kPid:
+      return QStringLiteral("PID");
+    case kState:
+      return QStringLiteral("State");
+    case kUptime:
+      return QStringLiteral("Uptime");
+    case kCpu:
+      return QStringLiteral("CPU %");
+    case kMemory:
+      return QStringLiteral("Memory");
+    case kFramesPerSecond:
+      return QStringLiteral("Frames/s");
+    case kMessagesPerSecond:
+      return QStringLiteral("IPC msgs/s");
+    case kHeartbeatAge:
+      return QStringLiteral("Heartbeat");
+    case kRestarts:
+      return QStringLiteral("Restarts");
+    case kLastExit:
+      return QStringLiteral("Last exit");
+    case kSandbox:
+      return QStringLiteral("Sandbox");
+    default:
+      return {};
+  }
+}
+
+QVariant RendererModel::data(const QModelIndex& index, int role) const {
+  if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) {
+    return {};
+  }
+  const RendererRow& r = rows_[static_cast<size_t>(index.row())];
+  const RendererSnapshot& s = r.snap;
+  if (role == kIdRole) return s.id;
+  if (role == Qt::ForegroundRole && index.column() == kState) return QBrush(StateColor(s.state));
+  if (role == Qt::TextAlignmentRole) {
+    switch (index.column()) {
+      case kPage:
+      case kState:
+      case kLastExit:
+      case kSandbox:
+        return QVariant(Qt::AlignLeft | Qt::AlignVCenter);
+      default:
+        return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+    }
+  }
+  if (role == Qt::ToolTipRole) {
+    if (index.column() == kMemory) {
+      return QStringLiteral("RSS %1, PSS %2")
+          .arg(BytesText(r.rss_bytes),
+               r.pss_bytes ? BytesText(*r.pss_bytes) : QStringLiteral("not readable"));
+    }
+    if (index.column() == kHeartbeatAge && s.heartbeat_fallback) {
+      return QStringLiteral("No message queue could be had: heartbeats ride the control pipe");
+    }
+    if (index.column() == kLastExit) return ToQString(s.last_exit.detail);
+    if (index.column() == kSandbox) return r.sandbox_details;
+    return {};
+  }
+  bool display = role == Qt::DisplayRole;
+  bool sort = role == kSortRole;
+  if (!display && !sort) return {};
+  switch (index.column()) {
+    case kId:
+      return s.id;
+    case kPage:
+      return ToQString(s.page);
+    case kPid:
+      if (sort) return s.pid;
+      return s.pid > 0 ? QString::number(s.pid) : QStringLiteral("-");
+    case kState:
+      return ToQString(RendererStateName(s.state));
+    case kUptime:
+      if (sort) return static_cast<qlonglong>(s.uptime_ms);
+      return DurationText(s.uptime_ms);
+    case kCpu:
+      if (sort) return r.cpu_percent;
+      return r.cpu_percent < 0 ? QStringLiteral("-") : QString::number(r.cpu_percent, 'f', 1);
+    case kMemory: {
+      uint64_t shown = r.pss_bytes.value_or(r.rss_bytes);
+      if (sort) return static_cast<qulonglong>(shown);
+      if (s.pid <= 0 || r.rss_bytes == 0) return QStringLiteral("-");
+      if (!r.pss_bytes) return BytesText(r.rss_bytes);
+      return QStringLiteral("%1 (PSS %2)").arg(BytesText(r.rss_bytes), BytesText(*r.pss_bytes));
+    }
+    case kFramesPerSecond:
+      if (sort) return r.frames_per_s;
+      return QString::number(r.frames_per_s, 'f', 1);
+    case kMessagesPerSecond:
+      if (sort) return r.messages_per_s;
+      return QString::number(r.messages_per_s, 'f', 0);
+    case kHeartbeatAge: {
+      // A dead process's last heartbeat only grows older; it says nothing.
+      int64_t age_ms = s.pid > 0 ? s.heartbeat_age_ms : -1;
+      if (sort) return static_cast<qlonglong>(age_ms);
+      QString age = age_ms < 0 ? QStringLiteral("-") : DurationText(age_ms);
+      return s.heartbeat_fallback ? age + QStringLiteral(" (pipe)") : age;
+    }
+    case kRestarts:
+      return s.restarts;
+    case kLastExit:
+      return ExitText(s.last_exit);
+    case kSandbox:
+      if (sort) return r.sandbox_rank;
+      return r.sandbox_verdict.isEmpty() ? QStringLiteral("-") : r.sandbox_verdict;
+    default:
+      return {};
+  }
+}
+
+void RendererModel::SampleCounters(RendererRow& row, int64_t now_ns) {
+  const RendererSnapshot& s = row.snap;
+  if (s.pid <= 0) {
+    row.frames_per_s = 0;
+    row.messages_per_s = 0;
+    row.sample_pid = 0;
+    return;
+  }
+  double dt_s = static_cast<double>(now_ns - row.sample_ns) / 1e9;
+  if (row.sample_pid == s.pid && row.sample_ns != 0) {
+    if (dt_s < 0.2) return;  // too soon after the last sample for a meaningful rate
+    // Frames restart from zero with each process; messages count across restarts.
+    if (s.frames >= row.sample_frames) {
+      row.frames_per_s = static_cast<double>(s.frames - row.sample_frames) / dt_s;
+    }
+    if (s.messages_in >= row.sample_messages) {
+      row.messages_per_s = static_cast<double>(s.messages_in - row.sample_messages) / dt_s;
+    }
+  } else {
+    row.frames_per_s = 0;
+    row.messages_per_s = 0;
+  }
+  row.sample_pid = s.pid;
+  row.sample_ns = now_ns;
+  row.sample_frames = s.frames;
+  row.sample_messages = s.messages_in;
+}
+
+void RendererModel::Refresh() {
+  std::vector<RendererSnapshot> list = bridge_->broker().List();
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::vector<int> ids;
+  for (const auto& s : list) ids.push_back(s.id);
+  // Drop rows the broker no longer has (from the end, so indices stay valid).
+  for (int row = static_cast<int>(rows_.size()) - 1; row >= 0; --row) {
+    if (!std::binary_search(ids.begin(), ids.end(), rows_[static_cast<size_t>(row)].snap.id)) {
+      beginRemoveRows({}, row, row);
+      rows_.erase(rows_.begin() + row);
+      endRemoveRows();
+    }
+  }
+  int64_t now = MonotonicNs();
+  for (const auto& snap : list) {
+    Upsert(snap);
+    SampleCounters(rows_[static_cast<size_t>(RowForId(snap.id))], now);
+  }
+  if (!rows_.empty()) {
+    emit dataChanged(index(0, 0), index(static_cast<int>(rows_.size()) - 1, kColumnCount - 1));
+  }
+  if (sampling_) return;  // the last sample is still being read; skip one
+  std::vector<ProcSample> wanted;
+  ProcSample self;
+  self.pid = ::getpid();
+  wanted.push_back(std::move(self));
+  for (const auto& r : rows_) {
+    if (r.snap.pid <= 0) continue;
+    // The sandbox is read once per process, after its first frame: it has confined itself by
+    // then, and a sandbox never loosens.
+    ProcSample s;
+    s.id = r.snap.id;
+    s.pid = r.snap.pid;
+    s.inspect_sandbox = r.snap.pid != r.sandbox_pid && r.snap.state == RendererState::kRunning;
+    wanted.push_back(std::move(s));
+  }
+  const Broker& b = bridge_->broker();
+  sampling_ = true;
+  QMetaObject::invokeMethod(sampler_, [this, wanted = std::move(wanted), level = b.sandbox_level(),
+                                       note = b.sandbox_note()]() mutable {
+    auto samples = ReadProc(std::move(wanted), level, std::move(note));
+    QMetaObject::invokeMethod(
+        this, [this, samples = std::move(samples)]() mutable { ApplyProc(std::move(samples)); },
+        Qt::QueuedConnection);
+  });
+}
+
+// Runs on a worker thread: touches nothing but its arguments.
+std::vector<RendererModel::ProcSample> RendererModel::ReadProc(std::vector<ProcSample> wanted,
+                                                               sandbox::Level level,
+                                                               std::string note) {
+  for (ProcSample& s : wanted) {
+    if (auto stats = ReadProcStats(s.pid)) s.stats = *stats;
+    s.at_ns = MonotonicNs();
+    if (s.inspect_sandbox) {
+      auto report = InspectSandbox(s.pid, level, note);
+      if (report) {
+        s.sandbox = std::move(*report);
+      } else {
+        s.sandbox_error = report.error().ToString();
+      }
+    }
+  }
+  return wanted;
+}
+
+void RendererModel::ApplyProc(std::vector<ProcSample> samples) {
+  sampling_ = false;
+  for (const ProcSample& s : samples) {
+    if (s.id == 0) {
+      if (s.stats && self_at_ns_ != 0 && s.at_ns > self_at_ns_) {
+        self_cpu_percent_ = static_cast<double>(s.stats->cpu_ns - self_.cpu_ns) /
+                            static_cast<double>(s.at_ns - self_at_ns_) * 100.0;
+      }
+      if (s.stats) {
+        self_ = *s.stats;
+        self_at_ns_ = s.at_ns;
+      }
+      continue;
+    }
+    int row_index = RowForId(s.id);
+    if (row_index < 0) continue;
+    RendererRow& row = rows_[static_cast<size_t>(row_index)];
+    if (row.snap.pid != s.pid) continue;  // restarted while we read: the figures are stale
+    if (s.inspect_sandbox) {
+      row.sandbox_pid = s.pid;
+      if (s.sandbox) {
+        const SandboxReport& r = *s.sandbox;
+        row.sandbox_verdict = ToQString(r.verdict);
+        row.sandbox_rank = r.level == sandbox::Level::kOff ? 0 : r.adequate ? 2 : 1;
+        QStringList details;
+        details << QStringLiteral("level: ") + ToQString(sandbox::LevelName(r.level));
+        for (const auto& p : r.problems) details << ToQString(p);
+        if (!r.note.empty()) details << ToQString(r.note);
+        row.sandbox_details = details.join(QLatin1Char('\n'));
+      } else {
+        row.sandbox_verdict = QStringLiteral("unknown");
+        row.sandbox_details = QString::fromStdString(s.sandbox_error);
+        row.sandbox_rank = -1;
+      }
+    }
+    if (!s.stats) continue;
+    if (row.cpu_pid == s.pid && s.at_ns > row.cpu_at_ns && s.stats->cpu_ns >= row.cpu_ns) {
+      row.cpu_percent = static_cast<double>(s.stats->cpu_ns - row.cpu_ns) /
+                        static_cast<double>(s.at_ns - row.cpu_at_ns) * 100.0;
+    } else if (row.cpu_pid != s.pid) {
+      row.cpu_percent = -1;
+    }
+    row.cpu_pid = s.pid;
+    row.cpu_at_ns = s.at_ns;
+    row.cpu_ns = s.stats->cpu_ns;
+    row.rss_bytes = s.stats->rss_bytes;
+    row.pss_bytes = s.stats->pss_bytes;
+  }
+  for (RendererRow& row : rows_) {
+    if (row.snap.pid <= 0) {
+      row.cpu_percent = -1;
+      row.rss_bytes = 0;
+      row.pss_bytes.reset();
+    }
+  }
+  if (!rows_.empty()) {
+    emit dataChanged(index(0, kCpu), index(static_cast<int>(rows_.size()) - 1, kSandbox));
+  }
+  emit refreshed();
+}
+
+void RendererModel::Upsert(const RendererSnapshot& snap) {
+  auto it = std::lower_bound(rows_.begin(), rows_.end(), snap.id,
+                             [](const RendererRow& r, int v) { return r.snap.id < v; });
+  int row = static_cast<int>(it - rows_.begin());
+  if (it != rows_.end() && it->snap.id == snap.id) {
+    it->snap = snap;
+    return;
+  }
+  beginInsertRows({}, row, row);
+  RendererRow r;
+  r.snap = snap;
+  rows_.insert(rows_.begin() + row, std::move(r));
+  endInsertRows();
+}
+
+void RendererModel::RemoveId(int id) {
+  int row = RowForId(id);
+  if (row < 0) return;
+  beginRemoveRows({}, row, row);
+  rows_.erase(rows_.begin() + row);
+  endRemoveRows();
+}
+
+void RendererModel::OnBrokerEvent(const BrokerEvent& event) {
+  if (event.type == EventType::kClosed) return RemoveId(event.id);
+  auto snap = bridge_->broker().Get(event.id);
+  if (!snap) return RemoveId(event.id);
+  bool existed = RowForId(event.id) >= 0;
+  Upsert(*snap);
+  if (existed) {
+    int row = RowForId(event.id);
+    emit dataChanged(index(row, 0), index(row, kColumnCount - 1));
+  }
+}
+
+}  // namespace sbx::ui
