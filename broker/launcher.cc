@@ -26,6 +26,8 @@ namespace sbx {
 
 namespace {
 
+constexpr int kJoinerTimeoutMs = 5000;
+
 struct SyncReport {
   int step;
   int err;
@@ -145,10 +147,17 @@ void WriteRecord(int fd, const InitRecord& r) {
 // would start the program with no capabilities in its namespace. Supplementary groups inherited
 // from a root parent go too; an unprivileged parent had to deny setgroups and keeps the user's
 // own groups.
+//
+// Raw syscalls, not glibc's wrappers: those broadcast the change to every thread glibc believes
+// the process has, and in a clone3 child of a multi-threaded parent they wait forever for
+// threads that were never copied. A credential change also clears PR_SET_PDEATHSIG, so callers
+// set it afterwards.
 void BecomeNamespaceRoot(int sync_fd) {
-  if (::setresgid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
-  if (::setgroups(0, nullptr) != 0 && errno != EPERM) ChildFail(sync_fd, LaunchStep::kUserMap);
-  if (::setresuid(0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) {
+    ChildFail(sync_fd, LaunchStep::kUserMap);
+  }
+  if (::syscall(SYS_setresuid, 0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
 }
 
 // The first child of a namespaced launch: joins the holder's namespaces, makes new pid, ipc and
@@ -179,7 +188,7 @@ void BecomeNamespaceRoot(int sync_fd) {
 
 // The namespace holder: becomes root of its new user namespace, makes its mounts private and
 // mounts the empty root, then reports success by closing the sync pipe and sleeps for good.
-[[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root) {
+[[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root, pid_t parent) {
   char go = 0;
   ssize_t got;
   do {
@@ -190,8 +199,10 @@ void BecomeNamespaceRoot(int sync_fd) {
     ChildFail(sync_fd, LaunchStep::kUserMap);
   }
   ResetSignals(sync_fd);
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   BecomeNamespaceRoot(sync_fd);
+  // After the credential change, which would clear it; then check the parent is still there.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  if (::getppid() != parent) ChildFail(sync_fd, LaunchStep::kParentDeath);
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     ChildFail(sync_fd, LaunchStep::kMount);
   }
@@ -298,7 +309,14 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   report->write.reset();
 
   int32_t init_pid = 0;
-  auto got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(&init_pid), sizeof init_pid});
+  // A deadline, so that a joiner stuck for any reason costs one failed launch, not the broker.
+  auto ready = WaitReadable(report->read.get(), kJoinerTimeoutMs);
+  Result<size_t> got = MakeError(Errc::kTimeout, "the namespace joiner did not report");
+  if (ready && *ready) {
+    got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(&init_pid), sizeof init_pid});
+  } else {
+    (void)PidfdSendSignal(joiner.get(), SIGKILL);
+  }
   if (!got || *got != sizeof init_pid || init_pid <= 0) {
     siginfo_t si{};
     (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
@@ -436,6 +454,7 @@ Result<NamespaceHolder> NamespaceHolder::Create(uid_t outside_uid, gid_t outside
   auto go = MakePipe(false);
   if (!go) return std::unexpected(go.error());
   std::string root = empty_root;  // its c_str() must not allocate in the child
+  pid_t parent = ::getpid();
   int pidfd = -1;
   clone_args args{};
   args.flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS;
@@ -445,7 +464,7 @@ Result<NamespaceHolder> NamespaceHolder::Create(uid_t outside_uid, gid_t outside
   if (pid < 0) return SysError("clone3(CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS)");
   if (pid == 0) {
     ::close(go->write.get());
-    HolderMain(sync->write.get(), go->read.get(), root.c_str());
+    HolderMain(sync->write.get(), go->read.get(), root.c_str(), parent);
   }
   NamespaceHolder holder(static_cast<pid_t>(pid), UniqueFd(pidfd), empty_root);
   sync->write.reset();

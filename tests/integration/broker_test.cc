@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <set>
 
 #include "broker/launcher.h"
@@ -194,9 +195,16 @@ TEST(BrokerTest, BrokerSigkillTakesEveryRendererWithIt) {
     ASSERT_TRUE(e);
     pids.push_back(PidOf(*e));
   }
+  // The broker's own children too: the sandbox's namespace holder and the renderers' inits.
+  std::ifstream children_file("/proc/" + std::to_string(b.pid()) + "/task/" +
+                              std::to_string(b.pid()) + "/children");
+  std::vector<int> children;
+  for (int child; children_file >> child;) children.push_back(child);
+  ASSERT_FALSE(children.empty());
   ASSERT_TRUE(b.SignalAndWait(SIGKILL, 10s));
   // PR_SET_PDEATHSIG fires at once; the bound is 1 s, the deadline here is generous.
   for (int pid : pids) EXPECT_TRUE(WaitProcessGone(pid, 5s)) << "renderer " << pid << " orphaned";
+  for (int pid : children) EXPECT_TRUE(WaitProcessGone(pid, 5s)) << "child " << pid << " orphaned";
 }
 
 TEST(BrokerTest, RendererDeathLeavesNoFdInTheBroker) {
