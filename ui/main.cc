@@ -44,7 +44,7 @@ bool WantsHelp(int argc, char** argv) {
   return false;
 }
 
-// Counts renderers that have drawn at least one frame, for --measure-latency's start.
+// Whether every renderer has drawn at least one frame: --measure-latency starts then.
 bool AllDrawing(sbx::Broker& broker) {
   auto list = broker.List();
   if (list.empty()) return false;
@@ -182,13 +182,13 @@ int main(int argc, char** argv) {
   // thread's timer lateness every 5 ms for the requested time.
   sbx::ui::LatencyProbe probe(5, /*keep_all=*/true);
   QElapsedTimer measuring;
+  QElapsedTimer waited;
   QTimer measure_poll;
   uint64_t repaints_at_start = 0;
   uint64_t paints_at_start = 0;
   uint64_t torn_at_start = 0;
   uint64_t dispatches_at_start = 0;
   if (options->measure_latency_s > 0) {
-    QElapsedTimer waited;
     waited.start();
     QObject::connect(&measure_poll, &QTimer::timeout, &window, [&] {
       if (!measuring.isValid()) {
