@@ -42,16 +42,25 @@ struct SyncReport {
 
 // DANGER: this and everything below it up to exec run in a child of clone3: async-signal-safe
 // calls only, no allocation, no locks.
+// The kernel's struct for rt_sigaction, which differs from glibc's struct sigaction.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  uint64_t mask;
+};
+
+// Raw syscalls: glibc's wrappers refuse the two signals it reserves for itself (32 and 33), and
+// a parent that ignored those would otherwise hand the ignore on to the program.
 void ResetSignals(int sync_fd) {
-  sigset_t none;
-  sigemptyset(&none);
-  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) ChildFail(sync_fd, LaunchStep::kSignals);
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
+  uint64_t none = 0;
+  if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none) != 0) {
+    ChildFail(sync_fd, LaunchStep::kSignals);
+  }
+  KernelSigaction dfl{SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    ::sigaction(sig, &dfl, nullptr);  // fails harmlessly for the few reserved numbers
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
   }
 }
 

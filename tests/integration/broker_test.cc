@@ -92,6 +92,8 @@ struct DrillCase {
   int code;            // -1: none expected
 };
 
+void PrintTo(const DrillCase& c, std::ostream* os) { *os << c.command; }
+
 class DrillTest : public ::testing::TestWithParam<DrillCase> {};
 
 TEST_P(DrillTest, DrillYieldsItsClassification) {

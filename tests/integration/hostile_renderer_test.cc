@@ -17,6 +17,8 @@ struct HostileCase {
   const char* detail;  // a fragment of the broker's stated reason
 };
 
+void PrintTo(const HostileCase& c, std::ostream* os) { *os << c.mode; }
+
 class HostileRendererTest : public ::testing::TestWithParam<HostileCase> {};
 
 // Each hostile renderer runs in a broker of its own (--renderer-path); afterwards the same

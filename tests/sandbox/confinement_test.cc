@@ -153,6 +153,8 @@ struct SignalCase {
   const char* status;
 };
 
+void PrintTo(const SignalCase& c, std::ostream* os) { *os << "signal " << c.sig; }
+
 class TerminalSignalTest : public ::testing::TestWithParam<SignalCase> {};
 
 TEST_P(TerminalSignalTest, KeepsItsMeaningForASandboxedRenderer) {

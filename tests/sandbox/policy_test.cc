@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ostream>
 #include <string>
 #include <thread>
 
@@ -57,6 +58,12 @@ std::string Name(std::string_view s) {
 }
 
 class DeniedSyscallTest : public ::testing::TestWithParam<SyscallRule> {};
+}  // namespace
+
+// Names the rule in test output instead of dumping its bytes.
+void PrintTo(const SyscallRule& rule, std::ostream* os) { *os << rule.name; }
+
+namespace {
 
 // Arguments are all zero: seccomp decides before the kernel looks at them.
 TEST_P(DeniedSyscallTest, HasItsDocumentedOutcome) {
