@@ -36,25 +36,33 @@ const char* CommandLineHelp() {
          "  --help                     this text\n";
 }
 
+OptionArg SplitOption(std::string_view arg) {
+  if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+    return {arg.substr(0, eq), arg.substr(eq + 1)};
+  }
+  return {arg, std::nullopt};
+}
+
+std::unexpected<Error> OptionNeedsValue(std::string_view name) {
+  return MakeError(Errc::kInvalidArgument, std::string(name) + " needs a value");
+}
+
+std::unexpected<Error> BadOptionValue(std::string_view name, std::string_view value) {
+  return MakeError(Errc::kInvalidArgument,
+                   "bad value for " + std::string(name) + ": " + std::string(value));
+}
+
 Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   CommandLine cl;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg(argv[i]);
-    std::string_view name = arg;
-    std::optional<std::string_view> inline_value;
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      inline_value = arg.substr(eq + 1);
-    }
+    auto [name, inline_value] = SplitOption(arg);
     auto value = [&]() -> Result<std::string_view> {
       if (inline_value) return *inline_value;
-      if (i + 1 >= argc) return MakeError(Errc::kInvalidArgument, std::string(name) + " needs a value");
+      if (i + 1 >= argc) return OptionNeedsValue(name);
       return std::string_view(argv[++i]);
     };
-    auto bad = [&](std::string_view v) {
-      return MakeError(Errc::kInvalidArgument,
-                       "bad value for " + std::string(name) + ": " + std::string(v));
-    };
+    auto bad = [&](std::string_view v) { return BadOptionValue(name, v); };
     auto flag = [&]() -> Result<void> {
       if (inline_value) return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
       return {};

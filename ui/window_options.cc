@@ -24,23 +24,13 @@ Result<WindowOptions> ParseWindowCommandLine(const std::vector<std::string>& arg
   if (!args.empty()) rest.push_back(args[0]);
   for (size_t i = 1; i < args.size(); ++i) {
     std::string_view arg = args[i];
-    std::string_view name = arg;
-    std::optional<std::string_view> inline_value;
-    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      inline_value = arg.substr(eq + 1);
-    }
+    auto [name, inline_value] = SplitOption(arg);
     auto value = [&]() -> Result<std::string_view> {
       if (inline_value) return *inline_value;
-      if (i + 1 >= args.size()) {
-        return MakeError(Errc::kInvalidArgument, std::string(name) + " needs a value");
-      }
+      if (i + 1 >= args.size()) return OptionNeedsValue(name);
       return std::string_view(args[++i]);
     };
-    auto bad = [&](std::string_view v) {
-      return MakeError(Errc::kInvalidArgument,
-                       "bad value for " + std::string(name) + ": " + std::string(v));
-    };
+    auto bad = [&](std::string_view v) { return BadOptionValue(name, v); };
     if (name == "--spawn") {
       auto v = value();
       if (!v) return std::unexpected(v.error());
