@@ -1,11 +1,11 @@
 #include "broker/launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
-#include <signal.h>
-#include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
-#include <string_view>
 #include <cstring>
 
 #include "ipc/posix.h"
@@ -110,44 +108,28 @@ void ResetSignals(int sync_fd) {
   ChildFail(sync_fd, LaunchStep::kExec);
 }
 
-void WriteRecord(int fd, const InitRecord& r) {
-  ssize_t n;
-  do {
-    n = ::write(fd, &r, sizeof r);
-  } while (n < 0 && errno == EINTR);
-}
-
-// pid 1 of the new pid namespace. It stays this small on purpose: it holds no fd but its status
-// pipe, forks the program, reaps whatever dies, and reports the program's end.
-[[noreturn]] void InitMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int status_fd,
-                           int max_target) {
+// pid 1 of the new pid namespace. It stays this small on purpose: it holds no fd, has no child
+// of its own (the program is its sibling, a direct child of the broker), and only reaps what
+// the kernel would reparent to it. Being pid 1 is its whole job: the program, as pid 2, keeps
+// the ordinary meaning of every signal, which pid 1 would ignore without a handler.
+[[noreturn]] void InitMain(int sync_fd) {
   ResetSignals(sync_fd);
   // Our death (when the broker dies) takes the whole pid namespace with it.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   static constexpr char kHost[] = "sbx-renderer";
   (void)::sethostname(kHost, sizeof kHost - 1);
-
-  // A raw clone, not fork(): glibc's fork runs atfork handlers and takes locks, which a child of
-  // a multi-threaded parent must not.
-  long pid = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (pid < 0) ChildFail(sync_fd, LaunchStep::kInit);
-  if (pid == 0) ExecProgram(spec, argv, /*parent=*/1, sync_fd, max_target);
-
-  ::close(sync_fd);  // the program's exec alone decides when the parent sees EOF
-  WriteRecord(status_fd, InitRecord{InitRecord::kStarted, 0, static_cast<int32_t>(pid), 0});
-  if (status_fd > 0) ::syscall(SYS_close_range, 0, status_fd - 1, 0);
-  ::syscall(SYS_close_range, status_fd + 1, ~0U, 0);
+  // SIGCHLD stays pending while blocked, so the wait below cannot miss an orphan's death.
+  uint64_t chld = uint64_t{1} << (SIGCHLD - 1);
+  if (::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &chld, nullptr, sizeof chld) != 0) {
+    ChildFail(sync_fd, LaunchStep::kSignals);
+  }
+  ::syscall(SYS_close_range, 0, ~0U, 0);  // includes the sync pipe
   for (;;) {
     siginfo_t si;
     std::memset(&si, 0, sizeof si);
-    if (::waitid(P_ALL, 0, &si, WEXITED) != 0) {
-      if (errno == EINTR) continue;
-      ::_exit(0);
-    }
-    if (si.si_pid == pid) {
-      WriteRecord(status_fd, InitRecord{InitRecord::kExited, si.si_code, si.si_status, 0});
-      ::_exit(0);
-    }
+    if (::waitid(P_ALL, 0, &si, WEXITED) == 0 || errno == EINTR) continue;
+    // No child (the usual case): sleep until an orphan is reparented to us and dies.
+    (void)::syscall(SYS_rt_sigtimedwait, &chld, nullptr, nullptr, sizeof chld);
   }
 }
 
@@ -170,10 +152,11 @@ void BecomeNamespaceRoot(int sync_fd) {
 }
 
 // The first child of a namespaced launch: joins the holder's namespaces, makes new pid, ipc and
-// uts namespaces, starts the init as a sibling (CLONE_PARENT: the broker is its parent and reaps
-// it), tells the parent the init's pid, and exits.
-[[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd,
-                             int status_fd, int report_fd, int max_target) {
+// uts namespaces, starts the init (pid 1) and then the program (pid 2), both as siblings
+// (CLONE_PARENT: the broker is their parent, waits for them and gets the program's exit status
+// straight from the kernel), tells the parent both pids, and exits.
+[[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int report_fd,
+                             int max_target) {
   if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
     ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
   }
@@ -181,17 +164,28 @@ void BecomeNamespaceRoot(int sync_fd) {
   if (::unshare(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
     ChildFail(sync_fd, LaunchStep::kNewNamespaces);
   }
-  long pid = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
-  if (pid < 0) ChildFail(sync_fd, LaunchStep::kInit);
-  if (pid == 0) {
+  // The first process of a new pid namespace is its init; the order of these two clones is what
+  // makes the program pid 2.
+  long init = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+  if (init < 0) ChildFail(sync_fd, LaunchStep::kInit);
+  if (init == 0) {
     ::close(report_fd);
-    InitMain(spec, argv, sync_fd, status_fd, max_target);
+    InitMain(sync_fd);
   }
-  int32_t init_pid = static_cast<int32_t>(pid);
+  long program = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
+  int clone_errno = errno;
+  if (program == 0) {
+    ::close(report_fd);
+    // Our parent is the broker, outside this pid namespace: getppid() reads 0.
+    ExecProgram(spec, argv, /*parent=*/0, sync_fd, max_target);
+  }
+  int32_t pids[2] = {static_cast<int32_t>(init), static_cast<int32_t>(program < 0 ? -1 : program)};
   ssize_t n;
   do {
-    n = ::write(report_fd, &init_pid, sizeof init_pid);
+    n = ::write(report_fd, pids, sizeof pids);
   } while (n < 0 && errno == EINTR);
+  errno = clone_errno;
+  if (program < 0) ChildFail(sync_fd, LaunchStep::kInit);
   ::_exit(0);
 }
 
@@ -248,37 +242,6 @@ void KillAndReap(int pidfd) {
   (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, WEXITED); });
 }
 
-// The program's pid as we see it: the only child of its init, found through /proc so we never
-// guess a pid.
-pid_t FindProgramPid(pid_t init_pid) {
-  std::string path =
-      "/proc/" + std::to_string(init_pid) + "/task/" + std::to_string(init_pid) + "/children";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return 0;
-  char buf[64] = {};
-  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(buf), sizeof buf - 1});
-  if (!n || *n == 0) return 0;
-  pid_t pid = 0;
-  std::from_chars(buf, buf + *n, pid);
-  return pid;
-}
-
-pid_t ParentOf(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/status";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return -1;
-  char buf[2048] = {};
-  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(buf), sizeof buf - 1});
-  if (!n) return -1;
-  std::string_view text(buf, *n);
-  auto at = text.find("\nPPid:\t");
-  if (at == std::string_view::npos) return -1;
-  text.remove_prefix(at + 7);
-  pid_t ppid = -1;
-  std::from_chars(text.data(), text.data() + text.size(), ppid);
-  return ppid;
-}
-
 Result<void> ReadSyncReport(int fd) {
   SyncReport report{};
   auto got = ReadFull(fd, {reinterpret_cast<uint8_t*>(&report), sizeof report});
@@ -294,8 +257,6 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
                                          int max_target) {
   auto sync = MakePipe(false);
   if (!sync) return std::unexpected(sync.error());
-  auto status = MakePipe(false);
-  if (!status) return std::unexpected(status.error());
   auto report = MakePipe(false);
   if (!report) return std::unexpected(report.error());
 
@@ -308,32 +269,30 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   if (pid < 0) return SysError("clone3");
   if (pid == 0) {
     ::close(report->read.get());
-    ::close(status->read.get());
-    JoinerMain(spec, argv, sync->write.get(), status->write.get(), report->write.get(),
-               max_target);
+    JoinerMain(spec, argv, sync->write.get(), report->write.get(), max_target);
   }
   UniqueFd joiner(joiner_fd);
   sync->write.reset();
-  status->write.reset();
   report->write.reset();
 
-  int32_t init_pid = 0;
+  int32_t pids[2] = {0, 0};  // the init's and the program's
   // A deadline, so that a joiner stuck for any reason costs one failed launch, not the broker.
   auto ready = WaitReadable(report->read.get(), kJoinerTimeoutMs);
   Result<size_t> got = MakeError(Errc::kTimeout, "the namespace joiner did not report");
   if (ready && *ready) {
-    got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(&init_pid), sizeof init_pid});
+    got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(pids), sizeof pids});
   } else {
     (void)PidfdSendSignal(joiner.get(), SIGKILL);
   }
-  if (!got || *got != sizeof init_pid || init_pid <= 0) {
+  if (!got || *got != sizeof pids || pids[0] <= 0) {
     siginfo_t si{};
     (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
     // The joiner failed before starting the init; its sync report says where.
     if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
     return MakeError(Errc::kState, "launch failed: no namespace init");
   }
-  // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie.
+  // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie;
+  // on success the caller reaps it, off the spawn path.
   struct JoinerReaper {
     UniqueFd* fd;
     ~JoinerReaper() {
@@ -344,42 +303,44 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
     }
   } joiner_reaper{&joiner};
   LaunchedChild child;
-  child.init_pid = init_pid;
-  // The init is our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
-  auto init_fd = PidfdOpen(init_pid);
+  child.init_pid = pids[0];
+  // Both are our children (CLONE_PARENT) and unreaped, so their pids cannot have been reused.
+  auto init_fd = PidfdOpen(pids[0]);
   if (!init_fd) {
-    ::kill(init_pid, SIGKILL);
+    ::kill(pids[0], SIGKILL);
     siginfo_t ignored{};
-    (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(init_pid), &ignored, WEXITED); });
+    (void)HandleEintr(
+        [&] { return ::waitid(P_PID, static_cast<id_t>(pids[0]), &ignored, WEXITED); });
+    if (pids[1] > 0) {
+      ::kill(pids[1], SIGKILL);  // dies with its namespace's init anyway
+      (void)HandleEintr(
+          [&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &ignored, WEXITED); });
+    }
     return std::unexpected(init_fd.error());
   }
   child.init_pidfd = std::move(*init_fd);
+  if (pids[1] <= 0) {
+    KillAndReap(child.init_pidfd.get());
+    if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
+    return MakeError(Errc::kState, "launch failed: no program");
+  }
+  auto program_fd = PidfdOpen(pids[1]);
+  if (!program_fd) {
+    // SIGKILL to the init takes the program with it; then both are reaped.
+    KillAndReap(child.init_pidfd.get());
+    siginfo_t ignored{};
+    (void)HandleEintr(
+        [&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &ignored, WEXITED); });
+    return std::unexpected(program_fd.error());
+  }
+  child.pid = pids[1];
+  child.pidfd = std::move(*program_fd);
 
   if (auto r = ReadSyncReport(sync->read.get()); !r) {
-    // The recipe failed in the init or the program; the init exits once it has reaped.
+    // The recipe failed in the init or the program.
+    KillAndReap(child.pidfd.get());
     KillAndReap(child.init_pidfd.get());
     return std::unexpected(r.error());
-  }
-  InitRecord started{};
-  auto rec = ReadFull(status->read.get(), {reinterpret_cast<uint8_t*>(&started), sizeof started});
-  if (!rec || *rec != sizeof started || started.kind != InitRecord::kStarted) {
-    KillAndReap(child.init_pidfd.get());
-    return MakeError(Errc::kState, "launch failed: the namespace init did not report");
-  }
-  if (auto r = SetNonBlocking(status->read.get(), true); !r) {
-    KillAndReap(child.init_pidfd.get());
-    return std::unexpected(r.error());
-  }
-  child.status_fd = std::move(status->read);
-  // If the program already died, there is no pid to find; its status is on the way regardless.
-  pid_t program = FindProgramPid(child.init_pid);
-  if (program > 0) {
-    auto p = PidfdOpen(program);
-    // Checked after opening: from here on the pidfd pins that very process.
-    if (p && ParentOf(program) == child.init_pid) {
-      child.pid = program;
-      child.pidfd = std::move(*p);
-    }
   }
   child.joiner_pidfd = std::move(joiner);
   return child;

@@ -47,10 +47,12 @@ class NamespaceHolder {
 };
 
 // How to launch into namespaces. The child joins the holder's user, net and mount namespaces,
-// takes new pid, ipc and uts namespaces of its own, and starts a tiny init there (pid 1, which
-// ignores every signal it has no handler for). The init forks the real program as pid 2, reaps
-// it and reports its exit status to the parent over a pipe, as Chrome's zygote reports to the
-// browser. The program itself is therefore an ordinary process that `kill -SEGV` acts on.
+// takes new pid, ipc and uts namespaces of its own, and starts two siblings there, both direct
+// children of the launcher (CLONE_PARENT): a tiny init (pid 1, which ignores every signal it has
+// no handler for, and only reaps orphans) and the program (pid 2). The program is therefore an
+// ordinary process that `kill -SEGV` acts on, and its exit status comes straight from waitid,
+// with no hop through the init. Chrome's namespace sandbox keeps such an init for the same
+// reason.
 struct NamespaceSpec {
   int holder_pidfd = -1;
 };
@@ -63,27 +65,14 @@ struct LaunchSpec {
   std::optional<NamespaceSpec> namespaces;
 };
 
-// What the init of a namespaced launch writes on its status pipe.
-struct InitRecord {
-  enum Kind : int32_t { kStarted = 1, kExited = 2 };
-  int32_t kind;
-  int32_t cld_code;  // kExited: waitid's si_code
-  int32_t status;    // kExited: waitid's si_status; kStarted: the program's pid inside
-  int32_t reserved;
-};
-
 struct LaunchedChild {
-  // The program: its pid as this process sees it, and a pidfd to signal it with. For a
-  // namespaced launch the pidfd may be invalid if the program died before it could be opened;
-  // its status still arrives on status_fd.
+  // The program: its pid as this process sees it, and a pidfd to signal and wait on it with.
   pid_t pid = -1;
   UniqueFd pidfd;
-  // Namespaced launches only: the init (our direct child, to reap: it is started with
-  // CLONE_PARENT) and the read end of its status pipe (non-blocking; one kExited InitRecord
-  // arrives when the program ends).
+  // Namespaced launches only: the namespace's init, also our direct child. SIGKILL it once the
+  // program is gone (that ends the namespace) and reap it.
   pid_t init_pid = -1;
   UniqueFd init_pidfd;
-  UniqueFd status_fd;
   // Namespaced launches only: the short-lived child that set up the namespaces. It has exited or
   // is exiting (tearing down its copy of our address space); the caller reaps it when it can.
   UniqueFd joiner_pidfd;

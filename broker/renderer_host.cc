@@ -47,14 +47,14 @@ RendererHost::~RendererHost() {
   loop_.CancelTimer(restart_timer_);
   loop_.CancelTimer(kill_timer_);
   loop_.CancelTimer(eof_timer_);
-  // SIGKILL to a namespace's init takes every process in the namespace with it.
-  if (pidfd_.valid()) (void)PidfdSendSignal(pidfd_.get(), SIGKILL);
-  if (init_pidfd_.valid()) (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
-  int child = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
-  if (child >= 0) {
+  // Bounded: a SIGKILLed process exits promptly, and we must not leave a zombie behind. The
+  // broker is going away, so nothing is left to reap later.
+  for (UniqueFd* child : {&pidfd_, &init_pidfd_}) {
+    if (!child->valid()) continue;
+    (void)PidfdSendSignal(child->get(), SIGKILL);
     siginfo_t si{};
-    // Bounded: a SIGKILLed process exits promptly, and we must not leave a zombie behind.
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, child, &si, WEXITED); });
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, child->get(), &si, WEXITED); });
+    child->reset();
   }
   ReleaseProcess();
 }
@@ -135,7 +135,6 @@ void RendererHost::Start() {
   pid_ = child->pid > 0 ? child->pid : 0;
   pidfd_ = std::move(child->pidfd);
   init_pidfd_ = std::move(child->init_pidfd);
-  status_fd_ = std::move(child->status_fd);
   ++broker_.stats_.spawns;
 
   auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
@@ -149,17 +148,9 @@ void RendererHost::Start() {
   }
   if (queue) queue_ = std::move(queue->reader);
 
-  // Our direct child tells us of the end: the renderer itself, or, sandboxed, its init, which
-  // exits as soon as it has reported the renderer's status.
-  int exit_fd = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
-  auto w = loop_.Watch(exit_fd, EPOLLIN, [this](uint32_t) { OnExitReadable(); });
+  // The renderer is our direct child even when sandboxed, so its own pidfd tells us of its end.
+  auto w = loop_.Watch(pidfd_.get(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (w) exit_watch_ = *w;
-  if (status_fd_.valid()) {
-    // The init's report arrives before the init has exited (and torn down its pid namespace):
-    // reading it first takes that teardown off the death-detection path.
-    if (auto r = loop_.Watch(status_fd_.get(), EPOLLIN, [this](uint32_t) { OnStatusReadable(); }))
-      status_watch_ = *r;
-  }
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
       in_watch_ = *r;
@@ -170,10 +161,9 @@ void RendererHost::Start() {
   }
   if (!w) {
     // Without the exit watch we could never reap it: kill and reap now.
-    if (init_pidfd_.valid()) (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
     (void)Signal(SIGKILL, KillReason::kNone);
     siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, exit_fd, &si, WEXITED); });
+    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); });
     ReleaseProcess();
     return LaunchFailed(w.error());
   }
@@ -197,7 +187,7 @@ void RendererHost::LaunchFailed(const Error& e) {
 }
 
 void RendererHost::ReleaseProcess() {
-  for (auto* t : {&exit_watch_, &status_watch_, &in_watch_, &out_watch_, &queue_watch_}) {
+  for (auto* t : {&exit_watch_, &in_watch_, &out_watch_, &queue_watch_}) {
     loop_.Unwatch(*t);
     *t = 0;
   }
@@ -206,8 +196,12 @@ void RendererHost::ReleaseProcess() {
   channel_.reset();
   queue_.reset();
   pidfd_.reset();
-  init_pidfd_.reset();
-  status_fd_.reset();
+  if (init_pidfd_.valid()) {
+    // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
+    // copy of our address space, so it is reaped whenever it is done, off this path.
+    (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
+    broker_.ReapLater(std::move(init_pidfd_));
+  }
 }
 
 Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) {
@@ -247,12 +241,8 @@ void RendererHost::OnControlWritable() {
 }
 
 Result<void> RendererHost::Signal(int sig, KillReason reason) {
-  // Sandboxed, the renderer may have died before its pidfd could be opened; SIGKILL to the
-  // namespace's init then does the same job.
-  int target = pidfd_.valid()                           ? pidfd_.get()
-               : (init_pidfd_.valid() && sig == SIGKILL) ? init_pidfd_.get()
-                                                         : -1;
-  if (target < 0) return MakeError(Errc::kState, "renderer has no live process");
+  if (!pidfd_.valid()) return MakeError(Errc::kState, "renderer has no live process");
+  int target = pidfd_.get();
   if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
   auto r = PidfdSendSignal(target, sig);
   // ESRCH: it already exited and awaits reaping; the pidfd will report that.
@@ -435,30 +425,9 @@ void RendererHost::CheckWatchdog(int64_t now) {
   }
 }
 
-void RendererHost::OnStatusReadable() {
-  InitRecord rec{};
-  auto n = ReadFull(status_fd_.get(), {reinterpret_cast<uint8_t*>(&rec), sizeof rec});
-  if (!n || *n != sizeof rec || rec.kind != InitRecord::kExited) {
-    // EOF without a report: the init died first; its pidfd will say so.
-    loop_.Unwatch(status_watch_);
-    status_watch_ = 0;
-    return;
-  }
-  ExitInfo info = ClassifyExit(rec.cld_code, rec.status, kill_reason_);
-  if (!violation_.empty() && (info.status == ExitStatus::kBadMessage ||
-                              info.status == ExitStatus::kHung)) {
-    info.detail = violation_;
-  }
-  // The init exits right after writing; the broker reaps it whenever it is gone.
-  broker_.ReapLater(std::move(init_pidfd_));
-  ReleaseProcess();
-  HandleExit(std::move(info));
-}
-
 void RendererHost::OnExitReadable() {
-  int child = init_pidfd_.valid() ? init_pidfd_.get() : pidfd_.get();
   siginfo_t si{};
-  int r = HandleEintr([&] { return ::waitid(P_PIDFD, child, &si, WEXITED | WNOHANG); });
+  int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED | WNOHANG); });
   if (r != 0 || si.si_pid == 0) {
     if (r != 0 && errno == ECHILD) {
       // Someone else reaped it (should not happen); treat as gone.
@@ -470,26 +439,20 @@ void RendererHost::OnExitReadable() {
   }
   int cld_code = si.si_code;
   int status = si.si_status;
-  if (init_pidfd_.valid()) {
-    // What counts is the renderer's end, which the init wrote before exiting. No report means
-    // the init itself was SIGKILLed, and the kernel SIGKILLed the whole namespace with it.
-    InitRecord rec{};
-    auto n = ReadFull(status_fd_.get(), {reinterpret_cast<uint8_t*>(&rec), sizeof rec});
-    if (n && *n == sizeof rec && rec.kind == InitRecord::kExited) {
-      cld_code = rec.cld_code;
-      status = rec.status;
-    } else {
-      cld_code = CLD_KILLED;
-      status = SIGKILL;
-    }
-  }
   ExitInfo info = ClassifyExit(cld_code, status, kill_reason_);
   if (!violation_.empty() && (info.status == ExitStatus::kBadMessage ||
                               info.status == ExitStatus::kHung)) {
     info.detail = violation_;
   }
+  // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
+  // CPU and spend its exit (tearing down a copy of our address space) on the detection path.
+  UniqueFd init = std::move(init_pidfd_);
   ReleaseProcess();
   HandleExit(std::move(info));
+  if (init) {
+    (void)PidfdSendSignal(init.get(), SIGKILL);
+    broker_.ReapLater(std::move(init));
+  }
 }
 
 void RendererHost::FailPings(const std::string& why) {
