@@ -275,9 +275,17 @@ bool RendererHost::TakeInboundToken(int64_t now_ns) {
 
 void RendererHost::OnControlReadable() {
   if (!channel_) return;
-  std::vector<Message> messages;
+  // Reused across calls (no allocation per batch); moved out while handling, since a handler
+  // may re-enter this host (a pong callback that pings again).
+  std::vector<Message> messages = std::move(inbox_);
+  messages.clear();
   auto open = channel_->Receive(messages, kReadBudget);
   int64_t now = MonotonicNs();
+  struct GiveBack {
+    std::vector<Message>& from;
+    std::vector<Message>& to;
+    ~GiveBack() { to = std::move(from); }
+  } give_back{messages, inbox_};
   for (const auto& m : messages) {
     if (kill_reason_ == KillReason::kBadMessage) return;
     HandleMessage(m, now);

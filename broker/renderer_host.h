@@ -42,7 +42,7 @@ class RendererHost {
   int id() const { return id_; }
   RendererState state() const { return state_; }
   // Whether a process (or its namespace init) is still ours to reap.
-  bool alive() const { return pidfd_.valid() || init_pidfd_.valid(); }
+  bool alive() const { return pidfd_.valid(); }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
   RendererSnapshot Snapshot(int64_t now_ns) const;
 
@@ -53,7 +53,6 @@ class RendererHost {
   };
 
   void OnExitReadable();
-  void OnStatusReadable();
   void OnControlReadable();
   void OnControlWritable();
   void OnQueueReadable();
@@ -76,16 +75,16 @@ class RendererHost {
   RestartPolicy policy_;
 
   pid_t pid_ = 0;
-  UniqueFd pidfd_;       // the renderer: signals go here
-  UniqueFd init_pidfd_;  // sandboxed: the namespace's init, our direct child, reaped here
-  UniqueFd status_fd_;   // sandboxed: the init's report of the renderer's exit status
+  UniqueFd pidfd_;              // the renderer: signals go here
+  std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
+  UniqueFd init_pidfd_;  // sandboxed: the namespace's init, our direct child, killed and reaped
+                         // once the renderer is gone
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;
   bool fallback_ = false;
 
   EventLoop::Token exit_watch_ = 0;
-  EventLoop::Token status_watch_ = 0;
   EventLoop::Token in_watch_ = 0;
   EventLoop::Token out_watch_ = 0;
   EventLoop::Token queue_watch_ = 0;

@@ -209,10 +209,11 @@ class Renderer {
       }
       int64_t wait_ns = std::min(next_frame_ns_, next_heartbeat_ns_) - MonotonicNs();
       int timeout_ms = wait_ns <= 0 ? 0 : static_cast<int>((wait_ns + kNsPerMs - 1) / kNsPerMs);
-      pollfd fds[2] = {{channel_.in_fd(), POLLIN, 0},
-                       {channel_.out_fd(),
-                        static_cast<short>(channel_.HasPendingOutput() ? POLLOUT : 0), 0}};
-      int r = HandleEintr([&] { return ::poll(fds, 2, timeout_ms); });
+      // The out pipe joins the poll only while output waits: every fd polled costs a wait-queue
+      // entry set up and torn down, on the path of every ping (control_rtt).
+      pollfd fds[2] = {{channel_.in_fd(), POLLIN, 0}, {channel_.out_fd(), POLLOUT, 0}};
+      nfds_t nfds = channel_.HasPendingOutput() ? 2 : 1;
+      int r = HandleEintr([&] { return ::poll(fds, nfds, timeout_ms); });
       if (r < 0) return 1;
       if (fds[1].revents & (POLLOUT | POLLERR)) {
         if (!channel_.Flush()) return 1;
@@ -241,7 +242,8 @@ class Renderer {
 
   // Returns false when the broker is gone or asked us to stop.
   bool HandleControl() {
-    std::vector<Message> messages;
+    std::vector<Message>& messages = inbox_;  // reused: no allocation per message batch
+    messages.clear();
     auto open = channel_.Receive(messages);
     if (!open) {
       std::fprintf(stderr, "sbx-renderer %d: bad message from the broker: %s\n", args_.id,
@@ -444,6 +446,7 @@ class Renderer {
   Args args_;
   Channel channel_;
   FrameWriter frames_;
+  std::vector<Message> inbox_;
   int queue_fd_;
   uint32_t fps_;
   size_t vm_at_start_;
