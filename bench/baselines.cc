@@ -14,6 +14,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,8 +35,8 @@ constexpr size_t kPipeMessageBytes = sizeof(protocol::MessageHeader) + sizeof(ui
 // The mq baseline child stops on a message of this size; real ones are a Heartbeat.
 constexpr size_t kStopMessageBytes = 1;
 constexpr int kWakeupTimeoutMs = 5000;
-// Long enough for the receiver's CPU to go properly idle (a halted vCPU), like the broker's loop
-// between a renderer's frames.
+// Long enough for a CPU to go properly idle (a halted vCPU), like the broker's loop between
+// heartbeats and frames.
 constexpr long kIdleGapNs = 10'000'000;
 
 // A forked child this process must reap. Until Wait() succeeds, destruction kills and reaps it,
@@ -177,9 +178,19 @@ Result<Measurement> ForkExec(const BenchConfig& config, std::vector<std::string>
 
 }  // namespace
 
-Result<Measurement> PipeRtt(const BenchConfig& config) {
-  auto pin = ScopedCpuPin::PinHere();  // the child inherits it
-  if (!pin) return std::unexpected(pin.error());
+struct PipeEcho::Impl {
+  ChildProcess child;
+  UniqueFd to_child;    // write end
+  UniqueFd from_child;  // read end
+  std::array<uint8_t, kPipeMessageBytes> message{};
+  std::array<uint8_t, kPipeMessageBytes> reply{};
+};
+
+PipeEcho::PipeEcho(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PipeEcho::PipeEcho(PipeEcho&&) noexcept = default;
+PipeEcho::~PipeEcho() = default;
+
+Result<PipeEcho> PipeEcho::Start() {
   auto to_child = MakePipe(/*nonblocking=*/false);
   if (!to_child) return std::unexpected(to_child.error());
   auto from_child = MakePipe(/*nonblocking=*/false);
@@ -202,32 +213,28 @@ Result<Measurement> PipeRtt(const BenchConfig& config) {
     }
   });
   if (!child) return std::unexpected(child.error());
-  to_child->read.reset();
-  from_child->write.reset();
+  return PipeEcho(std::make_unique<Impl>(std::move(*child), std::move(to_child->write),
+                                         std::move(from_child->read)));
+}
 
-  std::array<uint8_t, kPipeMessageBytes> message{};
-  std::array<uint8_t, kPipeMessageBytes> reply{};
-  Placement placement;
-  auto once = [&]() -> Result<int64_t> {
-    int64_t t0 = MonotonicNs();
-    if (auto r = WriteAll(parent_out, message); !r) return std::unexpected(r.error());
-    auto got = ReadFull(parent_in, reply);
-    int64_t t1 = MonotonicNs();
-    if (!got) return std::unexpected(got.error());
-    if (*got != reply.size()) return MakeError(Errc::kPeerClosed, "pipe echo child went away");
-    int child_cpu;
-    std::memcpy(&child_cpu, reply.data(), sizeof child_cpu);
-    placement.Record(::sched_getcpu(), child_cpu);
-    return t1 - t0;
-  };
-  auto samples = CollectSamples(Count(config, 2000, 200), Count(config, 20000, 2000), once);
-  if (!samples) return std::unexpected(samples.error());
+Result<int64_t> PipeEcho::RoundTrip() {
+  int64_t t0 = MonotonicNs();
+  if (auto r = WriteAll(impl_->to_child.get(), impl_->message); !r) {
+    return std::unexpected(r.error());
+  }
+  auto got = ReadFull(impl_->from_child.get(), impl_->reply);
+  int64_t t1 = MonotonicNs();
+  if (!got) return std::unexpected(got.error());
+  if (*got != impl_->reply.size()) return MakeError(Errc::kPeerClosed, "pipe echo child went away");
+  int child_cpu;
+  std::memcpy(&child_cpu, impl_->reply.data(), sizeof child_cpu);
+  placement_.Record(::sched_getcpu(), child_cpu);
+  return t1 - t0;
+}
 
-  to_child->write.reset();  // EOF tells the child to exit
-  if (auto r = ExpectExitCode(*child, 0, "pipe echo child"); !r) return std::unexpected(r.error());
-  return Measurement{
-      Summarize(std::move(*samples)),
-      "24-byte messages, blocking read/write, no poll; pinned to one CPU: " + placement.Describe()};
+Result<void> PipeEcho::Stop() {
+  impl_->to_child.reset();  // EOF tells the child to exit
+  return ExpectExitCode(impl_->child, 0, "pipe echo child");
 }
 
 Result<Measurement> MqRttHalf(const BenchConfig& config) {
@@ -288,7 +295,9 @@ Result<Measurement> MqRttHalf(const BenchConfig& config) {
           placement.Describe()};
 }
 
-Result<Measurement> MqIdleWakeup(const BenchConfig& config) {
+Result<Measurement> MqOnewayIdle(const BenchConfig& config) {
+  auto pin = ScopedCpuPin::PinHere();  // the child inherits it
+  if (!pin) return std::unexpected(pin.error());
   auto queue = OpenUnlinkedQueue();
   if (!queue) return std::unexpected(queue.error());
   int q = queue->get();
@@ -328,8 +337,9 @@ Result<Measurement> MqIdleWakeup(const BenchConfig& config) {
   if (!samples) return std::unexpected(samples.error());
   if (auto r = ExpectExitCode(*child, 0, "mq sender child"); !r) return std::unexpected(r.error());
   return Measurement{Summarize(std::move(*samples)),
-                     "one-way 40-byte mq_send, sender stamps; receiver blocked 10 ms in "
-                     "mq_receive (idle CPU)"};
+                     "one-way 40-byte mq_send, stamped right before it, by a sender that slept "
+                     "10 ms to a receiver blocked in mq_receive meanwhile (the CPU idle in "
+                     "between, as the broker's is between heartbeats); pinned to one CPU"};
 }
 
 Result<Measurement> PidfdWakeup(const BenchConfig& config) {

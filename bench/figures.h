@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,12 +66,34 @@ Result<std::vector<int64_t>> CollectSamples(int warmup, int count, F&& once) {
   return samples;
 }
 
+// The raw pipe ping-pong under control_rtt (baselines.cc): a forked child that echoes a message
+// the size of a kPing over two blocking pipes; no poll, no codec.
+class PipeEcho {
+ public:
+  static Result<PipeEcho> Start();
+  PipeEcho(PipeEcho&&) noexcept;
+  PipeEcho& operator=(PipeEcho&&) = delete;
+  ~PipeEcho();  // kills and reaps the child unless Stop() did
+  // One round trip, in ns.
+  Result<int64_t> RoundTrip();
+  // Closes the pipe and expects the child to exit 0.
+  Result<void> Stop();
+  const Placement& placement() const { return placement_; }
+
+ private:
+  struct Impl;
+  explicit PipeEcho(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  Placement placement_;
+};
+
 // Raw-syscall baselines (baselines.cc), each between this process and a forked child.
-Result<Measurement> PipeRtt(const BenchConfig& config);
+// Half of a back-to-back mq ping-pong: neither end ever idles, so it is the queue's own cost.
 Result<Measurement> MqRttHalf(const BenchConfig& config);
-// One-way mq_send to a receiver that has been blocked for tens of ms, as the broker is between
-// heartbeats: on a VM the idle CPU's wakeup dominates, which the hot ping-pong never sees.
-Result<Measurement> MqIdleWakeup(const BenchConfig& config);
+// The floor under heartbeat_latency: a one-way mq_send to a receiver that has slept 10 ms, as
+// the broker sleeps between heartbeats. On a VM the idle CPU's wakeup, not the queue, is most of
+// it, and half a hot round trip never sees that wakeup.
+Result<Measurement> MqOnewayIdle(const BenchConfig& config);
 Result<Measurement> PidfdWakeup(const BenchConfig& config);
 Result<Measurement> ForkExecTrue(const BenchConfig& config);
 Result<Measurement> ForkExecRenderer(const BenchConfig& config);
@@ -80,7 +103,15 @@ Result<Measurement> MemcpyFrame(const BenchConfig& config);
 Result<Measurement> FramePublish(const BenchConfig& config);
 
 // The real broker driving real renderers (broker_figures.cc).
-Result<Measurement> ControlRtt(const BenchConfig& config);
+
+// control_rtt and its baseline pipe_rtt, taken interleaved in alternating blocks on one pinned
+// CPU, so both see the machine in the same state: on a shared VM the floor itself drifts by
+// tens of percent within a minute, which separate runs would read as our code's cost.
+struct RoundTripResult {
+  Measurement pipe_rtt;
+  Measurement control_rtt;
+};
+Result<RoundTripResult> RoundTrips(const BenchConfig& config);
 Result<Measurement> HeartbeatLatency(const BenchConfig& config);
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config);
 

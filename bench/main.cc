@@ -28,9 +28,10 @@ enum class Check {
 
 struct FigureDef {
   std::string_view name;
-  // Null for the figures that come out of the kill cycle; `kill_cycle_part` picks which.
+  // Null for the figures that come out of a shared run; the part pointer picks which.
   Result<Measurement> (*measure)(const BenchConfig&);
   Measurement KillCycleResult::*kill_cycle_part;
+  Measurement RoundTripResult::*round_trip_part;
   std::string_view baseline;  // empty: none
   // A second floor measured under the figure's own conditions; its ratio goes in the notes.
   std::string_view context;
@@ -46,26 +47,29 @@ constexpr std::string_view kContext = "context";
 // Run order: each baseline right before the figures that compare against it, so both see the
 // machine in the same state.
 constexpr FigureDef kFigures[] = {
-    {"pipe_rtt", &PipeRtt, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"control_rtt", &ControlRtt, nullptr, "pipe_rtt", "", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
-    {"mq_rtt_half", &MqRttHalf, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"mq_idle_wakeup", &MqIdleWakeup, nullptr, "", "", kContext, Check::kNone, 0},
-    {"heartbeat_latency", &HeartbeatLatency, nullptr, "mq_rtt_half", "mq_idle_wakeup",
+    {"pipe_rtt", nullptr, nullptr, &RoundTripResult::pipe_rtt, "", "", kBaseline, Check::kNone, 0},
+    {"control_rtt", nullptr, nullptr, &RoundTripResult::control_rtt, "pipe_rtt", "", "ratio <= 1.5",
+     Check::kRatioAtMost, 1.5},
+    {"mq_rtt_half", &MqRttHalf, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
+    {"mq_oneway_idle", &MqOnewayIdle, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"heartbeat_latency", &HeartbeatLatency, nullptr, nullptr, "mq_oneway_idle", "mq_rtt_half",
      "ratio <= 1.5", Check::kRatioAtMost, 1.5},
-    {"pidfd_wakeup", &PidfdWakeup, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"death_detection", nullptr, &KillCycleResult::death_detection, "pidfd_wakeup", "",
-     "ratio <= 1.5", Check::kRatioAtMost, 1.5},
-    {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, "pidfd_wakeup", "", kContext,
+    {"pidfd_wakeup", &PidfdWakeup, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
+    // The same kill and pidfd poll, on a real renderer: the floor death_detection stands on.
+    {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, nullptr, "", "pidfd_wakeup",
+     kBaseline, Check::kNone, 0},
+    {"death_detection", nullptr, &KillCycleResult::death_detection, nullptr, "renderer_exit",
+     "pidfd_wakeup", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"exit_handling", nullptr, &KillCycleResult::exit_handling, nullptr, "", "", kContext,
      Check::kNone, 0},
-    {"exit_handling", nullptr, &KillCycleResult::exit_handling, "", "", kContext, Check::kNone, 0},
-    {"recovery", nullptr, &KillCycleResult::recovery, "", "", "median < 10 ms",
+    {"recovery", nullptr, &KillCycleResult::recovery, nullptr, "", "", "median < 10 ms",
      Check::kMedianBelowUs, 10'000},
-    {"fork_exec", &ForkExecTrue, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"fork_exec_renderer", &ForkExecRenderer, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, "fork_exec", "fork_exec_renderer",
-     "median < 5 ms", Check::kMedianBelowUs, 5'000},
-    {"memcpy_frame", &MemcpyFrame, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"frame_publish", &FramePublish, nullptr, "memcpy_frame", "", "none (expect ratio ~2)",
+    {"fork_exec", &ForkExecTrue, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"fork_exec_renderer", &ForkExecRenderer, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, nullptr, "fork_exec",
+     "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
+    {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"frame_publish", &FramePublish, nullptr, nullptr, "memcpy_frame", "", "none (expect ratio ~2)",
      Check::kNone, 0},
 };
 
@@ -240,6 +244,11 @@ class Runner {
 
   Result<Measurement> Measure(const FigureDef& def) {
     if (def.measure) return def.measure(config_);
+    if (def.round_trip_part) {
+      if (!round_trips_) round_trips_ = RoundTrips(config_);
+      if (!*round_trips_) return std::unexpected(round_trips_->error());
+      return (**round_trips_).*def.round_trip_part;
+    }
     // Four figures come out of the same kills; run the cycle once for all of them.
     if (!kill_cycle_) kill_cycle_ = KillCycle(config_);
     if (!*kill_cycle_) return std::unexpected(kill_cycle_->error());
@@ -248,6 +257,7 @@ class Runner {
 
  private:
   BenchConfig config_;
+  std::optional<Result<RoundTripResult>> round_trips_;
   std::optional<Result<KillCycleResult>> kill_cycle_;
 };
 
