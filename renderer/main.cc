@@ -2,25 +2,30 @@
 // docs/PROTOCOL.md describes. It draws its page into the shared frame buffer, sends heartbeats,
 // and obeys control messages, including the fault drills that break it on purpose.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <functional>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -191,6 +196,20 @@ class Renderer {
     Navigate(args_.page);
   }
 
+  // Starts the IO thread, which from now on is the only reader of the control pipe. Called
+  // from inside EnterSandbox, once the capabilities are gone (see start_threads there).
+  Result<void> StartIoThread() {
+    // The IO thread blocks in read(), as a bare pipe echo does: no poll on the way of a ping.
+    // Only this process reads this pipe end, so the broker's end keeps its own flags.
+    int flags = ::fcntl(channel_.in_fd(), F_GETFL);
+    if (flags < 0 || ::fcntl(channel_.in_fd(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      return SysError("fcntl(control pipe)");
+    }
+    io_thread_ = std::thread([this] { IoMain(); });
+    io_thread_.detach();  // it ends with the process: _exit takes every thread
+    return {};
+  }
+
   int Run() {
     if (!WaitForHello()) return 1;
     int64_t now = MonotonicNs();
@@ -207,53 +226,107 @@ class Renderer {
         if (!SendHeartbeat(now)) return 1;
         next_heartbeat_ns_ = now + protocol::kHeartbeatIntervalMs * kNsPerMs;
       }
-      int64_t wait_ns = std::min(next_frame_ns_, next_heartbeat_ns_) - MonotonicNs();
-      int timeout_ms = wait_ns <= 0 ? 0 : static_cast<int>((wait_ns + kNsPerMs - 1) / kNsPerMs);
-      // The out pipe joins the poll only while output waits: every fd polled costs a wait-queue
-      // entry set up and torn down, on the path of every ping (control_rtt).
-      pollfd fds[2] = {{channel_.in_fd(), POLLIN, 0}, {channel_.out_fd(), POLLOUT, 0}};
-      nfds_t nfds = channel_.HasPendingOutput() ? 2 : 1;
-      int r = HandleEintr([&] { return ::poll(fds, nfds, timeout_ms); });
-      if (r < 0) return 1;
-      if (fds[1].revents & (POLLOUT | POLLERR)) {
-        if (!channel_.Flush()) return 1;
-      }
-      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (!HandleControl()) return 0;
-      }
+      if (!WaitAndHandle(std::min(next_frame_ns_, next_heartbeat_ns_))) return 0;
     }
   }
 
  private:
-  bool WaitForHello() {
-    int64_t deadline = MonotonicNs() + kHelloTimeoutMs * kNsPerMs;
-    while (!hello_) {
-      int64_t left = (deadline - MonotonicNs()) / kNsPerMs;
-      if (left <= 0) {
-        std::fprintf(stderr, "sbx-renderer %d: no hello from the broker\n", args_.id);
-        return false;
+  // The IO thread (Chrome's renderer has one too): reads every control message, answers pings
+  // itself once the main thread has taken the hello, and hands everything else to the main
+  // thread, which owns the page, the frames and the drills.
+  void IoMain() {
+    std::vector<Message> batch;
+    bool open = true;
+    while (open) {
+      batch.clear();
+      auto r = channel_.Receive(batch);
+      if (!r) {
+        std::fprintf(stderr, "sbx-renderer %d: bad message from the broker: %s\n", args_.id,
+                     r.error().ToString().c_str());
+        break;
       }
-      auto readable = WaitReadable(channel_.in_fd(), static_cast<int>(left));
-      if (!readable) return false;
-      if (*readable && !HandleControl()) return false;
+      open = *r;
+      bool forwarded = false;
+      bool hang = false;
+      for (auto& m : batch) {
+        if (m.type == MsgType::kPing && answer_pings_.load(std::memory_order_acquire)) {
+          if (auto token = DecodeU64(m)) {
+            PayloadWriter w;
+            w.U64(*token);
+            std::lock_guard out(out_mu_);
+            if (!channel_.Send(MsgType::kPong, w.data())) open = false;
+            continue;
+          }
+          // A malformed ping goes to the main thread, which rejects it.
+        }
+        hang |= m.type == MsgType::kHang;
+        std::lock_guard in(in_mu_);
+        pending_.push_back(std::move(m));
+        forwarded = true;
+      }
+      if (forwarded) in_cv_.notify_one();
+      // A hung renderer stops reading its pipe too, so the broker sees a real hang.
+      while (hang) {
+        std::unique_lock in(in_mu_);
+        in_cv_.wait(in);
+      }
     }
-    return true;
+    {
+      std::lock_guard in(in_mu_);
+      io_done_ = true;
+    }
+    in_cv_.notify_one();
   }
 
-  // Returns false when the broker is gone or asked us to stop.
-  bool HandleControl() {
-    std::vector<Message>& messages = inbox_;  // reused: no allocation per message batch
+  // Waits until `deadline_ns` (CLOCK_MONOTONIC), or until the IO thread hands over messages,
+  // and handles them. Returns false when the broker is gone or asked us to stop.
+  bool WaitAndHandle(int64_t deadline_ns) {
+    bool pending_output;
+    {
+      std::lock_guard out(out_mu_);
+      pending_output = channel_.HasPendingOutput();
+    }
+    if (pending_output) {
+      // The broker is not reading: wait for room in the pipe (rare; messages handed over
+      // meanwhile wait until the next frame).
+      int64_t wait_ns = deadline_ns - MonotonicNs();
+      int timeout_ms = wait_ns <= 0 ? 0 : static_cast<int>((wait_ns + kNsPerMs - 1) / kNsPerMs);
+      pollfd p{channel_.out_fd(), POLLOUT, 0};
+      if (HandleEintr([&] { return ::poll(&p, 1, timeout_ms); }) < 0) return false;
+      std::lock_guard out(out_mu_);
+      if (!channel_.Flush()) return false;
+    }
+    std::vector<Message>& messages = inbox_;  // reused: no allocation per batch
     messages.clear();
-    auto open = channel_.Receive(messages);
-    if (!open) {
-      std::fprintf(stderr, "sbx-renderer %d: bad message from the broker: %s\n", args_.id,
-                   open.error().ToString().c_str());
-      return false;
+    bool io_done;
+    {
+      std::unique_lock in(in_mu_);
+      if (!pending_output) {
+        // Steady clock is CLOCK_MONOTONIC, the clock of every deadline here.
+        std::chrono::steady_clock::time_point until{std::chrono::nanoseconds(deadline_ns)};
+        in_cv_.wait_until(in, until, [&] { return !pending_.empty() || io_done_; });
+      }
+      messages.swap(pending_);
+      io_done = io_done_;
     }
     for (const auto& m : messages) {
       if (!Handle(m)) return false;
     }
-    return *open;
+    return !io_done;
+  }
+
+  bool WaitForHello() {
+    int64_t deadline = MonotonicNs() + kHelloTimeoutMs * kNsPerMs;
+    while (!hello_) {
+      if (MonotonicNs() >= deadline) {
+        std::fprintf(stderr, "sbx-renderer %d: no hello from the broker\n", args_.id);
+        return false;
+      }
+      if (!WaitAndHandle(deadline)) return false;
+    }
+    // Confined (main calls Run after EnterSandbox) and introduced: pings may be answered now.
+    answer_pings_.store(true, std::memory_order_release);
+    return true;
   }
 
   bool Handle(const Message& m) {
@@ -280,11 +353,12 @@ class Renderer {
         fps_ = *fps;
         return true;
       }
-      case MsgType::kPing: {
+      case MsgType::kPing: {  // only before the IO thread answers them itself
         auto token = DecodeU64(m);
         if (!token) return false;
         PayloadWriter w;
         w.U64(*token);
+        std::lock_guard out(out_mu_);
         return channel_.Send(MsgType::kPong, w.data()).has_value();
       }
       case MsgType::kShutdown:
@@ -310,6 +384,7 @@ class Renderer {
   void Report(const std::string& line) {
     PayloadWriter w;
     w.Str(line.substr(0, protocol::kMaxDrillReport));
+    std::lock_guard out(out_mu_);
     (void)channel_.Send(MsgType::kDrillReport, w.data());
     // The last attempt may kill us: make sure every report is out before it.
     while (channel_.HasPendingOutput()) {
@@ -393,6 +468,7 @@ class Renderer {
     protocol::MessageHeader h{0x7777, 0, 4, 1};
     uint8_t bytes[sizeof h + 4] = {};
     std::memcpy(bytes, &h, sizeof h);
+    std::lock_guard out(out_mu_);
     (void)WriteAll(protocol::kControlOutFd, bytes);
   }
 
@@ -421,6 +497,7 @@ class Renderer {
     w.U32(static_cast<uint32_t>(index)).U64(frame_);
     ++frame_;
     // A full queue means the broker is not reading; it will notice our silence, not us.
+    std::lock_guard out(out_mu_);
     (void)channel_.Send(MsgType::kFrameReady, w.data());
   }
 
@@ -439,12 +516,22 @@ class Renderer {
       // Full: the broker is behind; the next heartbeat will do.
       return r || r.error().code == Errc::kOverflow;
     }
+    std::lock_guard out(out_mu_);
     auto r = channel_.Send(MsgType::kHeartbeat, bytes);
     return r || r.error().code == Errc::kOverflow;
   }
 
   Args args_;
+  // Its input side belongs to the IO thread; its output side to whoever holds out_mu_.
   Channel channel_;
+  std::mutex out_mu_;
+  // Messages the IO thread hands to the main thread.
+  std::mutex in_mu_;
+  std::condition_variable in_cv_;
+  std::vector<Message> pending_;  // guarded by in_mu_
+  bool io_done_ = false;          // guarded by in_mu_: EOF or a bad message
+  std::atomic<bool> answer_pings_{false};
+  std::thread io_thread_;
   FrameWriter frames_;
   std::vector<Message> inbox_;
   int queue_fd_;
@@ -490,8 +577,11 @@ int main(int argc, char** argv) {
   sandbox::Level level = args->sandbox;
   std::string root = args->sandbox_root;
   renderer::Renderer r(std::move(*args), std::move(*channel), std::move(*frames), queue_fd);
+  // One malloc arena for both threads: a second one would reserve 64 MiB of address space.
+  ::mallopt(M_ARENA_MAX, 1);
   // Everything the renderer needs is loaded and allocated; from here on it is a prisoner.
-  if (auto s = sandbox::EnterSandbox(level, ::getpid(), root); !s) {
+  if (auto s = sandbox::EnterSandbox(level, ::getpid(), root, [&] { return r.StartIoThread(); });
+      !s) {
     std::fprintf(stderr, "sbx-renderer: %s\n", s.error().ToString().c_str());
     ::_exit(protocol::kExitLaunchFailed);
   }

@@ -30,7 +30,8 @@ constexpr std::array kLimitTable{
     Limit{RLIMIT_NOFILE, "Max open files", 16,
           "it needs fds 0-6 and opens nothing after start (open is denied anyway)"},
     Limit{RLIMIT_NPROC, "Max processes", 16,
-          "a few threads at most; fork is denied by seccomp, this is a second wall"},
+          "fork is denied by seccomp, this is a second wall; the IO thread starts before it "
+          "is set, since it counts every process of the user, other renderers included"},
     Limit{RLIMIT_FSIZE, "Max file size", 0, "it writes no files; SIGXFSZ is ignored, writes fail"},
     Limit{RLIMIT_CORE, "Max core file size", 0, "a crash must not dump the page's memory"},
     Limit{RLIMIT_MSGQUEUE, "Max msgqueue size", 0, "queues come from the broker only"},
@@ -107,13 +108,17 @@ bool LevelFromName(std::string_view name, Level* out) {
 
 std::span<const Limit> Limits() { return kLimitTable; }
 
-Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root) {
-  if (level == Level::kOff) return {};
+Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root,
+                          const std::function<Result<void>()>& start_threads) {
+  if (level == Level::kOff) return start_threads ? start_threads() : Result<void>{};
   if (level == Level::kFull) {
     if (auto r = EnterEmptyRoot(empty_root); !r) return r;
   }
   if (auto r = DropCapabilities(); !r) return r;
   if (auto r = Step(::prctl(PR_SET_DUMPABLE, 0) == 0, "PR_SET_DUMPABLE"); !r) return r;
+  if (start_threads) {
+    if (auto r = start_threads(); !r) return r;
+  }
   if (auto r = ApplyLimits(); !r) return r;
   if (auto r = Step(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS"); !r) {
     return r;

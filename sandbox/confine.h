@@ -12,6 +12,7 @@
 
 #include <sys/resource.h>
 
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -39,7 +40,12 @@ struct Limit {
 std::span<const Limit> Limits();
 
 // Applies the layers of `level`; `self_pid` is getpid() as the caller sees it; `empty_root` is
-// the directory to chroot into (kFull only).
-Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root);
+// the directory to chroot into (kFull only). `start_threads`, if given, runs once the root is
+// empty and the capabilities are gone, before the rlimits and the filter: the only point where
+// a thread can be started that inherits the dropped capabilities (they are per thread) and is
+// not refused by RLIMIT_NPROC (which counts every renderer of the user). The filter then reaches
+// every thread through TSYNC.
+Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root,
+                          const std::function<Result<void>()>& start_threads = {});
 
 }  // namespace sbx::sandbox
