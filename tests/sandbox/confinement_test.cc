@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -66,6 +67,41 @@ TEST(ConfinementTest, RunningRendererHasSeccompNoNewPrivsAndNoCapabilities) {
   EXPECT_EQ(StatusField(s.pid, "CapEff"), "0000000000000000");
   EXPECT_EQ(StatusField(s.pid, "CapPrm"), "0000000000000000");
   EXPECT_EQ(StatusField(s.pid, "CapBnd"), "0000000000000000");
+}
+
+// Capabilities and no_new_privs are per thread: every thread must be confined, the IO thread
+// as much as the main one.
+TEST(ConfinementTest, EveryThreadOfTheRendererIsConfined) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  std::string tasks = "/proc/" + std::to_string(s.pid) + "/task";
+  int threads = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(entry.path() / "status");
+    std::map<std::string, std::string> fields;
+    for (std::string line; std::getline(in, line);) {
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      auto value = line.find_first_not_of(" \t", colon + 1);
+      fields[line.substr(0, colon)] = value == std::string::npos ? "" : line.substr(value);
+    }
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_EQ(fields["Seccomp"], "2");
+    EXPECT_EQ(fields["NoNewPrivs"], "1");
+    EXPECT_EQ(fields["CapEff"], "0000000000000000");
+    EXPECT_EQ(fields["CapPrm"], "0000000000000000");
+    EXPECT_EQ(fields["CapBnd"], "0000000000000000");
+    ++threads;
+  }
+  EXPECT_EQ(threads, 2) << "a main thread and an IO thread";
+}
+
+TEST(ConfinementTest, RendererIsTheBrokersOwnChild) {
+  auto s = Start();
+  ASSERT_GT(s.pid, 0);
+  if (s.level != "full") GTEST_SKIP() << "namespaces unavailable here: " << s.note;
+  // Sandboxed too: the broker learns its exit status from waitid, not from the namespace init.
+  EXPECT_EQ(StatusField(s.pid, "PPid"), std::to_string(s.broker->pid()));
 }
 
 TEST(ConfinementTest, RendererLivesInNamespacesOfItsOwn) {
