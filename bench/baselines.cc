@@ -6,15 +6,18 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -295,18 +298,65 @@ Result<Measurement> MqRttHalf(const BenchConfig& config) {
           placement.Describe()};
 }
 
-Result<Measurement> MqOnewayIdle(const BenchConfig& config) {
-  auto pin = ScopedCpuPin::PinHere();  // the child inherits it
-  if (!pin) return std::unexpected(pin.error());
+// Shared with both children: written by the receiver, read after it has exited.
+struct MqOnewayShared {
+  std::atomic<int> stop;
+  std::atomic<int> count;
+  int64_t samples[MqOneway::kMaxSamples];
+};
+
+struct MqOneway::Impl {
+  UniqueFd queue;
+  MqOnewayShared* shared = nullptr;
+  std::optional<ChildProcess> receiver;
+  std::optional<ChildProcess> sender;
+  ~Impl() {
+    sender.reset();  // killed and reaped, unless Stop() already reaped them
+    receiver.reset();
+    if (shared != nullptr) (void)::munmap(shared, sizeof *shared);
+  }
+};
+
+MqOneway::MqOneway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MqOneway::MqOneway(MqOneway&&) noexcept = default;
+MqOneway::~MqOneway() = default;
+
+Result<MqOneway> MqOneway::Start(int64_t gap_ns) {
+  auto impl = std::make_unique<Impl>();
   auto queue = OpenUnlinkedQueue();
   if (!queue) return std::unexpected(queue.error());
-  int q = queue->get();
-  const int warmup = Count(config, 5, 3);
-  const int count = Count(config, 200, 30);
+  impl->queue = std::move(*queue);
+  void* mem = ::mmap(nullptr, sizeof(MqOnewayShared), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return SysError("mmap");
+  impl->shared = std::construct_at(static_cast<MqOnewayShared*>(mem));
+  MqOnewayShared* shared = impl->shared;
+  int q = impl->queue.get();
 
-  auto child = Fork([&] {
-    for (int i = 0; i < warmup + count; ++i) {
-      timespec gap{0, kIdleGapNs};
+  auto receiver = Fork([&] {
+    std::array<char, protocol::kQueueMsgSize> buf;
+    for (;;) {
+      ssize_t n = ::mq_receive(q, buf.data(), buf.size(), nullptr);
+      int64_t now = MonotonicNs();
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) ::_exit(1);
+      if (static_cast<size_t>(n) == kStopMessageBytes) ::_exit(0);
+      protocol::Heartbeat hb;
+      if (static_cast<size_t>(n) != sizeof hb) ::_exit(1);
+      std::memcpy(&hb, buf.data(), sizeof hb);
+      int i = shared->count.load(std::memory_order_relaxed);
+      if (i < kMaxSamples) {
+        shared->samples[i] = now - hb.mono_ns;
+        shared->count.store(i + 1, std::memory_order_release);
+      }
+    }
+  });
+  if (!receiver) return std::unexpected(receiver.error());
+  impl->receiver.emplace(std::move(*receiver));
+
+  auto sender = Fork([&] {
+    while (shared->stop.load(std::memory_order_acquire) == 0) {
+      timespec gap{0, static_cast<long>(gap_ns)};
       while (::nanosleep(&gap, &gap) != 0) {
         if (errno != EINTR) ::_exit(1);
       }
@@ -319,27 +369,25 @@ Result<Measurement> MqOnewayIdle(const BenchConfig& config) {
       }
     }
   });
-  if (!child) return std::unexpected(child.error());
+  if (!sender) return std::unexpected(sender.error());
+  impl->sender.emplace(std::move(*sender));
+  return MqOneway(std::move(impl));
+}
 
-  std::array<char, protocol::kQueueMsgSize> buf;
-  auto once = [&]() -> Result<int64_t> {
-    ssize_t n = HandleEintr([&] { return ::mq_receive(q, buf.data(), buf.size(), nullptr); });
-    int64_t now = MonotonicNs();
-    if (n < 0) return SysError("mq_receive");
-    protocol::Heartbeat hb;
-    if (static_cast<size_t>(n) != sizeof hb) {
-      return MakeError(Errc::kProtocol, "mq sender child sent the wrong size");
-    }
-    std::memcpy(&hb, buf.data(), sizeof hb);
-    return now - hb.mono_ns;
-  };
-  auto samples = CollectSamples(warmup, count, once);
-  if (!samples) return std::unexpected(samples.error());
-  if (auto r = ExpectExitCode(*child, 0, "mq sender child"); !r) return std::unexpected(r.error());
-  return Measurement{Summarize(std::move(*samples)),
-                     "one-way 40-byte mq_send, stamped right before it, by a sender that slept "
-                     "10 ms to a receiver blocked in mq_receive meanwhile (the CPU idle in "
-                     "between, as the broker's is between heartbeats); pinned to one CPU"};
+Result<std::vector<int64_t>> MqOneway::Stop() {
+  impl_->shared->stop.store(1, std::memory_order_release);
+  if (auto r = ExpectExitCode(*impl_->sender, 0, "mq sender child"); !r) {
+    return std::unexpected(r.error());
+  }
+  uint8_t stop = 0;
+  if (auto r = SendAll(impl_->queue.get(), &stop, kStopMessageBytes); !r) {
+    return std::unexpected(r.error());
+  }
+  if (auto r = ExpectExitCode(*impl_->receiver, 0, "mq receiver child"); !r) {
+    return std::unexpected(r.error());
+  }
+  int n = impl_->shared->count.load(std::memory_order_acquire);
+  return std::vector<int64_t>(impl_->shared->samples, impl_->shared->samples + n);
 }
 
 Result<Measurement> PidfdWakeup(const BenchConfig& config) {

@@ -305,7 +305,7 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
                          Measurement{Summarize(std::move(ours)), std::move(note)}};
 }
 
-Result<Measurement> HeartbeatLatency(const BenchConfig& config) {
+Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
   // Pinned like its baseline: on one CPU a wakeup needs no inter-processor interrupt, and the
   // scheduler cannot pick a different mode for the figure and for the floor.
   auto pin = ScopedCpuPin::PinHere();
@@ -324,9 +324,18 @@ Result<Measurement> HeartbeatLatency(const BenchConfig& config) {
   }
   // Warm-up: the first heartbeat of each renderer races its startup and is not typical.
   if (auto r = PumpFor(b, 300 * kNsPerMs); !r) return std::unexpected(r.error());
+  // The bare receiver wakes as often as the broker does (every frame and every heartbeat of
+  // every renderer), so both sleep as long, and as deeply, between messages.
+  const int64_t broker_wakeups_per_s = renderers * (kFps + 1000 / protocol::kHeartbeatIntervalMs);
+  const int64_t gap_ns = 1'000'000'000 / broker_wakeups_per_s;
+  auto floor = MqOneway::Start(gap_ns);
+  if (!floor) return std::unexpected(floor.error());
   recorder.CollectHeartbeats(true);
   if (auto r = PumpFor(b, window_s * 1000 * kNsPerMs); !r) return std::unexpected(r.error());
   recorder.CollectHeartbeats(false);
+  auto bare = floor->Stop();
+  if (!bare) return std::unexpected(bare.error());
+  if (bare->empty()) return MakeError(Errc::kState, "no bare mq message arrived");
   std::vector<int64_t> samples = recorder.TakeHeartbeats();
   if (samples.empty()) return MakeError(Errc::kState, "no heartbeat arrived");
 
@@ -336,7 +345,12 @@ Result<Measurement> HeartbeatLatency(const BenchConfig& config) {
                      "renderers pinned to one CPU; " +
                      confinement;
   if (recorder.AnyHeartbeatFallback()) note += "; WARNING: on the pipe fallback, not a queue";
-  return Measurement{Summarize(std::move(samples)), std::move(note)};
+  std::string floor_note = "one-way 40-byte mq_send, stamped right before it, every " +
+                           std::to_string(gap_ns / 1000) +
+                           " us by a forked sender to a forked receiver blocked in mq_receive, "
+                           "during heartbeat_latency's window and pinned to the same CPU";
+  return HeartbeatResult{Measurement{Summarize(std::move(*bare)), std::move(floor_note)},
+                         Measurement{Summarize(std::move(samples)), std::move(note)}};
 }
 
 Result<KillCycleResult> KillCycle(const BenchConfig& config) {
@@ -423,12 +437,12 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
                   "kill(SIGKILL) to the replacement's kReady; restart policy set to restart at "
                   "once every time (the default does so only for the first crash)"},
       Measurement{Summarize(std::move(renderer_exit)),
-                  "kernel part of death_detection: kill(SIGKILL) until a pidfd of the bench's "
-                  "own is readable (signal delivery + the renderer's exit teardown)"},
+                  "the floor under death_detection: the same kill(SIGKILL), then poll() on a "
+                  "pidfd of the bench's own, on the real renderer (signal delivery + the "
+                  "renderer's exit teardown, its frame buffer mappings included)"},
       Measurement{Summarize(std::move(exit_handling)),
                   "the rest of death_detection: the renderer's pidfd readable to the observer's "
-                  "kExited (a sandboxed renderer's namespace init reaping it, reporting and "
-                  "exiting; the broker's epoll wake, waitid, classify, release, notify)"}};
+                  "kExited (the broker's epoll wake, waitid, classify, release, notify)"}};
 }
 
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {

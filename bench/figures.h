@@ -90,10 +90,27 @@ class PipeEcho {
 // Raw-syscall baselines (baselines.cc), each between this process and a forked child.
 // Half of a back-to-back mq ping-pong: neither end ever idles, so it is the queue's own cost.
 Result<Measurement> MqRttHalf(const BenchConfig& config);
-// The floor under heartbeat_latency: a one-way mq_send to a receiver that has slept 10 ms, as
-// the broker sleeps between heartbeats. On a VM the idle CPU's wakeup, not the queue, is most of
-// it, and half a hot round trip never sees that wakeup.
-Result<Measurement> MqOnewayIdle(const BenchConfig& config);
+// The floor under heartbeat_latency, a bare heartbeat: a forked sender sleeps `gap_ns`, stamps
+// and mq_sends; a forked receiver blocked in mq_receive records the one-way latency. It runs
+// alongside the broker's heartbeats, so both wake the same idle CPU at the same time: on a VM
+// that wakeup, not the queue, is most of the figure, and it drifts by 2x within minutes, so a
+// floor taken apart from the figure would not be its floor. Half a hot round trip never sees it.
+class MqOneway {
+ public:
+  static constexpr int kMaxSamples = 4096;
+  static Result<MqOneway> Start(int64_t gap_ns);
+  MqOneway(MqOneway&&) noexcept;
+  MqOneway& operator=(MqOneway&&) = delete;
+  ~MqOneway();  // kills and reaps both children unless Stop() did
+  // Stops both children and returns the latencies, in ns.
+  Result<std::vector<int64_t>> Stop();
+
+ private:
+  struct Impl;
+  explicit MqOneway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 Result<Measurement> PidfdWakeup(const BenchConfig& config);
 Result<Measurement> ForkExecTrue(const BenchConfig& config);
 Result<Measurement> ForkExecRenderer(const BenchConfig& config);
@@ -112,7 +129,12 @@ struct RoundTripResult {
   Measurement control_rtt;
 };
 Result<RoundTripResult> RoundTrips(const BenchConfig& config);
-Result<Measurement> HeartbeatLatency(const BenchConfig& config);
+// heartbeat_latency and its floor mq_oneway_idle, taken at the same time (see MqOneway).
+struct HeartbeatResult {
+  Measurement mq_oneway_idle;
+  Measurement heartbeat_latency;
+};
+Result<HeartbeatResult> Heartbeats(const BenchConfig& config);
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config);
 
 // One run of kill cycles yields death_detection (SIGKILL to kExited) and recovery (SIGKILL to the

@@ -32,6 +32,7 @@ struct FigureDef {
   Result<Measurement> (*measure)(const BenchConfig&);
   Measurement KillCycleResult::*kill_cycle_part;
   Measurement RoundTripResult::*round_trip_part;
+  Measurement HeartbeatResult::*heartbeat_part;
   std::string_view baseline;  // empty: none
   // A second floor measured under the figure's own conditions; its ratio goes in the notes.
   std::string_view context;
@@ -47,30 +48,33 @@ constexpr std::string_view kContext = "context";
 // Run order: each baseline right before the figures that compare against it, so both see the
 // machine in the same state.
 constexpr FigureDef kFigures[] = {
-    {"pipe_rtt", nullptr, nullptr, &RoundTripResult::pipe_rtt, "", "", kBaseline, Check::kNone, 0},
-    {"control_rtt", nullptr, nullptr, &RoundTripResult::control_rtt, "pipe_rtt", "", "ratio <= 1.5",
-     Check::kRatioAtMost, 1.5},
-    {"mq_rtt_half", &MqRttHalf, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
-    {"mq_oneway_idle", &MqOnewayIdle, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"heartbeat_latency", &HeartbeatLatency, nullptr, nullptr, "mq_oneway_idle", "mq_rtt_half",
+    {"pipe_rtt", nullptr, nullptr, &RoundTripResult::pipe_rtt, nullptr, "", "", kBaseline,
+     Check::kNone, 0},
+    {"control_rtt", nullptr, nullptr, &RoundTripResult::control_rtt, nullptr, "pipe_rtt", "",
      "ratio <= 1.5", Check::kRatioAtMost, 1.5},
-    {"pidfd_wakeup", &PidfdWakeup, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
-    // The same kill and pidfd poll, on a real renderer: the floor death_detection stands on.
-    {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, nullptr, "", "pidfd_wakeup",
+    {"mq_rtt_half", &MqRttHalf, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
+    {"mq_oneway_idle", nullptr, nullptr, nullptr, &HeartbeatResult::mq_oneway_idle, "", "",
      kBaseline, Check::kNone, 0},
-    {"death_detection", nullptr, &KillCycleResult::death_detection, nullptr, "renderer_exit",
-     "pidfd_wakeup", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
-    {"exit_handling", nullptr, &KillCycleResult::exit_handling, nullptr, "", "", kContext,
+    {"heartbeat_latency", nullptr, nullptr, nullptr, &HeartbeatResult::heartbeat_latency,
+     "mq_oneway_idle", "mq_rtt_half", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"pidfd_wakeup", &PidfdWakeup, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
+    // The same kill and pidfd poll, on a real renderer: the floor death_detection stands on.
+    {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, nullptr, nullptr, "",
+     "pidfd_wakeup", kBaseline, Check::kNone, 0},
+    {"death_detection", nullptr, &KillCycleResult::death_detection, nullptr, nullptr,
+     "renderer_exit", "pidfd_wakeup", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"exit_handling", nullptr, &KillCycleResult::exit_handling, nullptr, nullptr, "", "", kContext,
      Check::kNone, 0},
-    {"recovery", nullptr, &KillCycleResult::recovery, nullptr, "", "", "median < 10 ms",
+    {"recovery", nullptr, &KillCycleResult::recovery, nullptr, nullptr, "", "", "median < 10 ms",
      Check::kMedianBelowUs, 10'000},
-    {"fork_exec", &ForkExecTrue, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"fork_exec_renderer", &ForkExecRenderer, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, nullptr, "fork_exec",
-     "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
-    {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
-    {"frame_publish", &FramePublish, nullptr, nullptr, "memcpy_frame", "", "none (expect ratio ~2)",
+    {"fork_exec", &ForkExecTrue, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"fork_exec_renderer", &ForkExecRenderer, nullptr, nullptr, nullptr, "", "", kBaseline,
      Check::kNone, 0},
+    {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, nullptr, nullptr, "fork_exec",
+     "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
+    {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
+    {"frame_publish", &FramePublish, nullptr, nullptr, nullptr, "memcpy_frame", "",
+     "none (expect ratio ~2)", Check::kNone, 0},
 };
 
 const FigureDef* FindFigure(std::string_view name) {
@@ -244,6 +248,11 @@ class Runner {
 
   Result<Measurement> Measure(const FigureDef& def) {
     if (def.measure) return def.measure(config_);
+    if (def.heartbeat_part) {
+      if (!heartbeats_) heartbeats_ = Heartbeats(config_);
+      if (!*heartbeats_) return std::unexpected(heartbeats_->error());
+      return (**heartbeats_).*def.heartbeat_part;
+    }
     if (def.round_trip_part) {
       if (!round_trips_) round_trips_ = RoundTrips(config_);
       if (!*round_trips_) return std::unexpected(round_trips_->error());
@@ -258,6 +267,7 @@ class Runner {
  private:
   BenchConfig config_;
   std::optional<Result<RoundTripResult>> round_trips_;
+  std::optional<Result<HeartbeatResult>> heartbeats_;
   std::optional<Result<KillCycleResult>> kill_cycle_;
 };
 
