@@ -144,6 +144,23 @@ TEST(BrokerTest, HangDrillWithKillHungIsClassifiedHungAndRestarted) {
   EXPECT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
 }
 
+// The renderer's IO thread answers pings on its own; a hung renderer must stop doing that too,
+// or `ping` would call a frozen page alive.
+TEST(BrokerTest, HungRendererStopsAnsweringPings) {
+  BrokerProcess b({"--renderers", "1", "--hang-timeout", "300"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  ASSERT_TRUE(b.Ctl("ping 1").contains("rtt_us"));
+  ASSERT_EQ(b.Ctl("hang 1").value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("unresponsive", 1, kEventTimeout));
+  ControlConnection c(b.control_path());
+  ASSERT_TRUE(c.SendRaw("ping 1\n"));
+  // The broker gives up on a pong after 5 s and says so.
+  auto reply = c.ReadReply(15s);
+  ASSERT_TRUE(reply);
+  EXPECT_FALSE(reply->contains("rtt_us")) << reply->dump();
+  EXPECT_TRUE(reply->contains("error")) << reply->dump();
+}
+
 TEST(BrokerTest, CrashLoopEndsInFailedUntilReload) {
   BrokerProcess b({"--renderers", "1"});
   int exits = 0;
