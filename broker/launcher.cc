@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -62,12 +63,22 @@ void ResetSignals(int sync_fd) {
   }
 }
 
-[[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent, int sync_fd,
-                              int max_target) {
+// Whether the process behind `pidfd` has exited. Async-signal-safe: one poll.
+bool Exited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+// `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid.
+[[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
+                              int parent_pidfd, int sync_fd, int max_target) {
   ResetSignals(sync_fd);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
-  // The parent may have died before PDEATHSIG was armed; then nobody would ever kill us.
-  if (::getppid() != parent) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  // The parent may have died before PDEATHSIG was armed; then nobody would ever kill us. Across
+  // a pid namespace getppid() reads 0 before and after a reparent, so there only the parent's
+  // pidfd can tell.
+  bool orphaned = parent_pidfd >= 0 ? Exited(parent_pidfd) : ::getppid() != parent;
+  if (orphaned) ChildFail(sync_fd, LaunchStep::kParentDeath);
 
   // Move every source above the highest target first, so no dup2 clobbers a later source.
   int moved[16];
@@ -112,10 +123,12 @@ void ResetSignals(int sync_fd) {
 // of its own (the program is its sibling, a direct child of the broker), and only reaps what
 // the kernel would reparent to it. Being pid 1 is its whole job: the program, as pid 2, keeps
 // the ordinary meaning of every signal, which pid 1 would ignore without a handler.
-[[noreturn]] void InitMain(int sync_fd) {
+[[noreturn]] void InitMain(int sync_fd, int broker_pidfd) {
   ResetSignals(sync_fd);
-  // Our death (when the broker dies) takes the whole pid namespace with it.
+  // Our death (when the broker dies) takes the whole pid namespace with it; a broker that died
+  // before the signal was armed is caught by its pidfd.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  if (Exited(broker_pidfd)) ChildFail(sync_fd, LaunchStep::kParentDeath);
   static constexpr char kHost[] = "sbx-renderer";
   (void)::sethostname(kHost, sizeof kHost - 1);
   // SIGCHLD stays pending while blocked, so the wait below cannot miss an orphan's death.
@@ -156,7 +169,7 @@ void BecomeNamespaceRoot(int sync_fd) {
 // (CLONE_PARENT: the broker is their parent, waits for them and gets the program's exit status
 // straight from the kernel), tells the parent both pids, and exits.
 [[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int report_fd,
-                             int max_target) {
+                             int broker_pidfd, int max_target) {
   if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
     ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
   }
@@ -166,24 +179,29 @@ void BecomeNamespaceRoot(int sync_fd) {
   }
   // The first process of a new pid namespace is its init; the order of these two clones is what
   // makes the program pid 2.
+  // Each pid is reported as soon as it exists, so a broker that gives up on us in between still
+  // knows which child to kill and reap.
+  auto report = [report_fd](long pid) {
+    int32_t v = static_cast<int32_t>(pid < 0 ? -1 : pid);
+    ssize_t n;
+    do {
+      n = ::write(report_fd, &v, sizeof v);
+    } while (n < 0 && errno == EINTR);
+  };
   long init = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
   if (init < 0) ChildFail(sync_fd, LaunchStep::kInit);
   if (init == 0) {
     ::close(report_fd);
-    InitMain(sync_fd);
+    InitMain(sync_fd, broker_pidfd);
   }
+  report(init);
   long program = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
   int clone_errno = errno;
   if (program == 0) {
     ::close(report_fd);
-    // Our parent is the broker, outside this pid namespace: getppid() reads 0.
-    ExecProgram(spec, argv, /*parent=*/0, sync_fd, max_target);
+    ExecProgram(spec, argv, /*parent=*/0, broker_pidfd, sync_fd, max_target);
   }
-  int32_t pids[2] = {static_cast<int32_t>(init), static_cast<int32_t>(program < 0 ? -1 : program)};
-  ssize_t n;
-  do {
-    n = ::write(report_fd, pids, sizeof pids);
-  } while (n < 0 && errno == EINTR);
+  report(program);
   errno = clone_errno;
   if (program < 0) ChildFail(sync_fd, LaunchStep::kInit);
   ::_exit(0);
@@ -259,6 +277,10 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   if (!sync) return std::unexpected(sync.error());
   auto report = MakePipe(false);
   if (!report) return std::unexpected(report.error());
+  // Inherited down to the init and the program: how they tell, after arming PDEATHSIG, that we
+  // died before they could (pidfds are close-on-exec).
+  auto self = PidfdOpen(::getpid());
+  if (!self) return std::unexpected(self.error());
 
   int joiner_fd = -1;
   clone_args args{};
@@ -269,27 +291,46 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   if (pid < 0) return SysError("clone3");
   if (pid == 0) {
     ::close(report->read.get());
-    JoinerMain(spec, argv, sync->write.get(), report->write.get(), max_target);
+    JoinerMain(spec, argv, sync->write.get(), report->write.get(), self->get(), max_target);
   }
   UniqueFd joiner(joiner_fd);
   sync->write.reset();
   report->write.reset();
 
+  self->reset();
+
   int32_t pids[2] = {0, 0};  // the init's and the program's
+  size_t got = 0;
   // A deadline, so that a joiner stuck for any reason costs one failed launch, not the broker.
-  auto ready = WaitReadable(report->read.get(), kJoinerTimeoutMs);
-  Result<size_t> got = MakeError(Errc::kTimeout, "the namespace joiner did not report");
-  if (ready && *ready) {
-    got = ReadFull(report->read.get(), {reinterpret_cast<uint8_t*>(pids), sizeof pids});
-  } else {
-    (void)PidfdSendSignal(joiner.get(), SIGKILL);
+  const int64_t deadline = MonotonicNs() + int64_t{kJoinerTimeoutMs} * 1'000'000;
+  auto* bytes = reinterpret_cast<uint8_t*>(pids);
+  while (got < sizeof pids) {
+    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+    if (left_ms <= 0) break;
+    auto ready = WaitReadable(report->read.get(), static_cast<int>(left_ms));
+    if (!ready || !*ready) break;
+    auto n = ReadSome(report->read.get(), std::span(bytes + got, sizeof pids - got));
+    if (!n || *n == 0) break;
+    got += *n;
   }
-  if (!got || *got != sizeof pids || pids[0] <= 0) {
+  if (got < sizeof pids || pids[0] <= 0) {
+    // The joiner failed or stalled. Whatever it started is ours to end: SIGKILL to the init takes
+    // its pid namespace with it. (A program cloned in the instant before the joiner died, and
+    // not yet reported, would stay an unreaped zombie; only a SIGKILL from outside gets there.)
+    (void)PidfdSendSignal(joiner.get(), SIGKILL);
     siginfo_t si{};
     (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
-    // The joiner failed before starting the init; its sync report says where.
+    if (got >= sizeof pids[0] && pids[0] > 0) {
+      ::kill(pids[0], SIGKILL);  // our unreaped child: its pid cannot have been reused
+      (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pids[0]), &si, WEXITED); });
+    }
+    if (got == sizeof pids && pids[1] > 0) {
+      (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &si, WEXITED); });
+    }
+    // Its sync report says where it failed, if it did.
     if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
-    return MakeError(Errc::kState, "launch failed: no namespace init");
+    return MakeError(Errc::kState, got < sizeof pids ? "the namespace joiner did not report"
+                                                     : "launch failed: no namespace init");
   }
   // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie;
   // on success the caller reaps it, off the spawn path.
@@ -393,7 +434,7 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
   pid_t parent = ::getpid();
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0) return SysError("clone3");
-  if (pid == 0) ExecProgram(spec, argv.data(), parent, sync->write.get(), max_target);
+  if (pid == 0) ExecProgram(spec, argv.data(), parent, -1, sync->write.get(), max_target);
 
   LaunchedChild child;
   child.pid = static_cast<pid_t>(pid);
