@@ -41,7 +41,8 @@ class RendererHost {
 
   int id() const { return id_; }
   RendererState state() const { return state_; }
-  // Whether a process (or its namespace init) is still ours to reap.
+  // Whether the renderer process is still ours to reap (a namespace init, once the renderer is
+  // gone, is the broker's to reap, not this host's).
   bool alive() const { return pidfd_.valid(); }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
   RendererSnapshot Snapshot(int64_t now_ns) const;

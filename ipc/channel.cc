@@ -48,7 +48,7 @@ Result<void> Channel::Flush() {
 }
 
 Result<bool> Channel::Receive(std::vector<Message>& out, size_t max_bytes) {
-  std::array<uint8_t, 16 * 1024> chunk;
+  std::array<uint8_t, kReadChunk> chunk;
   size_t total = 0;
   bool open = true;
   while (total < max_bytes) {

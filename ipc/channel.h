@@ -17,6 +17,9 @@ namespace sbx {
 class Channel {
  public:
   static constexpr size_t kDefaultMaxOutbound = 256 * 1024;
+  // Receive reads at most this much per read(); a max_bytes of this makes it one read, which is
+  // what a reader that blocks in read() needs.
+  static constexpr size_t kReadChunk = 16 * 1024;
 
   // `in` is read, `out` written; both are made non-blocking.
   static Result<Channel> Create(UniqueFd in, UniqueFd out, protocol::Direction incoming,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -22,10 +23,10 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -205,8 +206,27 @@ class Renderer {
     if (flags < 0 || ::fcntl(channel_.in_fd(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
       return SysError("fcntl(control pipe)");
     }
-    io_thread_ = std::thread([this] { IoMain(); });
-    io_thread_.detach();  // it ends with the process: _exit takes every thread
+    // pthread, not std::thread: a failure to start must be an error value (launch-failed), not
+    // an exception. Detached: it ends with the process, as _exit takes every thread.
+    pthread_attr_t attr;
+    if (int e = ::pthread_attr_init(&attr); e != 0) {
+      errno = e;
+      return SysError("pthread_attr_init");
+    }
+    (void)::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t thread;
+    int e = ::pthread_create(
+        &thread, &attr,
+        [](void* self) -> void* {
+          static_cast<Renderer*>(self)->IoMain();
+          return nullptr;
+        },
+        this);
+    (void)::pthread_attr_destroy(&attr);
+    if (e != 0) {
+      errno = e;
+      return SysError("pthread_create");
+    }
     return {};
   }
 
@@ -239,7 +259,9 @@ class Renderer {
     bool open = true;
     while (open) {
       batch.clear();
-      auto r = channel_.Receive(batch);
+      // At most one read: the fd blocks now, and a second read after a full first one would
+      // sit on messages already read until the broker writes again.
+      auto r = channel_.Receive(batch, Channel::kReadChunk);
       if (!r) {
         std::fprintf(stderr, "sbx-renderer %d: bad message from the broker: %s\n", args_.id,
                      r.error().ToString().c_str());
@@ -249,7 +271,9 @@ class Renderer {
       bool forwarded = false;
       bool hang = false;
       for (auto& m : batch) {
-        if (m.type == MsgType::kPing && answer_pings_.load(std::memory_order_acquire)) {
+        // A pong says the IO thread is alive, not that earlier messages have taken effect; after
+        // a hang drill, not even that.
+        if (m.type == MsgType::kPing && !hang && answer_pings_.load(std::memory_order_acquire)) {
           if (auto token = DecodeU64(m)) {
             PayloadWriter w;
             w.U64(*token);
@@ -531,7 +555,6 @@ class Renderer {
   std::vector<Message> pending_;  // guarded by in_mu_
   bool io_done_ = false;          // guarded by in_mu_: EOF or a bad message
   std::atomic<bool> answer_pings_{false};
-  std::thread io_thread_;
   FrameWriter frames_;
   std::vector<Message> inbox_;
   int queue_fd_;
@@ -579,6 +602,9 @@ int main(int argc, char** argv) {
   renderer::Renderer r(std::move(*args), std::move(*channel), std::move(*frames), queue_fd);
   // One malloc arena for both threads: a second one would reserve 64 MiB of address space.
   ::mallopt(M_ARENA_MAX, 1);
+  // Out of memory on either thread is the documented out-of-memory exit, not an exception that
+  // would end in abort() and read as a crash.
+  std::set_new_handler([] { ::_exit(protocol::kExitOom); });
   // Everything the renderer needs is loaded and allocated; from here on it is a prisoner.
   if (auto s = sandbox::EnterSandbox(level, ::getpid(), root, [&] { return r.StartIoThread(); });
       !s) {
