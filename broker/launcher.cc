@@ -260,6 +260,15 @@ void KillAndReap(int pidfd) {
   (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, WEXITED); });
 }
 
+// The same by pid, for a child we have no pidfd of. Only for our own unreaped children, whose
+// pids cannot have been reused; `pid` <= 0 does nothing.
+void KillAndReapPid(pid_t pid) {
+  if (pid <= 0) return;
+  (void)::kill(pid, SIGKILL);
+  siginfo_t si{};
+  (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED); });
+}
+
 Result<void> ReadSyncReport(int fd) {
   SyncReport report{};
   auto got = ReadFull(fd, {reinterpret_cast<uint8_t*>(&report), sizeof report});
@@ -317,20 +326,11 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
     // The joiner failed or stalled. Whatever it started is ours to end: SIGKILL to the init takes
     // its pid namespace with it. (A program cloned in the instant before the joiner died, and
     // not yet reported, would stay an unreaped zombie; only a SIGKILL from outside gets there.)
-    (void)PidfdSendSignal(joiner.get(), SIGKILL);
-    siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, joiner.get(), &si, WEXITED); });
-    if (got >= sizeof pids[0] && pids[0] > 0) {
-      ::kill(pids[0], SIGKILL);  // our unreaped child: its pid cannot have been reused
-      (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pids[0]), &si, WEXITED); });
-    }
-    if (got == sizeof pids && pids[1] > 0) {
-      (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &si, WEXITED); });
-    }
+    KillAndReap(joiner.get());
+    if (got >= sizeof pids[0]) KillAndReapPid(pids[0]);
     // Its sync report says where it failed, if it did.
     if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
-    return MakeError(Errc::kState, got < sizeof pids ? "the namespace joiner did not report"
-                                                     : "launch failed: no namespace init");
+    return MakeError(Errc::kState, "the namespace joiner did not report");
   }
   // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie;
   // on success the caller reaps it, off the spawn path.
@@ -348,15 +348,8 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   // Both are our children (CLONE_PARENT) and unreaped, so their pids cannot have been reused.
   auto init_fd = PidfdOpen(pids[0]);
   if (!init_fd) {
-    ::kill(pids[0], SIGKILL);
-    siginfo_t ignored{};
-    (void)HandleEintr(
-        [&] { return ::waitid(P_PID, static_cast<id_t>(pids[0]), &ignored, WEXITED); });
-    if (pids[1] > 0) {
-      ::kill(pids[1], SIGKILL);  // dies with its namespace's init anyway
-      (void)HandleEintr(
-          [&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &ignored, WEXITED); });
-    }
+    KillAndReapPid(pids[0]);
+    KillAndReapPid(pids[1]);  // dead already with its namespace's init, but unreaped
     return std::unexpected(init_fd.error());
   }
   child.init_pidfd = std::move(*init_fd);
@@ -369,9 +362,7 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   if (!program_fd) {
     // SIGKILL to the init takes the program with it; then both are reaped.
     KillAndReap(child.init_pidfd.get());
-    siginfo_t ignored{};
-    (void)HandleEintr(
-        [&] { return ::waitid(P_PID, static_cast<id_t>(pids[1]), &ignored, WEXITED); });
+    KillAndReapPid(pids[1]);
     return std::unexpected(program_fd.error());
   }
   child.pid = pids[1];

@@ -196,12 +196,15 @@ void RendererHost::ReleaseProcess() {
   channel_.reset();
   queue_.reset();
   pidfd_.reset();
-  if (init_pidfd_.valid()) {
-    // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
-    // copy of our address space, so it is reaped whenever it is done, off this path.
-    (void)PidfdSendSignal(init_pidfd_.get(), SIGKILL);
-    broker_.ReapLater(std::move(init_pidfd_));
-  }
+  RetireInit(std::move(init_pidfd_));
+}
+
+void RendererHost::RetireInit(UniqueFd init) {
+  if (!init) return;
+  // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
+  // copy of our address space, so it is reaped whenever it is done, off this path.
+  (void)PidfdSendSignal(init.get(), SIGKILL);
+  broker_.ReapLater(std::move(init));
 }
 
 Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) {
@@ -457,10 +460,7 @@ void RendererHost::OnExitReadable() {
   UniqueFd init = std::move(init_pidfd_);
   ReleaseProcess();
   HandleExit(std::move(info));
-  if (init) {
-    (void)PidfdSendSignal(init.get(), SIGKILL);
-    broker_.ReapLater(std::move(init));
-  }
+  RetireInit(std::move(init));
 }
 
 void RendererHost::FailPings(const std::string& why) {

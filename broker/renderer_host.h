@@ -64,6 +64,7 @@ class RendererHost {
   void LaunchFailed(const Error& e);
   void HandleExit(ExitInfo info);
   void ReleaseProcess();
+  void RetireInit(UniqueFd init);
   void FailPings(const std::string& why);
   void UpdateWriteInterest();
   void Emit(EventType type, BrokerEvent e = {});
