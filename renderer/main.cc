@@ -529,10 +529,12 @@ class Renderer {
     protocol::Heartbeat hb{};
     hb.magic = protocol::kHeartbeatMagic;
     hb.frames = frame_;
-    hb.mono_ns = MonotonicNs();
     hb.cpu_ns = static_cast<uint64_t>(CpuNs());
     hb.render_us = render_us_;
     hb.fps = fps_;
+    // Stamped last, right before the send: the broker measures the queue's latency from it, and
+    // the CPU clock above is a system call of its own.
+    hb.mono_ns = MonotonicNs();
     (void)now;
     std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(&hb), sizeof hb);
     if (queue_fd_ >= 0) {
