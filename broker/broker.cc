@@ -18,26 +18,6 @@
 
 namespace sbx {
 
-std::string_view RendererStateName(RendererState s) {
-  switch (s) {
-    case RendererState::kStarting:
-      return "starting";
-    case RendererState::kRunning:
-      return "running";
-    case RendererState::kUnresponsive:
-      return "unresponsive";
-    case RendererState::kExited:
-      return "exited";
-    case RendererState::kRestarting:
-      return "restarting";
-    case RendererState::kClosed:
-      return "closed";
-    case RendererState::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
-
 std::string_view EventTypeName(EventType t) {
   switch (t) {
     case EventType::kSpawned:

@@ -24,13 +24,11 @@
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
 #include "broker/launcher.h"
+#include "broker/renderer_state.h"
 #include "broker/sandbox_report.h"
 #include "sandbox/confine.h"
 
 namespace sbx {
-
-enum class RendererState { kStarting, kRunning, kUnresponsive, kExited, kRestarting, kClosed, kFailed };
-std::string_view RendererStateName(RendererState s);
 
 enum class EventType {
   kSpawned,

@@ -67,6 +67,13 @@ void RendererHost::Emit(EventType type, BrokerEvent e) {
   broker_.Emit(e);
 }
 
+bool RendererHost::Transition(Happening h) {
+  auto next = NextState(state_, h, ready_);
+  if (!next) return false;
+  state_ = *next;
+  return true;
+}
+
 void RendererHost::Start() {
   restart_timer_ = 0;
   kill_reason_ = KillReason::kNone;
@@ -79,7 +86,7 @@ void RendererHost::Start() {
   inbound_tokens_ = kInboundBurst;
   spawn_ns_ = MonotonicNs();
   inbound_refill_ns_ = spawn_ns_;
-  state_ = RendererState::kStarting;
+  (void)Transition(Happening::kLaunch);
 
   const BrokerOptions& opt = broker_.options_;
   auto frames = FrameReader::Create(opt.geometry);
@@ -328,7 +335,7 @@ void RendererHost::HandleMessage(const Message& m, int64_t now) {
       if (!ready_) {
         ready_ = true;
         ready_ns_ = now;
-        if (state_ == RendererState::kStarting) state_ = RendererState::kRunning;
+        (void)Transition(Happening::kFirstFrame);
         BrokerEvent e;
         e.first_frame_ms = static_cast<double>(now - spawn_ns_) / 1e6;
         Emit(EventType::kReady, e);
@@ -395,8 +402,8 @@ void RendererHost::HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now) {
   last_hb_ = hb;
   last_heartbeat_ns_ = now;
   ++broker_.stats_.heartbeats;
-  if (state_ == RendererState::kUnresponsive && kill_reason_ == KillReason::kNone) {
-    state_ = ready_ ? RendererState::kRunning : RendererState::kStarting;
+  // One the broker is killing stays unresponsive: it is not coming back.
+  if (kill_reason_ == KillReason::kNone && Transition(Happening::kHeartbeatsResumed)) {
     Emit(EventType::kResponsive);
   }
   broker_.NotifyHeartbeat(id_, hb, now - hb.mono_ns);
@@ -414,7 +421,7 @@ void RendererHost::CheckWatchdog(int64_t now) {
   }
   const BrokerOptions& opt = broker_.options_;
   if (!alive() || closing_ || kill_reason_ != KillReason::kNone) return;
-  if (state_ == RendererState::kStarting || state_ == RendererState::kRunning) {
+  if (NextState(state_, Happening::kHeartbeatsMissed)) {
     // The start allowance ends with the first heartbeat or the first frame, whichever is first:
     // a renderer stopped right after its first frame must still be caught in time.
     int64_t limit_ms = opt.hang_timeout_ms;
@@ -424,7 +431,7 @@ void RendererHost::CheckWatchdog(int64_t now) {
       limit_ms = std::max<int64_t>(limit_ms, kMinStartTimeoutMs);
     }
     if (now - since > limit_ms * kNsPerMs) {
-      state_ = RendererState::kUnresponsive;
+      (void)Transition(Happening::kHeartbeatsMissed);
       BrokerEvent e;
       e.detail = "no heartbeat for " + std::to_string((now - since) / kNsPerMs) + " ms";
       Emit(EventType::kUnresponsive, e);
@@ -482,24 +489,24 @@ void RendererHost::HandleExit(ExitInfo info) {
   e.exit = info;
   e.detail = info.detail;
   if (closing_) {
-    state_ = RendererState::kClosed;
+    (void)Transition(Happening::kExitWhileClosing);
     Emit(EventType::kClosed, e);
     broker_.ScheduleRemoval(id_);
     return;
   }
-  state_ = RendererState::kExited;
+  (void)Transition(Happening::kExit);
   Emit(EventType::kExited, e);
   if (!broker_.options_.restart) return;
   auto delay = policy_.OnCrash(exit_ns_ / kNsPerMs);
   if (!delay) {
-    state_ = RendererState::kFailed;
+    (void)Transition(Happening::kCrashLoop);
     BrokerEvent f;
     f.detail = "more than " + std::to_string(policy_.config().max_crashes) + " exits within " +
                std::to_string(policy_.config().window_ms / 1000) + " s";
     Emit(EventType::kFailed, f);
     return;
   }
-  state_ = RendererState::kRestarting;
+  (void)Transition(Happening::kRestartScheduled);
   ++restarts_;
   ++broker_.stats_.restarts;
   BrokerEvent rs;
@@ -525,7 +532,7 @@ void RendererHost::RequestClose() {
         });
     return;
   }
-  state_ = RendererState::kClosed;
+  (void)Transition(Happening::kClose);
   Emit(EventType::kClosed);
   broker_.ScheduleRemoval(id_);
 }

@@ -68,6 +68,8 @@ class RendererHost {
   void FailPings(const std::string& why);
   void UpdateWriteInterest();
   void Emit(EventType type, BrokerEvent e = {});
+  // Moves to NextState(state_, h); false, and no change, when h cannot happen in this state.
+  bool Transition(Happening h);
 
   Broker& broker_;
   EventLoop& loop_;
