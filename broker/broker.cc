@@ -77,7 +77,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   if (!loop) return std::unexpected(loop.error());
   std::string path =
       options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
-  std::unique_ptr<Broker> b(new Broker(std::move(*loop), std::move(options), std::move(path)));
+  auto b = std::make_unique<Broker>(Key{}, std::move(*loop), std::move(options), std::move(path));
   if (!b->options_.sandbox) {
     b->sandbox_level_ = sandbox::Level::kOff;
     b->sandbox_note_ = "--no-sandbox";
@@ -101,7 +101,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   return b;
 }
 
-Broker::Broker(EventLoop loop, BrokerOptions options, std::string renderer_path)
+Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_path)
     : loop_(std::move(loop)),
       options_(std::move(options)),
       renderer_path_(std::move(renderer_path)),

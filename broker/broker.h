@@ -118,6 +118,13 @@ class RendererHost;
 class Broker {
  public:
   static Result<std::unique_ptr<Broker>> Create(BrokerOptions options);
+  // Public only in form: the key is private, so Create() is the one way in.
+  struct Key {
+   private:
+    friend class Broker;
+    Key() = default;
+  };
+  Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_path);
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
   // Kills and reaps every renderer that is still alive.
@@ -171,7 +178,6 @@ class Broker {
 
  private:
   friend class RendererHost;
-  Broker(EventLoop loop, BrokerOptions options, std::string renderer_path);
   NamespaceSpec RendererNamespaces() const;
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();

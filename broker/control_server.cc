@@ -237,7 +237,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std
   }
   if (::chmod(path.c_str(), 0600) != 0) return SysError("chmod " + path);
   if (::listen(fd.get(), 16) != 0) return SysError("listen");
-  std::unique_ptr<ControlServer> s(new ControlServer(broker, std::move(path), std::move(fd)));
+  auto s = std::make_unique<ControlServer>(Key{}, broker, std::move(path), std::move(fd));
   auto w = broker.loop().Watch(s->listener_.get(), EPOLLIN, [srv = s.get()](uint32_t) {
     srv->OnAccept();
   });
@@ -246,7 +246,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std
   return s;
 }
 
-ControlServer::ControlServer(Broker& broker, std::string path, UniqueFd listener)
+ControlServer::ControlServer(Key, Broker& broker, std::string path, UniqueFd listener)
     : broker_(broker), path_(std::move(path)), listener_(std::move(listener)) {}
 
 ControlServer::~ControlServer() {

@@ -39,6 +39,13 @@ class ControlServer {
 
   // Binds the socket (replacing a stale one; refusing one a live broker listens on).
   static Result<std::unique_ptr<ControlServer>> Create(Broker& broker, std::string path);
+  // Public only in form: the key is private, so Create() is the one way in.
+  struct Key {
+   private:
+    friend class ControlServer;
+    Key() = default;
+  };
+  ControlServer(Key, Broker& broker, std::string path, UniqueFd listener);
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   // Closes every client and unlinks the socket.
@@ -62,7 +69,6 @@ class ControlServer {
     std::string out;
   };
 
-  ControlServer(Broker& broker, std::string path, UniqueFd listener);
   void OnAccept();
   void OnClient(uint64_t id, uint32_t events);
   void HandleLine(uint64_t id, std::string_view line);

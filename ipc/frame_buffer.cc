@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <new>
+#include <memory>
 #include <utility>
 
 namespace sbx {
@@ -50,7 +50,7 @@ Result<FrameReader> FrameReader::Create(FrameGeometry g) {
   auto map = Mapping::Map(fd.get(), g.total_bytes(), /*writable=*/true);
   if (!map) return std::unexpected(map.error());
   // A fresh memfd is zero-filled, which is a valid state for every atomic.
-  auto* h = new (map->data()) SharedFrameHeader{};
+  auto* h = std::construct_at(static_cast<SharedFrameHeader*>(static_cast<void*>(map->data())));
   h->magic = protocol::kFrameMagic;
   h->version = protocol::kFrameVersion;
   h->width = static_cast<uint32_t>(g.width);
