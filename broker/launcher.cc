@@ -264,6 +264,8 @@ void KillAndReap(int pidfd) {
 // pids cannot have been reused; `pid` <= 0 does nothing.
 void KillAndReapPid(pid_t pid) {
   if (pid <= 0) return;
+  if (auto pidfd = PidfdOpen(pid)) return KillAndReap(pidfd->get());
+  // Out of fds, say: kill() is safe on an unreaped child, and it must not outlive the failure.
   (void)::kill(pid, SIGKILL);
   siginfo_t si{};
   (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED); });

@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,9 @@
 #include "ipc/posix.h"
 
 int main(int argc, char** argv) {
+  // A broker that drops the connection (another uid, too many clients) is an error to print,
+  // not a signal to die of.
+  ::signal(SIGPIPE, SIG_IGN);
   std::string path;
   const char* env = std::getenv("SBX_CONTROL");
   if (env != nullptr) path = env;
