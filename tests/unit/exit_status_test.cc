@@ -98,6 +98,7 @@ INSTANTIATE_TEST_SUITE_P(
         ExitCase{"Sigbus", Ending::kRaise, SIGBUS, KillReason::kNone, ExitStatus::kCrashed},
         ExitCase{"Sigfpe", Ending::kRaise, SIGFPE, KillReason::kNone, ExitStatus::kCrashed},
         ExitCase{"Sigill", Ending::kRaise, SIGILL, KillReason::kNone, ExitStatus::kCrashed},
+        ExitCase{"Sigtrap", Ending::kRaise, SIGTRAP, KillReason::kNone, ExitStatus::kCrashed},
         ExitCase{"SigsysIsASandboxViolation", Ending::kRaise, SIGSYS, KillReason::kNone,
                  ExitStatus::kSandboxViolation},
         ExitCase{"SigkillForABadMessage", Ending::kParentKills, SIGKILL, KillReason::kBadMessage,
@@ -131,6 +132,19 @@ TEST(ExitStatusTest, AShellLaunchedByTheLauncherExiting86IsOom) {
   auto si = test::WaitForExit(child->pidfd.get());
   ASSERT_TRUE(si.has_value());
   EXPECT_EQ(ClassifyExit(si->si_code, si->si_status, KillReason::kNone).status, ExitStatus::kOom);
+}
+
+// The shell's own "command not found" (127), not a stand-in exit code.
+TEST(ExitStatusTest, AShellThatCannotFindItsCommandIsLaunchFailed) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", "-c", "exec sbx-no-such-command-anywhere 2>/dev/null"};
+  auto child = Launch(spec);
+  ASSERT_TRUE(child.has_value()) << child.error().ToString();
+  auto si = test::WaitForExit(child->pidfd.get());
+  ASSERT_TRUE(si.has_value());
+  ExitInfo info = ClassifyExit(si->si_code, si->si_status, KillReason::kNone);
+  EXPECT_EQ(ExitStatusName(info.status), ExitStatusName(ExitStatus::kLaunchFailed));
+  EXPECT_EQ(info.code, 127);
 }
 
 TEST(ExitStatusTest, AShellThatKillsItselfWithSigsegvIsCrashed) {
