@@ -76,6 +76,7 @@ bool RendererHost::Transition(Happening h) {
 
 void RendererHost::Start() {
   restart_timer_ = 0;
+  pid_ = 0;  // a launch that fails must not report the previous process's pid
   kill_reason_ = KillReason::kNone;
   violation_.clear();
   ready_ = false;

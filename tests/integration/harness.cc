@@ -12,10 +12,21 @@
 #include <atomic>
 #include <cstring>
 
+#include "broker/broker.h"
 #include "broker/launcher.h"
 #include "ipc/posix.h"
 
 namespace sbx::testing {
+
+bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  int64_t deadline = MonotonicNs() + timeout.count() * 1'000'000;
+  while (!done()) {
+    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+    if (left_ms <= 0) return false;
+    if (!b.loop().Dispatch(static_cast<int>(std::min<int64_t>(left_ms, 100)))) return false;
+  }
+  return true;
+}
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -114,8 +125,17 @@ json BrokerProcess::Ctl(const std::string& line) {
 }
 
 std::optional<siginfo_t> BrokerProcess::SignalAndWait(int sig, std::chrono::milliseconds timeout) {
+  if (!Signal(sig)) return std::nullopt;
+  return WaitExit(timeout);
+}
+
+bool BrokerProcess::Signal(int sig) {
+  if (pid_ <= 0 || reaped_) return false;
+  return PidfdSendSignal(pidfd_.get(), sig).has_value();
+}
+
+std::optional<siginfo_t> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
   if (pid_ <= 0 || reaped_) return std::nullopt;
-  if (!PidfdSendSignal(pidfd_.get(), sig)) return std::nullopt;
   auto ready = WaitReadable(pidfd_.get(), static_cast<int>(timeout.count()));
   if (!ready || !*ready) return std::nullopt;
   siginfo_t si{};
@@ -189,6 +209,17 @@ std::vector<std::string> QueueEntries(pid_t broker_pid) {
   std::vector<std::string> out;
   std::string prefix = "sbx-" + std::to_string(broker_pid) + "-";
   DIR* d = ::opendir("/dev/mqueue");
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (std::string_view(e->d_name).starts_with(prefix)) out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::vector<std::string> ShmEntries(std::string_view prefix) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir("/dev/shm");
   if (d == nullptr) return out;
   while (dirent* e = ::readdir(d)) {
     if (std::string_view(e->d_name).starts_with(prefix)) out.emplace_back(e->d_name);

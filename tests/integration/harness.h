@@ -9,15 +9,24 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ipc/unique_fd.h"
+
+namespace sbx {
+class Broker;
+}
 
 namespace sbx::testing {
 
 std::string BinPath(const std::string& name);
 // A name no other test (or ctest -j process) uses.
 std::string UniqueName(const std::string& stem);
+
+// For a broker run in-process: dispatches its loop until done() or the deadline; false on the
+// deadline or a loop error.
+bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
 class BrokerProcess {
  public:
@@ -42,6 +51,9 @@ class BrokerProcess {
 
   // Sends sig and waits (with a deadline) for the broker to exit; returns its wait status info.
   std::optional<siginfo_t> SignalAndWait(int sig, std::chrono::milliseconds timeout);
+  // The two halves of SignalAndWait, for a test that reads the events of a shutdown as they come.
+  bool Signal(int sig);
+  std::optional<siginfo_t> WaitExit(std::chrono::milliseconds timeout);
 
  private:
   bool ReadMore(std::chrono::steady_clock::time_point deadline);
@@ -75,6 +87,9 @@ class ControlConnection {
 std::vector<std::string> RendererSideFds(pid_t pid);
 // The /dev/mqueue entries created by the broker with this pid ("sbx-PID-*").
 std::vector<std::string> QueueEntries(pid_t broker_pid);
+// The /dev/shm entries whose names start with prefix. The broker shares frames through memfds,
+// which have no name there, so nothing of its own should ever show up.
+std::vector<std::string> ShmEntries(std::string_view prefix);
 // Waits until the process is gone (pidfd readable or ESRCH) within timeout.
 bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout);
 bool ProcessAlive(pid_t pid);

@@ -26,17 +26,6 @@ class Recorder : public BrokerObserver {
   std::vector<int64_t> latencies;
 };
 
-// Dispatches the loop until done() or the deadline.
-bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  int64_t deadline = MonotonicNs() + timeout.count() * 1'000'000;
-  while (!done()) {
-    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
-    if (left_ms <= 0) return false;
-    if (!b.loop().Dispatch(static_cast<int>(std::min<int64_t>(left_ms, 100)))) return false;
-  }
-  return true;
-}
-
 std::unique_ptr<Broker> MakeBroker(BrokerOptions o) {
   o.renderer_path = BinPath("sbx-renderer");
   auto b = Broker::Create(std::move(o));
@@ -52,7 +41,8 @@ TEST(InProcessBrokerTest, WithoutAQueueHeartbeatsRideThePipeAndTheFallbackIsVisi
   b->AddObserver(&rec);
   auto id = b->Spawn();
   ASSERT_TRUE(id);
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.latencies.size() >= 3; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.latencies.size() >= 3; }, std::chrono::seconds(10)));
   ASSERT_FALSE(rec.events.empty());
   EXPECT_EQ(rec.events.front().type, EventType::kSpawned);
   EXPECT_TRUE(rec.events.front().heartbeat_fallback);
@@ -71,7 +61,8 @@ TEST(InProcessBrokerTest, FramesArriveAndCanBeCopiedWithoutTearing) {
   b->AddObserver(&rec);
   auto id = b->Spawn("sbx://plasma");
   ASSERT_TRUE(id);
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.frames >= 5; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.frames >= 5; }, std::chrono::seconds(10)));
   const FrameReader* frames = b->Frames(*id);
   ASSERT_NE(frames, nullptr);
   std::vector<uint8_t> a(frames->geometry().frame_bytes());
@@ -79,7 +70,8 @@ TEST(InProcessBrokerTest, FramesArriveAndCanBeCopiedWithoutTearing) {
   auto fa = frames->CopyFrame(a);
   ASSERT_TRUE(fa);
   int seen = rec.frames;
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.frames >= seen + 3; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.frames >= seen + 3; }, std::chrono::seconds(10)));
   auto fc = frames->CopyFrame(c);
   ASSERT_TRUE(fc);
   EXPECT_GT(fc->frame_number, fa->frame_number);

@@ -1,0 +1,81 @@
+// A restart whose launch fails: the renderer binary vanished while an earlier process ran.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "broker/broker.h"
+#include "ipc/posix.h"
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+class EventRecorder : public BrokerObserver {
+ public:
+  void OnBrokerEvent(const BrokerEvent& e) override { events.push_back(e); }
+  std::vector<BrokerEvent> events;
+};
+
+// Events of `type` recorded so far.
+std::vector<BrokerEvent> OfType(const std::vector<BrokerEvent>& events, EventType type) {
+  std::vector<BrokerEvent> out;
+  for (const auto& e : events) {
+    if (e.type == type) out.push_back(e);
+  }
+  return out;
+}
+
+TEST(LaunchFailureTest, ARestartThatCannotLaunchReportsNoPidOfTheOldProcess) {
+  char dir_template[] = "/tmp/sbx-launch-failure-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::filesystem::path dir = dir_template;
+  const std::filesystem::path renderer = dir / "sbx-renderer";
+  std::error_code ec;
+  std::filesystem::copy_file(BinPath("sbx-renderer"), renderer, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+
+  BrokerOptions o;
+  o.renderer_path = renderer.string();
+  auto created = Broker::Create(std::move(o));
+  ASSERT_TRUE(created) << created.error().ToString();
+  Broker& b = **created;
+  EventRecorder rec;
+  b.AddObserver(&rec);
+  auto id = b.Spawn();
+  ASSERT_TRUE(id) << id.error().ToString();
+  ASSERT_TRUE(RunUntil(
+      b, [&] { return !OfType(rec.events, EventType::kReady).empty(); }, std::chrono::seconds(10)));
+  const pid_t old_pid = OfType(rec.events, EventType::kReady).front().pid;
+  ASSERT_GT(old_pid, 0);
+
+  // Gone from disk: the immediate restart cannot exec it.
+  std::filesystem::remove_all(dir, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
+  ASSERT_TRUE(RunUntil(
+      b, [&] { return OfType(rec.events, EventType::kExited).size() >= 2; },
+      std::chrono::seconds(10)));
+  auto exits = OfType(rec.events, EventType::kExited);
+  ASSERT_TRUE(exits[0].exit && exits[1].exit);
+  EXPECT_EQ(ExitStatusName(exits[0].exit->status), "killed");
+  EXPECT_EQ(exits[0].pid, old_pid);
+  EXPECT_EQ(ExitStatusName(exits[1].exit->status), "launch-failed") << exits[1].detail;
+  // No process was ever started for it, so it names none; least of all the one that died.
+  EXPECT_EQ(exits[1].pid, 0) << "the failed launch reported pid " << exits[1].pid;
+  auto snap = b.Get(*id);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->pid, 0);
+  b.RemoveObserver(&rec);
+}
+
+}  // namespace
+}  // namespace sbx::testing
