@@ -1,7 +1,8 @@
 // A hostile renderer for the integration tests, started through --renderer-path with
 // --page=evil://MODE. It speaks docs/PROTOCOL.md exactly as far as it must to get going, then
 // breaks it in the way MODE names. MODE "good" breaks nothing: a second, minimal renderer built
-// from the protocol document, which shows the contract is enough to write one.
+// from the protocol document, which shows the contract is enough to write one. MODE "ignore-term"
+// is "good" that ignores SIGTERM.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -89,6 +90,12 @@ int main(int argc, char** argv) {
   if (mode == "shrink") {
     // The seals must refuse this; if the file shrank, the broker could take SIGBUS.
     if (::ftruncate(protocol::kFrameFd, 0) == 0 || errno != EPERM) return 4;
+    mode = "good";
+  }
+  if (mode == "ignore-term") {
+    // Only the SIGKILL the broker sends once the grace period is over can end it: the step of a
+    // close or a shutdown that no well-behaved renderer ever reaches.
+    ::signal(SIGTERM, SIG_IGN);
     mode = "good";
   }
 

@@ -40,6 +40,47 @@ TEST_P(HostileRendererTest, BrokerKillsHostileRendererWithBadMessage) {
   EXPECT_GE(stats.value("bad_messages", 0), 1) << stats.dump();
 }
 
+// The same breakage next to a good renderer in one broker: only the hostile one may die, and the
+// good one must keep being served the whole time.
+TEST_P(HostileRendererTest, GoodRendererGoesOnWhileTheHostileOneIsKilled) {
+  const HostileCase& c = GetParam();
+  BrokerProcess b({"--renderers", "1", "--no-restart", "--renderer-path",
+                   BinPath("sbx-evil-renderer"), "--page", "evil://good"});
+  auto good = b.WaitForEvent("ready", 1, 10s);
+  ASSERT_TRUE(good) << json(b.history()).dump();
+  int good_pid = good->value("pid", 0);
+  json spawned = b.Ctl("spawn evil://" + std::string(c.mode));
+  ASSERT_EQ(spawned.value("ok", false), true) << spawned.dump();
+  int hostile_id = spawned.value("id", 0);
+  ASSERT_NE(hostile_id, 1);
+  auto exited = b.WaitForEvent("exited", hostile_id, 15s);
+  ASSERT_TRUE(exited) << c.mode << " " << json(b.history()).dump();
+  EXPECT_EQ(exited->value("status", ""), "bad-message") << exited->dump();
+  EXPECT_NE(exited->value("detail", "").find(c.detail), std::string::npos) << exited->dump();
+
+  json ping = b.Ctl("ping 1");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+  json list = b.Ctl("list");
+  ASSERT_TRUE(list.contains("renderers")) << list.dump();
+  bool listed = false;
+  for (const auto& r : list["renderers"]) {
+    if (r.value("id", 0) != 1) continue;
+    listed = true;
+    EXPECT_EQ(r.value("state", ""), "running") << r.dump();
+    EXPECT_EQ(r.value("pid", 0), good_pid) << "the good renderer was replaced";
+  }
+  EXPECT_TRUE(listed) << list.dump();
+  // The closed event of the hostile one comes after anything the broker said before it, so once
+  // it is read the history holds every event about the good renderer up to now.
+  ASSERT_EQ(b.Ctl("close " + std::to_string(hostile_id)).value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("closed", hostile_id, 10s));
+  for (const auto& e : b.history()) {
+    if (e.value("id", 0) != 1) continue;
+    std::string event = e.value("event", "");
+    EXPECT_TRUE(event == "spawned" || event == "ready") << "good renderer: " << e.dump();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, HostileRendererTest,
                          ::testing::Values(HostileCase{"flood", "flood"},
                                            HostileCase{"oversize", "oversize"},
