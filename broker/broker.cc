@@ -260,7 +260,7 @@ Result<RendererHost*> Broker::Find(int id) const {
 Result<void> Broker::Close(int id) {
   auto h = Find(id);
   if (!h) return std::unexpected(h.error());
-  (*h)->RequestClose();
+  (*h)->RequestClose(RendererHost::CloseHow::kAsk);
   return {};
 }
 
@@ -334,7 +334,7 @@ Result<void> Broker::Ping(int id, PingCallback callback) {
 
 void Broker::Shutdown() {
   shutting_down_ = true;
-  for (auto& [id, host] : hosts_) host->RequestClose();
+  for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
 
 std::vector<RendererSnapshot> Broker::List() const {

@@ -517,14 +517,18 @@ void RendererHost::HandleExit(ExitInfo info) {
   restart_timer_ = loop_.AddTimer(MonotonicNs() + *delay * kNsPerMs, [this] { Start(); });
 }
 
-void RendererHost::RequestClose() {
+void RendererHost::RequestClose(CloseHow how) {
   if (closing_) return;
   closing_ = true;
   loop_.CancelTimer(restart_timer_);
   restart_timer_ = 0;
   if (alive()) {
-    (void)Signal(SIGTERM, KillReason::kClose);
-    // SIGCONT too: a stopped renderer cannot act on SIGTERM until it runs again.
+    // An unresponsive renderer would not read the request; a full pipe cannot take it.
+    bool asked = how == CloseHow::kAsk && state_ != RendererState::kUnresponsive &&
+                 Send(protocol::MsgType::kShutdown).has_value();
+    if (!asked) (void)Signal(SIGTERM, KillReason::kClose);
+    // SIGCONT too: a stopped renderer can neither read the request nor act on SIGTERM until it
+    // runs again.
     (void)Signal(SIGCONT, KillReason::kClose);
     kill_timer_ = loop_.AddTimer(
         MonotonicNs() + broker_.options_.term_grace_ms * kNsPerMs, [this] {

@@ -31,7 +31,11 @@ class RendererHost {
   // Launches a process. A failure is not returned: it becomes a `launch-failed` exit, handled
   // (and restarted) like any other exit.
   void Start();
-  void RequestClose();
+  // kAsk (`close ID`, a tab closed in the window): the shutdown message, as Chrome closes a tab.
+  // kTerminate (the broker shutting down): SIGTERM, as the shutdown contract says.
+  // Either way a renderer still alive after the grace period is SIGKILLed.
+  enum class CloseHow { kAsk, kTerminate };
+  void RequestClose(CloseHow how);
   Result<void> Send(protocol::MsgType type, std::span<const uint8_t> payload = {});
   Result<void> Signal(int sig, KillReason reason);
   Result<void> Navigate(std::string_view url);

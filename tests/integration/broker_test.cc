@@ -403,7 +403,35 @@ TEST(BrokerTest, SpawnNavigatePingAndCloseThroughTheControlSocket) {
   EXPECT_EQ(b.Ctl("close " + std::to_string(id)).value("ok", false), true);
   auto closed = b.WaitForEvent("closed", id, kEventTimeout);
   ASSERT_TRUE(closed);
+  // Asked to go with the shutdown message, it leaves on its own: exit code 0, no signal.
+  EXPECT_EQ(closed->value("status", ""), "exited") << closed->dump();
+  EXPECT_EQ(closed->value("code", -1), 0) << closed->dump();
+  EXPECT_FALSE(closed->contains("signal")) << closed->dump();
   EXPECT_TRUE(b.Ctl("list")["renderers"].empty());
+}
+
+// Close is a request: a stopped renderer is woken to read it, and one that will not answer (a
+// hang drill stops its reading too) is made to go.
+TEST(BrokerTest, CloseWakesAStoppedRendererAndEndsAHungOne) {
+  BrokerProcess b({"--renderers", "2", "--hang-timeout", "400"});
+  auto first = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(b.WaitForEvent("ready", 2, kEventTimeout));
+  ASSERT_EQ(::kill(PidOf(*first), SIGSTOP), 0);
+  ASSERT_EQ(b.Ctl("close 1").value("ok", false), true);
+  auto stopped_closed = b.WaitForEvent("closed", 1, kEventTimeout);
+  ASSERT_TRUE(stopped_closed) << json(b.history()).dump();
+  EXPECT_EQ(stopped_closed->value("status", ""), "exited") << stopped_closed->dump();
+  EXPECT_EQ(stopped_closed->value("code", -1), 0) << stopped_closed->dump();
+
+  ASSERT_EQ(b.Ctl("hang 2").value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("unresponsive", 2, kEventTimeout)) << json(b.history()).dump();
+  ASSERT_EQ(b.Ctl("close 2").value("ok", false), true);
+  auto hung_closed = b.WaitForEvent("closed", 2, kEventTimeout);
+  ASSERT_TRUE(hung_closed) << json(b.history()).dump();
+  // Unresponsive, so not asked: terminated at once rather than after the grace period.
+  EXPECT_EQ(hung_closed->value("status", ""), "killed") << hung_closed->dump();
+  EXPECT_EQ(hung_closed->value("signal", ""), "SIGTERM") << hung_closed->dump();
 }
 
 TEST(BrokerTest, MalformedControlInputGetsErrorsAndTheConnectionStaysUsable) {
