@@ -156,9 +156,9 @@ void FrameWidget::CountFrame(uint64_t number) {
 // memory, checked with the buffer's seqlock like FrameReader::CopyFrame. The renderer only ever
 // writes the buffer that is not in front, so the front one changes only if it publishes twice
 // while we paint (a tile paints in well under a millisecond; a frame at 240 fps is 4 ms). When
-// the counter did move, the drawn frame may be torn and is drawn again from a private copy;
-// torn_reads() counts how often that happens. The mapping belongs to the broker and is replaced
-// at each restart, so the QImage lives only inside this call.
+// the counter did move, the drawn frame may be torn and is drawn again from a private copy (or
+// covered, if no copy holds still either); torn_reads() counts how often that happens. The mapping
+// belongs to the broker and is replaced at each restart, so the QImage lives only inside this call.
 bool FrameWidget::PaintLive(QPainter& p) {
   const FrameReader* reader = broker_.Frames(id_);
   if (reader == nullptr) return false;
@@ -187,7 +187,12 @@ bool FrameWidget::PaintLive(QPainter& p) {
   ++torn_reads_;
   copy_.resize(g.frame_bytes());
   auto copied = reader->CopyFrame(copy_);
-  if (!copied) return drawn;  // the next frame-ready paints again
+  if (!copied) {
+    // Torn again on every retry: a writer publishing faster than a copy (a hostile one). Cover
+    // what may be a torn image; the next frame-ready paints again.
+    if (drawn) p.fillRect(target, Qt::black);
+    return drawn;
+  }
   const QImage copy(copy_.data(), g.width, g.height, static_cast<qsizetype>(g.stride()),
                     QImage::Format_RGBX8888);
   p.drawImage(target, copy);
