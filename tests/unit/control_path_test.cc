@@ -1,0 +1,67 @@
+// Where the control socket lives when --control is not given: a private directory under
+// $XDG_RUNTIME_DIR, else /tmp/sbx-UID. Each test runs in a process of its own (ctest), so the
+// environment it changes is its own.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "broker/control_server.h"
+
+namespace sbx {
+namespace {
+
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/sbx-control-path-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
+  ScratchDir xdg;
+  ASSERT_FALSE(xdg.path().empty());
+  ASSERT_EQ(::setenv("XDG_RUNTIME_DIR", xdg.path().c_str(), 1), 0);
+  auto path = DefaultControlPath();
+  ASSERT_TRUE(path) << path.error().ToString();
+  EXPECT_EQ(*path, xdg.path() + "/sbx/control");
+  struct stat st {};
+  ASSERT_EQ(::stat((xdg.path() + "/sbx").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+}
+
+TEST(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
+  ScratchDir xdg;
+  ASSERT_FALSE(xdg.path().empty());
+  const std::string dir = xdg.path() + "/sbx";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);  // whatever the umask made of it
+  ASSERT_EQ(::setenv("XDG_RUNTIME_DIR", xdg.path().c_str(), 1), 0);
+  auto path = DefaultControlPath();
+  ASSERT_FALSE(path) << "accepted " << *path;
+  EXPECT_NE(path.error().what.find("0700"), std::string::npos) << path.error().ToString();
+}
+
+TEST(ControlPathTest, WithoutXdgRuntimeDirUnderTmpByUid) {
+  ASSERT_EQ(::unsetenv("XDG_RUNTIME_DIR"), 0);
+  auto path = DefaultControlPath();
+  ASSERT_TRUE(path) << path.error().ToString();
+  EXPECT_EQ(*path, "/tmp/sbx-" + std::to_string(::geteuid()) + "/control");
+}
+
+}  // namespace
+}  // namespace sbx
