@@ -463,7 +463,7 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
     const RecordedEvent ready_event = recorder.events()[*ready];
     first_frame_ns.push_back(static_cast<int64_t>(ready_event.event.first_frame_ms * 1e6));
     if (confinement.empty()) confinement = DescribeConfinement(b, *id);
-    // Close it so only one renderer ever runs; SIGTERM ends it at once.
+    // Close it so only one renderer ever runs; it leaves at once when asked.
     if (auto r = b.Close(*id); !r) return std::unexpected(r.error());
     if (auto closed = Await(b, recorder, EventType::kClosed, *id, *ready + 1); !closed) {
       return std::unexpected(closed.error());

@@ -72,7 +72,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   if (options.hang_timeout_ms < 1) return MakeError(Errc::kInvalidArgument, "bad hang timeout");
   if (!IsValidUrl(options.page)) return MakeError(Errc::kInvalidArgument, "invalid page url");
   // A renderer that dies while we write to it must be an EPIPE error, never a fatal signal.
-  ::signal(SIGPIPE, SIG_IGN);
+  if (auto r = IgnoreSignal(SIGPIPE); !r) return std::unexpected(r.error());
   auto loop = EventLoop::Create();
   if (!loop) return std::unexpected(loop.error());
   std::string path =

@@ -79,7 +79,7 @@ struct BrokerOptions {
   uint32_t fps = 30;
   FrameGeometry geometry;
   RestartPolicy::Config restart_policy;
-  int term_grace_ms = 1000;     // SIGTERM to SIGKILL on close and shutdown
+  int term_grace_ms = 1000;           // a close's request (or SIGTERM) to its SIGKILL
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
   bool sandbox = true;  // false: --no-sandbox, renderers run with no layer at all
 };

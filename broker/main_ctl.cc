@@ -18,7 +18,10 @@
 int main(int argc, char** argv) {
   // A broker that drops the connection (another uid, too many clients) is an error to print,
   // not a signal to die of.
-  ::signal(SIGPIPE, SIG_IGN);
+  if (auto r = sbx::IgnoreSignal(SIGPIPE); !r) {
+    std::fprintf(stderr, "sbx-ctl: %s\n", r.error().ToString().c_str());
+    return 2;
+  }
   std::string path;
   const char* env = std::getenv("SBX_CONTROL");
   if (env != nullptr) path = env;

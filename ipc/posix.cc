@@ -93,6 +93,15 @@ Result<void> RandomBytes(std::span<uint8_t> buf) {
   return {};
 }
 
+Result<void> IgnoreSignal(int sig) {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_IGN;
+  if (::sigemptyset(&sa.sa_mask) != 0 || ::sigaction(sig, &sa, nullptr) != 0) {
+    return SysError(std::string("sigaction(") + SignalName(sig) + ")");
+  }
+  return {};
+}
+
 Result<UniqueFd> PidfdOpen(pid_t pid) {
   long fd = ::syscall(SYS_pidfd_open, pid, 0);
   if (fd < 0) return SysError("pidfd_open");

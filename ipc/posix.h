@@ -56,6 +56,9 @@ Result<void> RandomBytes(std::span<uint8_t> buf);
 
 // pidfd syscalls, which glibc 2.36 has no wrappers for.
 Result<UniqueFd> PidfdOpen(pid_t pid);
+// Sets sig to SIG_IGN for the whole process: for SIGPIPE, so that writing to a closed pipe or
+// socket is an EPIPE error and not death.
+Result<void> IgnoreSignal(int sig);
 Result<void> PidfdSendSignal(int pidfd, int sig);
 
 const char* SignalName(int sig);  // "SIGKILL"; "SIG42" for unnamed ones (static storage)

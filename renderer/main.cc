@@ -231,7 +231,8 @@ class Renderer {
   }
 
   int Run() {
-    if (!WaitForHello()) return 1;
+    // Stopped after the hello (a shutdown in the same batch, say) ends as the main loop does: 0.
+    if (!WaitForHello()) return hello_ ? 0 : 1;
     int64_t now = MonotonicNs();
     next_frame_ns_ = now;
     next_heartbeat_ns_ = now;
@@ -586,7 +587,10 @@ int main(int argc, char** argv) {
     renderer::Usage("--heartbeat=mq but no queue at fd 6");
   }
   // A dead broker must read as EPIPE on our next write, not kill us with SIGPIPE.
-  ::signal(SIGPIPE, SIG_IGN);
+  if (auto r = IgnoreSignal(SIGPIPE); !r) {
+    std::fprintf(stderr, "sbx-renderer: %s\n", r.error().ToString().c_str());
+    return 1;
+  }
   auto frames = FrameWriter::Attach(protocol::kFrameFd);
   if (!frames) {
     std::fprintf(stderr, "sbx-renderer: frame buffer: %s\n", frames.error().ToString().c_str());

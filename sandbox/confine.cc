@@ -11,6 +11,7 @@
 #include <array>
 #include <string>
 
+#include "ipc/posix.h"
 #include "sandbox/policy.h"
 
 namespace sbx::sandbox {
@@ -78,8 +79,7 @@ Result<void> ApplyLimits() {
   }
   // With a zero file size limit a write past the end raises SIGXFSZ; an error is kinder to a
   // renderer whose stderr happens to be a file.
-  ::signal(SIGXFSZ, SIG_IGN);
-  return {};
+  return IgnoreSignal(SIGXFSZ);
 }
 
 }  // namespace
