@@ -523,8 +523,11 @@ void RendererHost::RequestClose(CloseHow how) {
   loop_.CancelTimer(restart_timer_);
   restart_timer_ = 0;
   if (alive()) {
-    // An unresponsive renderer would not read the request; a full pipe cannot take it.
-    bool asked = how == CloseHow::kAsk && state_ != RendererState::kUnresponsive &&
+    // Asked only if it will read the request soon: not one that is unresponsive or still
+    // starting (a slow start would turn the close into a SIGKILL a second later), not one with
+    // a backlog it is not draining, and not one the broker is already killing.
+    bool asked = how == CloseHow::kAsk && state_ == RendererState::kRunning &&
+                 kill_reason_ == KillReason::kNone && channel_ && !channel_->HasPendingOutput() &&
                  Send(protocol::MsgType::kShutdown).has_value();
     if (!asked) (void)Signal(SIGTERM, KillReason::kClose);
     // SIGCONT too: a stopped renderer can neither read the request nor act on SIGTERM until it
