@@ -24,6 +24,25 @@ class EventRecorder : public BrokerObserver {
   std::vector<BrokerEvent> events;
 };
 
+// A directory of the test's own, removed with everything in it however the test ends.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/sbx-launch-failure-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() { Remove(); }
+  bool Remove() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+    return !ec;
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // Events of `type` recorded so far.
 std::vector<BrokerEvent> OfType(const std::vector<BrokerEvent>& events, EventType type) {
   std::vector<BrokerEvent> out;
@@ -34,21 +53,21 @@ std::vector<BrokerEvent> OfType(const std::vector<BrokerEvent>& events, EventTyp
 }
 
 TEST(LaunchFailureTest, ARestartThatCannotLaunchReportsNoPidOfTheOldProcess) {
-  char dir_template[] = "/tmp/sbx-launch-failure-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir_template), nullptr);
-  const std::filesystem::path dir = dir_template;
-  const std::filesystem::path renderer = dir / "sbx-renderer";
+  ScratchDir scratch;
+  ASSERT_FALSE(scratch.path().empty());
+  const std::filesystem::path renderer = scratch.path() / "sbx-renderer";
   std::error_code ec;
   std::filesystem::copy_file(BinPath("sbx-renderer"), renderer, ec);
   ASSERT_FALSE(ec) << ec.message();
-  ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(scratch.path().c_str(), 0755), 0);
 
+  // Before the broker, so it outlives it: the broker's destructor may still report events.
+  EventRecorder rec;
   BrokerOptions o;
   o.renderer_path = renderer.string();
   auto created = Broker::Create(std::move(o));
   ASSERT_TRUE(created) << created.error().ToString();
   Broker& b = **created;
-  EventRecorder rec;
   b.AddObserver(&rec);
   auto id = b.Spawn();
   ASSERT_TRUE(id) << id.error().ToString();
@@ -58,8 +77,7 @@ TEST(LaunchFailureTest, ARestartThatCannotLaunchReportsNoPidOfTheOldProcess) {
   ASSERT_GT(old_pid, 0);
 
   // Gone from disk: the immediate restart cannot exec it.
-  std::filesystem::remove_all(dir, ec);
-  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(scratch.Remove());
   ASSERT_EQ(::kill(old_pid, SIGKILL), 0);
   ASSERT_TRUE(RunUntil(
       b, [&] { return OfType(rec.events, EventType::kExited).size() >= 2; },

@@ -1,12 +1,13 @@
 // Where the control socket lives when --control is not given: a private directory under
-// $XDG_RUNTIME_DIR, else /tmp/sbx-UID. Each test runs in a process of its own (ctest), so the
-// environment it changes is its own.
+// $XDG_RUNTIME_DIR, else /tmp/sbx-UID (created if missing, as sbx-broker would). Each test runs
+// in a process of its own under ctest, and puts the environment back for a run by hand.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "broker/control_server.h"
@@ -30,7 +31,26 @@ class ScratchDir {
   std::string path_;
 };
 
-TEST(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
+// Puts XDG_RUNTIME_DIR back as it was, for the rest of the binary when it is run by hand.
+class ControlPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    if (xdg != nullptr) saved_ = xdg;
+  }
+  void TearDown() override {
+    if (saved_) {
+      (void)::setenv("XDG_RUNTIME_DIR", saved_->c_str(), 1);
+    } else {
+      (void)::unsetenv("XDG_RUNTIME_DIR");
+    }
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+TEST_F(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
   ScratchDir xdg;
   ASSERT_FALSE(xdg.path().empty());
   ASSERT_EQ(::setenv("XDG_RUNTIME_DIR", xdg.path().c_str(), 1), 0);
@@ -44,7 +64,7 @@ TEST(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
   EXPECT_EQ(st.st_uid, ::geteuid());
 }
 
-TEST(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
+TEST_F(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
   ScratchDir xdg;
   ASSERT_FALSE(xdg.path().empty());
   const std::string dir = xdg.path() + "/sbx";
@@ -56,7 +76,7 @@ TEST(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
   EXPECT_NE(path.error().what.find("0700"), std::string::npos) << path.error().ToString();
 }
 
-TEST(ControlPathTest, WithoutXdgRuntimeDirUnderTmpByUid) {
+TEST_F(ControlPathTest, WithoutXdgRuntimeDirUnderTmpByUid) {
   ASSERT_EQ(::unsetenv("XDG_RUNTIME_DIR"), 0);
   auto path = DefaultControlPath();
   ASSERT_TRUE(path) << path.error().ToString();
