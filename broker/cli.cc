@@ -30,6 +30,8 @@ const char* CommandLineHelp() {
          "  --kill-hung                kill unresponsive renderers (status hung) and restart\n"
          "  --no-restart               leave dead renderers dead\n"
          "  --no-sandbox               run renderers with no sandbox at all (warns loudly)\n"
+         "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
+         "                             the fallback used when no queue can be created\n"
          "  --fps N                    frames per second (1-240, default 30)\n"
          "  --renderer-path PATH       another renderer binary speaking docs/PROTOCOL.md\n"
          "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'valgrind -q'\n"
@@ -64,7 +66,8 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     };
     auto bad = [&](std::string_view v) { return BadOptionValue(name, v); };
     auto flag = [&]() -> Result<void> {
-      if (inline_value) return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
+      if (inline_value)
+        return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
       return {};
     };
     if (name == "--help" || name == "-h") {
@@ -79,6 +82,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     } else if (name == "--no-sandbox") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.sandbox = false;
+    } else if (name == "--heartbeat-pipe") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.force_queue_fallback = true;
     } else if (name == "--no-restart") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.restart = false;

@@ -140,6 +140,28 @@ TEST(BrokerTest, ExternalSigkillIsClassifiedKilledAndRestartedWithNewPid) {
   EXPECT_EQ(list["renderers"][0]["last_exit"]["status"], "killed");
 }
 
+// The fallback a machine without queues gets, forced: visible in the events and the list, and
+// the renderer still counts as alive through its pipe heartbeats.
+TEST(BrokerTest, HeartbeatPipeForcesTheVisibleFallback) {
+  BrokerProcess b({"--renderers", "1", "--heartbeat-pipe", "--hang-timeout", "500"});
+  auto spawned = b.WaitForEvent("spawned", 1, kEventTimeout);
+  ASSERT_TRUE(spawned) << json(b.history()).dump();
+  EXPECT_EQ(spawned->value("heartbeat", ""), "pipe") << spawned->dump();
+  EXPECT_FALSE(spawned->value("detail", "").empty()) << spawned->dump();
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
+  // Four hang timeouts pass with no unresponsive event: the pipe heartbeats keep it alive.
+  EXPECT_FALSE(b.WaitForEvent("unresponsive", 1, 2s)) << json(b.history()).dump();
+  json stats = b.Ctl("stats");
+  EXPECT_GE(stats.value("heartbeats", 0), 10) << stats.dump();
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["renderers"][0].value("heartbeat", ""), "pipe");
+  EXPECT_EQ(list["renderers"][0].value("state", ""), "running") << json(b.history()).dump();
+  for (const auto& e : b.history()) {
+    EXPECT_NE(e.value("event", ""), "unresponsive") << e.dump();
+  }
+}
+
 TEST(BrokerTest, StoppedRendererIsUnresponsiveThenResponsiveAfterSigcont) {
   constexpr int kHangTimeoutMs = 500;
   BrokerProcess b({"--renderers", "1", "--hang-timeout", std::to_string(kHangTimeoutMs)});

@@ -66,11 +66,13 @@ TEST(CliTest, SpaceAndEqualsFormsGiveTheSameResult) {
 }
 
 TEST(CliTest, FlagsSetTheirOptions) {
-  auto cl = Parse({"--json", "--kill-hung", "--no-restart"});
+  EXPECT_FALSE(Parse({}).value().broker.force_queue_fallback);
+  auto cl = Parse({"--json", "--kill-hung", "--no-restart", "--heartbeat-pipe"});
   ASSERT_TRUE(cl.has_value()) << cl.error().what;
   EXPECT_TRUE(cl->json);
   EXPECT_TRUE(cl->broker.kill_hung);
   EXPECT_FALSE(cl->broker.restart);
+  EXPECT_TRUE(cl->broker.force_queue_fallback);
   EXPECT_TRUE(Parse({"--help"}).value().help);
   EXPECT_TRUE(Parse({"-h"}).value().help);
 }
@@ -144,15 +146,16 @@ TEST(CliTest, RejectsAFlagGivenAValue) {
   ExpectError({"--json="}, "--json");
   ExpectError({"--kill-hung=yes"}, "--kill-hung");
   ExpectError({"--no-restart=false"}, "--no-restart");
+  ExpectError({"--heartbeat-pipe=1"}, "--heartbeat-pipe");
 }
 
 TEST(CliTest, RejectsHelpGivenAValue) { ExpectError({"--help=no"}, "--help"); }
 
 TEST(CliTest, HelpTextMentionsEveryOption) {
   const std::string help = CommandLineHelp();
-  for (const char* opt :
-       {"--renderers", "--page", "--control", "--json", "--hang-timeout", "--kill-hung",
-        "--no-restart", "--fps", "--renderer-path", "--renderer-cmd-prefix", "--help"}) {
+  for (const char* opt : {"--renderers", "--page", "--control", "--json", "--hang-timeout",
+                          "--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe",
+                          "--fps", "--renderer-path", "--renderer-cmd-prefix", "--help"}) {
     EXPECT_NE(help.find(opt), std::string::npos) << opt;
   }
 }
