@@ -1,22 +1,14 @@
 #include "ui/latency_probe.h"
 
-#include <algorithm>
+#include <utility>
+
+#include "broker/sample_summary.h"
 
 namespace sbx::ui {
 
 LatencySummary Summarize(std::vector<int64_t> v) {
-  LatencySummary s;
-  s.samples = v.size();
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) {
-    size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-    return static_cast<double>(v[std::min(i, v.size() - 1)]) / 1e6;
-  };
-  s.p50_ms = at(0.50);
-  s.p99_ms = at(0.99);
-  s.max_ms = static_cast<double>(v.back()) / 1e6;
-  return s;
+  SampleSummary all = SummarizeSamples(std::move(v));
+  return LatencySummary{all.samples, all.median_ns / 1e6, all.p99_ns / 1e6, all.max_ns / 1e6};
 }
 
 LatencyProbe::LatencyProbe(int interval_ms, bool keep_all, QObject* parent)
