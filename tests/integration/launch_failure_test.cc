@@ -14,6 +14,7 @@
 #include "broker/broker.h"
 #include "ipc/posix.h"
 #include "tests/integration/harness.h"
+#include "tests/unit/test_util.h"
 
 namespace sbx::testing {
 namespace {
@@ -22,25 +23,6 @@ class EventRecorder : public BrokerObserver {
  public:
   void OnBrokerEvent(const BrokerEvent& e) override { events.push_back(e); }
   std::vector<BrokerEvent> events;
-};
-
-// A directory of the test's own, removed with everything in it however the test ends.
-class ScratchDir {
- public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/sbx-launch-failure-XXXXXX";
-    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
-  }
-  ~ScratchDir() { Remove(); }
-  bool Remove() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    return !ec;
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 // Events of `type` recorded so far.
@@ -53,9 +35,9 @@ std::vector<BrokerEvent> OfType(const std::vector<BrokerEvent>& events, EventTyp
 }
 
 TEST(LaunchFailureTest, ARestartThatCannotLaunchReportsNoPidOfTheOldProcess) {
-  ScratchDir scratch;
+  test::ScratchDir scratch("sbx-launch-failure");
   ASSERT_FALSE(scratch.path().empty());
-  const std::filesystem::path renderer = scratch.path() / "sbx-renderer";
+  const std::filesystem::path renderer = std::filesystem::path(scratch.path()) / "sbx-renderer";
   std::error_code ec;
   std::filesystem::copy_file(BinPath("sbx-renderer"), renderer, ec);
   ASSERT_FALSE(ec) << ec.message();

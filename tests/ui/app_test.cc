@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/ui/ui_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace sbx::ui::testing {
 namespace {
@@ -50,8 +51,9 @@ TEST(AppTest, WithoutADisplayItSaysWhatToRunInstead) {
 }
 
 TEST(AppTest, ScriptsDriveTheWindowThroughItsControlSocketAndSigtermClosesIt) {
-  std::string dir = TempDir();
-  std::string control = dir + "/control";
+  test::ScratchDir dir("sbx-ui-test");
+  ASSERT_FALSE(dir.path().empty());
+  std::string control = dir.path() + "/control";
   QProcess sbx;
   QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
   env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));

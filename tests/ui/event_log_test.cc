@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/ui/ui_test_util.h"
+#include "tests/unit/test_util.h"
 #include "ui/main_window.h"
 
 namespace sbx::ui::testing {
@@ -50,7 +51,9 @@ TEST(EventLogTest, LogsFiltersAndSavesJsonLines) {
   EXPECT_GE(clock_rows, 2);  // spawned and ready of b
 
   // Save what is shown: one JSON object per line, the sbx-broker --json form.
-  std::string path = TempDir() + "/events.jsonl";
+  test::ScratchDir dir("sbx-ui-test");
+  ASSERT_FALSE(dir.path().empty());
+  std::string path = dir.path() + "/events.jsonl";
   auto saved = log->SaveJsonLines(QString::fromStdString(path));
   ASSERT_TRUE(saved) << saved.error().ToString();
   EXPECT_EQ(*saved, clock_rows);

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <QCoreApplication>
@@ -17,14 +16,6 @@
 namespace sbx::ui::testing {
 
 std::string BinPath(const std::string& name) { return std::string(SBX_BIN_DIR) + "/" + name; }
-
-std::string TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl =
-      std::string(base != nullptr && base[0] == '/' ? base : "/tmp") + "/sbx-ui-test-XXXXXX";
-  char* dir = ::mkdtemp(tmpl.data());
-  return dir != nullptr ? std::string(dir) : std::string();
-}
 
 bool SignalPid(pid_t pid, int sig) {
   if (pid <= 1) {

@@ -25,8 +25,6 @@ namespace sbx::ui::testing {
 using namespace std::chrono_literals;
 
 std::string BinPath(const std::string& name);
-// A fresh private directory under the system temp dir, unique per test and process.
-std::string TempDir();
 
 // kill(2) for a renderer's pid, refusing pid <= 1: kill(0, SIGSTOP) would stop the whole
 // process group, ctest included, when a renderer has no process at that moment.

@@ -11,25 +11,10 @@
 #include <string>
 
 #include "broker/control_server.h"
+#include "tests/unit/test_util.h"
 
 namespace sbx {
 namespace {
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/sbx-control-path-XXXXXX";
-    if (::mkdtemp(tmpl) != nullptr) path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Puts XDG_RUNTIME_DIR back as it was, for the rest of the binary when it is run by hand.
 class ControlPathTest : public ::testing::Test {
@@ -51,7 +36,7 @@ class ControlPathTest : public ::testing::Test {
 };
 
 TEST_F(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
-  ScratchDir xdg;
+  test::ScratchDir xdg("sbx-control-path");
   ASSERT_FALSE(xdg.path().empty());
   ASSERT_EQ(::setenv("XDG_RUNTIME_DIR", xdg.path().c_str(), 1), 0);
   auto path = DefaultControlPath();
@@ -65,7 +50,7 @@ TEST_F(ControlPathTest, UnderXdgRuntimeDirInAPrivateDirectory) {
 }
 
 TEST_F(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
-  ScratchDir xdg;
+  test::ScratchDir xdg("sbx-control-path");
   ASSERT_FALSE(xdg.path().empty());
   const std::string dir = xdg.path() + "/sbx";
   ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +20,32 @@
 #include "ipc/unique_fd.h"
 
 namespace sbx::test {
+
+// A directory of the test's own under $TMPDIR (else /tmp), removed with everything in it when the
+// test ends, however it ends. path() is empty if none could be made.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& stem = "sbx-test") {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base != nullptr && base[0] == '/' ? base : "/tmp") + "/" + stem + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~ScratchDir() { (void)Remove(); }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  // Early, for a test that needs it gone while it still runs.
+  bool Remove() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+    return !ec;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Generous: a loaded CI machine (or ASan) is slow, but a wait must still end.
 inline constexpr int kDeadlineMs = 10'000;
