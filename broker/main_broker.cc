@@ -22,7 +22,8 @@ class Printer : public sbx::BrokerObserver {
     std::string line = json_ ? sbx::DumpJson(sbx::EventToJson(e)) : sbx::EventToText(e);
     line += '\n';
     // A closed stdout (the reader went away) must not stop the broker.
-    (void)sbx::WriteAll(STDOUT_FILENO, {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+    (void)sbx::WriteAll(STDOUT_FILENO,
+                        {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
   }
 
  private:
@@ -43,19 +44,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   // Signals arrive as readable data on a signalfd in the event loop; no handler runs.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
-    std::perror("sbx-broker: sigprocmask");
+  auto blocked = sbx::BlockSignalsToFd({SIGINT, SIGTERM});
+  if (!blocked) {
+    std::fprintf(stderr, "sbx-broker: %s\n", blocked.error().ToString().c_str());
     return 1;
   }
-  sbx::UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!sigfd) {
-    std::perror("sbx-broker: signalfd");
-    return 1;
-  }
+  sbx::UniqueFd sigfd = std::move(*blocked);
 
   auto broker = sbx::Broker::Create(cl->broker);
   if (!broker) {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,18 @@ Result<void> RandomBytes(std::span<uint8_t> buf) {
     got += static_cast<size_t>(n);
   }
   return {};
+}
+
+Result<UniqueFd> BlockSignalsToFd(std::initializer_list<int> sigs) {
+  sigset_t mask;
+  if (::sigemptyset(&mask) != 0) return SysError("sigemptyset");
+  for (int sig : sigs) {
+    if (::sigaddset(&mask, sig) != 0) return SysError(std::string("sigaddset ") + SignalName(sig));
+  }
+  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) return SysError("sigprocmask");
+  int fd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) return SysError("signalfd");
+  return UniqueFd(fd);
 }
 
 Result<void> IgnoreSignal(int sig) {

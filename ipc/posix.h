@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 
@@ -56,6 +57,10 @@ Result<void> RandomBytes(std::span<uint8_t> buf);
 
 // pidfd syscalls, which glibc 2.36 has no wrappers for.
 Result<UniqueFd> PidfdOpen(pid_t pid);
+// Blocks `sigs` in the calling thread (and every thread it starts later) and returns a
+// non-blocking, close-on-exec signalfd they arrive on instead: no handler ever runs.
+Result<UniqueFd> BlockSignalsToFd(std::initializer_list<int> sigs);
+
 // Sets sig to SIG_IGN for the whole process: for SIGPIPE, so that writing to a closed pipe or
 // socket is an EPIPE error and not death.
 Result<void> IgnoreSignal(int sig);

@@ -71,20 +71,12 @@ int main(int argc, char** argv) {
   // Blocked before Qt starts any thread, so every thread inherits the mask and the signals
   // arrive only as readable data on the signalfd: no handler ever runs. SIGUSR1 takes the
   // --screenshot now (ui/screenshot.sh sends it once the scene is set).
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
-    std::perror("sbx: sigprocmask");
+  auto blocked = sbx::BlockSignalsToFd({SIGINT, SIGTERM, SIGUSR1});
+  if (!blocked) {
+    std::fprintf(stderr, "sbx: %s\n", blocked.error().ToString().c_str());
     return 1;
   }
-  sbx::UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!sigfd) {
-    std::perror("sbx: signalfd");
-    return 1;
-  }
+  sbx::UniqueFd sigfd = std::move(*blocked);
 
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("sbx"));

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -126,6 +128,28 @@ TEST(PosixTest, SignalNameOfAnUnnamedSignalIsSigAndItsNumber) {
   const char* first = SignalName(42);
   (void)SignalName(43);
   EXPECT_STREQ(first, "SIG42") << "a later call overwrote an earlier result";
+}
+
+// In a child: the mask it sets is process state the rest of this binary must not inherit.
+TEST(PosixTest, BlockedSignalsArriveOnTheSignalfdAndNoHandlerRuns) {
+  test::Child child = test::ForkChild([] {
+    auto fd = BlockSignalsToFd({SIGUSR2, SIGTERM});
+    if (!fd) ::_exit(2);
+    if (!(::fcntl(fd->get(), F_GETFD) & FD_CLOEXEC)) ::_exit(3);
+    if (!(::fcntl(fd->get(), F_GETFL) & O_NONBLOCK)) ::_exit(4);
+    // Default action would kill us: blocked, it must wait on the fd instead.
+    if (::raise(SIGUSR2) != 0) ::_exit(5);
+    auto ready = WaitReadable(fd->get(), test::kDeadlineMs);
+    if (!ready || !*ready) ::_exit(6);
+    signalfd_siginfo si{};
+    if (::read(fd->get(), &si, sizeof si) != static_cast<ssize_t>(sizeof si)) ::_exit(7);
+    ::_exit(si.ssi_signo == SIGUSR2 ? 0 : 8);
+  });
+  ASSERT_TRUE(child.pidfd.valid());
+  auto exit = test::WaitForExit(child.pidfd.get());
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->si_code, CLD_EXITED) << "died of signal " << exit->si_status;
+  EXPECT_EQ(exit->si_status, 0) << "2: no fd, 3: not CLOEXEC, 4: blocking, 5-7: no signal on it";
 }
 
 }  // namespace
