@@ -1,16 +1,15 @@
 #include "broker/broker.h"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <climits>
+#include <cstdio>
 
 #include "broker/renderer_host.h"
 #include "ipc/codec.h"
@@ -75,8 +74,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   if (auto r = IgnoreSignal(SIGPIPE); !r) return std::unexpected(r.error());
   auto loop = EventLoop::Create();
   if (!loop) return std::unexpected(loop.error());
-  std::string path =
-      options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
+  std::string path = options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
   auto b = std::make_unique<Broker>(Key{}, std::move(*loop), std::move(options), std::move(path));
   if (!b->options_.sandbox) {
     b->sandbox_level_ = sandbox::Level::kOff;

@@ -19,13 +19,13 @@
 
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
+#include "broker/launcher.h"
+#include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
+#include "broker/sandbox_report.h"
 #include "ipc/error.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
-#include "broker/launcher.h"
-#include "broker/renderer_state.h"
-#include "broker/sandbox_report.h"
 #include "sandbox/confine.h"
 
 namespace sbx {
@@ -49,10 +49,10 @@ struct BrokerEvent {
   int id = 0;
   pid_t pid = 0;
   std::string page;
-  std::optional<ExitInfo> exit;  // kExited (and kClosed, when the process had to be reaped)
-  int64_t delay_ms = -1;         // kRestarting
-  double first_frame_ms = -1;    // kReady: spawn request to first published frame
-  std::string detail;            // a human-readable reason, e.g. the protocol violation
+  std::optional<ExitInfo> exit;     // kExited (and kClosed, when the process had to be reaped)
+  int64_t delay_ms = -1;            // kRestarting
+  double first_frame_ms = -1;       // kReady: spawn request to first published frame
+  std::string detail;               // a human-readable reason, e.g. the protocol violation
   bool heartbeat_fallback = false;  // kSpawned: no message queue, heartbeats ride the pipe
 };
 
@@ -81,7 +81,7 @@ struct BrokerOptions {
   RestartPolicy::Config restart_policy;
   int term_grace_ms = 1000;           // a close's request (or SIGTERM) to its SIGKILL
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
-  bool sandbox = true;  // false: --no-sandbox, renderers run with no layer at all
+  bool sandbox = true;                // false: --no-sandbox, renderers run with no layer at all
 };
 
 struct RendererSnapshot {

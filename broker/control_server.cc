@@ -120,10 +120,10 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
     for (const auto& s : broker.List()) {
       json row = SnapshotToJson(s);
       auto report = broker.Sandbox(s.id);
-      row["sandbox"] = report ? SandboxReportToJson(*report)
-                              : json{{"level", std::string(sandbox::LevelName(
-                                                   broker.sandbox_level()))},
-                                     {"verdict", "no live process"}};
+      row["sandbox"] =
+          report ? SandboxReportToJson(*report)
+                 : json{{"level", std::string(sandbox::LevelName(broker.sandbox_level()))},
+                        {"verdict", "no live process"}};
       rs.push_back(std::move(row));
     }
     return reply({{"renderers", rs}});
@@ -238,9 +238,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std
   if (::chmod(path.c_str(), 0600) != 0) return SysError("chmod " + path);
   if (::listen(fd.get(), 16) != 0) return SysError("listen");
   auto s = std::make_unique<ControlServer>(Key{}, broker, std::move(path), std::move(fd));
-  auto w = broker.loop().Watch(s->listener_.get(), EPOLLIN, [srv = s.get()](uint32_t) {
-    srv->OnAccept();
-  });
+  auto w = broker.loop().Watch(s->listener_.get(), EPOLLIN,
+                               [srv = s.get()](uint32_t) { srv->OnAccept(); });
   if (!w) return std::unexpected(w.error());
   s->listen_watch_ = *w;
   return s;
@@ -259,9 +258,8 @@ ControlServer::~ControlServer() {
 
 void ControlServer::OnAccept() {
   for (;;) {
-    int raw = HandleEintr([&] {
-      return ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    });
+    int raw = HandleEintr(
+        [&] { return ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
     if (raw < 0) return;  // EAGAIN, or a transient error such as EMFILE: try on the next wakeup
     UniqueFd fd(raw);
     ucred cred{};

@@ -60,7 +60,8 @@ class ControlServer {
     EventLoop::Token watch = 0;
     std::string in;
     bool discarding = false;
-    bool read_closed = false;  // the client shut down its sending side; finish replies, then drop  // inside an over-long line, dropping bytes up to its newline
+    bool read_closed = false;  // the client shut down its sending side; finish replies, then drop
+                               // // inside an over-long line, dropping bytes up to its newline
     // Replies in command order; nullopt while a command (ping) is still pending. Serial numbers
     // let a late reply find its slot after earlier ones were flushed.
     std::deque<std::optional<std::string>> replies;

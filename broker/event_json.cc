@@ -46,15 +46,20 @@ json SnapshotToJson(const RendererSnapshot& s) {
             {"cpu_ms", static_cast<double>(s.cpu_ns) / 1e6},
             {"render_us", s.render_us},
             {"messages_in", s.messages_in}};
-  j["last_exit"] = s.last_exit.status == ExitStatus::kNone ? json::object() : ExitToJson(s.last_exit);
+  j["last_exit"] =
+      s.last_exit.status == ExitStatus::kNone ? json::object() : ExitToJson(s.last_exit);
   return j;
 }
 
 json StatsToJson(const BrokerStats& s) {
-  return {{"renderers", s.renderers},     {"running", s.running},
-          {"spawns", s.spawns},           {"restarts", s.restarts},
-          {"exits", s.exits},             {"bad_messages", s.bad_messages},
-          {"messages_in", s.messages_in}, {"heartbeats", s.heartbeats},
+  return {{"renderers", s.renderers},
+          {"running", s.running},
+          {"spawns", s.spawns},
+          {"restarts", s.restarts},
+          {"exits", s.exits},
+          {"bad_messages", s.bad_messages},
+          {"messages_in", s.messages_in},
+          {"heartbeats", s.heartbeats},
           {"uptime_ms", s.uptime_ms}};
 }
 

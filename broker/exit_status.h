@@ -27,13 +27,14 @@ std::string_view ExitStatusName(ExitStatus s);
 
 struct ExitInfo {
   ExitStatus status = ExitStatus::kNone;
-  int signal = 0;   // the terminating signal, 0 if it exited
-  int code = -1;    // the exit code, -1 if killed by a signal
+  int signal = 0;  // the terminating signal, 0 if it exited
+  int code = -1;   // the exit code, -1 if killed by a signal
   std::string detail;
 };
 
-// Classifies waitid's si_code (cld_code) and si_status (status). A broker kill only names the status when the process
-// really died of that kill (SIGKILL): a renderer that crashed first is still `crashed`.
+// Classifies waitid's si_code (cld_code) and si_status (status). A broker kill only names the
+// status when the process really died of that kill (SIGKILL): a renderer that crashed first is
+// still `crashed`.
 ExitInfo ClassifyExit(int cld_code, int status, KillReason reason);
 
 }  // namespace sbx

@@ -277,9 +277,9 @@ Result<void> ReadSyncReport(int fd) {
   if (!got) return std::unexpected(got.error());
   if (*got == 0) return {};  // EOF: the exec (or the holder's setup) happened
   if (*got != sizeof report) return MakeError(Errc::kState, "launch failed: short sync report");
-  return std::unexpected(Error{Errc::kState, report.err,
-                               std::string("launch failed at ") +
-                                   LaunchStepName(static_cast<LaunchStep>(report.step))});
+  return std::unexpected(Error{
+      Errc::kState, report.err,
+      std::string("launch failed at ") + LaunchStepName(static_cast<LaunchStep>(report.step))});
 }
 
 Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,

@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
                  std::strerror(errno));
     return 2;
   }
-  if (auto w = sbx::WriteAll(fd.get(), {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+  if (auto w =
+          sbx::WriteAll(fd.get(), {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
       !w) {
     std::fprintf(stderr, "sbx-ctl: %s\n", w.error().ToString().c_str());
     return 2;

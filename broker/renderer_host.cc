@@ -232,7 +232,8 @@ Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) 
 void RendererHost::UpdateWriteInterest() {
   bool want = channel_ && channel_->HasPendingOutput();
   if (want && out_watch_ == 0) {
-    if (auto w = loop_.Watch(channel_->out_fd(), EPOLLOUT, [this](uint32_t) { OnControlWritable(); }))
+    if (auto w =
+            loop_.Watch(channel_->out_fd(), EPOLLOUT, [this](uint32_t) { OnControlWritable(); }))
       out_watch_ = *w;
   } else if (!want && out_watch_ != 0) {
     loop_.Unwatch(out_watch_);
@@ -459,8 +460,8 @@ void RendererHost::OnExitReadable() {
   int cld_code = si.si_code;
   int status = si.si_status;
   ExitInfo info = ClassifyExit(cld_code, status, kill_reason_);
-  if (!violation_.empty() && (info.status == ExitStatus::kBadMessage ||
-                              info.status == ExitStatus::kHung)) {
+  if (!violation_.empty() &&
+      (info.status == ExitStatus::kBadMessage || info.status == ExitStatus::kHung)) {
     info.detail = violation_;
   }
   // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
@@ -533,11 +534,10 @@ void RendererHost::RequestClose(CloseHow how) {
     // SIGCONT too: a stopped renderer can neither read the request nor act on SIGTERM until it
     // runs again.
     (void)Signal(SIGCONT, KillReason::kClose);
-    kill_timer_ = loop_.AddTimer(
-        MonotonicNs() + broker_.options_.term_grace_ms * kNsPerMs, [this] {
-          kill_timer_ = 0;
-          (void)Signal(SIGKILL, KillReason::kClose);
-        });
+    kill_timer_ = loop_.AddTimer(MonotonicNs() + broker_.options_.term_grace_ms * kNsPerMs, [this] {
+      kill_timer_ = 0;
+      (void)Signal(SIGKILL, KillReason::kClose);
+    });
     return;
   }
   (void)Transition(Happening::kClose);

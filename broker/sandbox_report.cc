@@ -81,8 +81,8 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
       SandboxReport::Rlimit l{std::string(want.name), "", ""};
       row >> l.soft >> l.hard;
       r.rlimits.push_back(l);
-      auto expected = want.value == RLIM_INFINITY ? std::string("unlimited")
-                                                  : std::to_string(want.value);
+      auto expected =
+          want.value == RLIM_INFINITY ? std::string("unlimited") : std::to_string(want.value);
       if (level != sandbox::Level::kOff && l.soft != expected) {
         r.problems.push_back(std::string(want.name) + " is " + l.soft + ", want " + expected);
       }

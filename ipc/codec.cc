@@ -174,7 +174,8 @@ Result<FrameReadyMsg> DecodeFrameReady(const Message& m) {
     return BadPayload(m);
   }
   if (f.buffer_index > 1) {
-    return MakeError(Errc::kProtocol, "frame index out of range: " + std::to_string(f.buffer_index));
+    return MakeError(Errc::kProtocol,
+                     "frame index out of range: " + std::to_string(f.buffer_index));
   }
   return f;
 }

@@ -49,10 +49,10 @@ struct SharedFrameHeader {
   uint32_t height;
   uint32_t stride;
   uint32_t format;
-  std::atomic<uint32_t> front;          // index of the latest complete buffer
+  std::atomic<uint32_t> front;  // index of the latest complete buffer
   uint32_t reserved;
-  std::atomic<uint64_t> published;      // frames published so far
-  std::atomic<uint64_t> seq[2];         // per-buffer seqlock counters
+  std::atomic<uint64_t> published;  // frames published so far
+  std::atomic<uint64_t> seq[2];     // per-buffer seqlock counters
   std::atomic<uint64_t> frame_number[2];
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

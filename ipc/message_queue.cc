@@ -35,8 +35,8 @@ Result<QueuePair> CreateQueuePair(long max_msg, long msg_size) {
 }
 
 Result<std::optional<size_t>> QueueReceive(int mqd, std::span<uint8_t> buf) {
-  ssize_t n = HandleEintr([&] { return ::mq_receive(mqd, reinterpret_cast<char*>(buf.data()),
-                                                    buf.size(), nullptr); });
+  ssize_t n = HandleEintr(
+      [&] { return ::mq_receive(mqd, reinterpret_cast<char*>(buf.data()), buf.size(), nullptr); });
   if (n < 0) {
     if (errno == EAGAIN) return std::optional<size_t>();
     return SysError("mq_receive");
@@ -45,9 +45,8 @@ Result<std::optional<size_t>> QueueReceive(int mqd, std::span<uint8_t> buf) {
 }
 
 Result<void> QueueSend(int mqd, std::span<const uint8_t> data) {
-  int r = HandleEintr([&] {
-    return ::mq_send(mqd, reinterpret_cast<const char*>(data.data()), data.size(), 0);
-  });
+  int r = HandleEintr(
+      [&] { return ::mq_send(mqd, reinterpret_cast<const char*>(data.data()), data.size(), 0); });
   if (r != 0) {
     if (errno == EAGAIN) return MakeError(Errc::kOverflow, "queue full");
     return SysError("mq_send");

@@ -86,8 +86,8 @@ std::string_view CrashKindName(CrashKind k) {
 }
 
 bool CrashKindFromName(std::string_view name, CrashKind* out) {
-  for (auto k : {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow,
-                 CrashKind::kEscape}) {
+  for (auto k :
+       {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow, CrashKind::kEscape}) {
     if (name == CrashKindName(k)) {
       *out = k;
       return true;

@@ -39,10 +39,10 @@ enum class MsgType : uint16_t {
   kOom = 8,       // (empty)
   kBadIpc = 9,    // (empty)
   // renderer -> broker
-  kFrameReady = 64,  // u32 buffer index, u64 frame number
-  kPong = 65,        // u64 token (echoed)
-  kHeartbeat = 66,   // the Heartbeat struct, only when running on the pipe fallback
-  kDrillReport = 67, // str: one line of the escape drill's findings
+  kFrameReady = 64,   // u32 buffer index, u64 frame number
+  kPong = 65,         // u64 token (echoed)
+  kHeartbeat = 66,    // the Heartbeat struct, only when running on the pipe fallback
+  kDrillReport = 67,  // str: one line of the escape drill's findings
 };
 
 enum class Direction { kToRenderer, kToBroker };
@@ -61,13 +61,13 @@ static_assert(sizeof(MessageHeader) == 16);
 // Heartbeat and telemetry, one fixed-size record per message-queue message (or the payload of a
 // kHeartbeat pipe message on the fallback). A record of any other size is a violation.
 struct Heartbeat {
-  uint32_t magic;  // kHeartbeatMagic
-  uint32_t flags;  // must be 0
-  uint64_t frames;        // frames published so far
-  int64_t mono_ns;        // CLOCK_MONOTONIC at send
-  uint64_t cpu_ns;        // renderer's CPU time (CLOCK_PROCESS_CPUTIME_ID)
-  uint32_t render_us;     // time to render the last frame
-  uint32_t fps;           // current target frame rate
+  uint32_t magic;      // kHeartbeatMagic
+  uint32_t flags;      // must be 0
+  uint64_t frames;     // frames published so far
+  int64_t mono_ns;     // CLOCK_MONOTONIC at send
+  uint64_t cpu_ns;     // renderer's CPU time (CLOCK_PROCESS_CPUTIME_ID)
+  uint32_t render_us;  // time to render the last frame
+  uint32_t fps;        // current target frame rate
 };
 static_assert(sizeof(Heartbeat) == 40);
 inline constexpr uint32_t kHeartbeatMagic = 0x53425848;  // "HXBS"

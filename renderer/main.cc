@@ -137,12 +137,10 @@ int Recurse(volatile int* depth) {
       std::abort();
     case protocol::CrashKind::kEscape:  // handled by Renderer::Escape
       break;
-    case protocol::CrashKind::kStackOverflow:
-    {
+    case protocol::CrashKind::kStackOverflow: {
       volatile int depth = 0;
       std::printf("%d\n", Recurse(&depth));
-    }
-      break;
+    } break;
   }
   std::abort();
 }
@@ -596,8 +594,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sbx-renderer: frame buffer: %s\n", frames.error().ToString().c_str());
     return 1;
   }
-  auto channel = Channel::Create(UniqueFd(protocol::kControlInFd), UniqueFd(protocol::kControlOutFd),
-                                 protocol::Direction::kToRenderer, 1 << 20);
+  auto channel =
+      Channel::Create(UniqueFd(protocol::kControlInFd), UniqueFd(protocol::kControlOutFd),
+                      protocol::Direction::kToRenderer, 1 << 20);
   if (!channel) {
     std::fprintf(stderr, "sbx-renderer: control pipes: %s\n", channel.error().ToString().c_str());
     return 1;

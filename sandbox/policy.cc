@@ -137,7 +137,9 @@ Result<void> InstallSeccompPolicy(int self_pid) {
   if (!ctx) return MakeError(Errc::kSystem, "seccomp_init failed");
   void* f = ctx.get();
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-  auto nr = [](std::string_view name) { return seccomp_syscall_resolve_name(std::string(name).c_str()); };
+  auto nr = [](std::string_view name) {
+    return seccomp_syscall_resolve_name(std::string(name).c_str());
+  };
 
   for (const auto& rule : kTable) {
     int sys = nr(rule.name);

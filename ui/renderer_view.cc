@@ -329,7 +329,6 @@ RendererView::RendererView(BrokerBridge* bridge, int id, QWidget* parent)
   failed_layout->addStretch(1);
   stack_->addWidget(failed_);
 
-
   connect(wait, &QPushButton::clicked, this, [this] {
     bar_->hide();
     // Chrome's Wait: ask again if it is still unresponsive one hang timeout from now.

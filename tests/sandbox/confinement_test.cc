@@ -122,8 +122,8 @@ TEST(ConfinementTest, RendererHoldsExactlyTheDocumentedFds) {
   auto s = Start();
   ASSERT_GT(s.pid, 0);
   std::set<int> fds;
-  for (const auto& entry : std::filesystem::directory_iterator(
-           "/proc/" + std::to_string(s.pid) + "/fd")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(s.pid) + "/fd")) {
     fds.insert(std::stoi(entry.path().filename()));
   }
   EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3, 4, 5, 6}));
@@ -141,8 +141,7 @@ TEST(ConfinementTest, RendererHasTheDocumentedRlimits) {
     std::istringstream row(text.str().substr(at + limit.name.size(), 80));
     std::string soft, hard;
     row >> soft >> hard;
-    std::string want =
-        limit.value == RLIM_INFINITY ? "unlimited" : std::to_string(limit.value);
+    std::string want = limit.value == RLIM_INFINITY ? "unlimited" : std::to_string(limit.value);
     EXPECT_EQ(soft, want) << limit.name;
     EXPECT_EQ(hard, want) << limit.name;
   }

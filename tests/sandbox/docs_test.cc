@@ -16,10 +16,10 @@ TEST(SandboxDocsTest, EveryPolicyRuleIsDocumentedWithItsOutcome) {
   std::stringstream text;
   text << in.rdbuf();
   for (const auto& rule : PolicyTable()) {
-    std::string outcome = rule.outcome == Outcome::kAllow ? "allow"
+    std::string outcome = rule.outcome == Outcome::kAllow  ? "allow"
                           : rule.outcome == Outcome::kKill ? "kill (SIGSYS)"
-                          : rule.err == EPERM             ? "EPERM"
-                                                          : "ENOSYS";
+                          : rule.err == EPERM              ? "EPERM"
+                                                           : "ENOSYS";
     std::string row = "| `" + std::string(rule.name) + "` | " + outcome + " |";
     EXPECT_NE(text.str().find(row), std::string::npos) << "no row " << row;
   }

@@ -1,5 +1,7 @@
 // The seccomp policy from inside: each rule of the table, exercised in a child process that
 // installed the policy (a death test forks; the test process itself is never sandboxed).
+#include "sandbox/policy.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/futex.h>
@@ -22,7 +24,6 @@
 #include "ipc/message_queue.h"
 #include "ipc/posix.h"
 #include "ipc/protocol.h"
-#include "sandbox/policy.h"
 
 namespace sbx::sandbox {
 namespace {
@@ -155,10 +156,10 @@ TEST(PolicyTest, WhatARendererNeedsStillWorks) {
   BecomeRenderer();
   char c = 0;
   auto eperm = [](long r) { return r == -1 && errno == EPERM; };
-  if (!eperm(::write(protocol::kFrameFd, &c, 1))) ::_exit(1);      // not a write fd
-  if (!eperm(::read(0, &c, 1))) ::_exit(2);                         // not its read fd
-  if (!eperm(::kill(parent, 0))) ::_exit(3);                        // someone else
-  if (!eperm(::mq_send(7, &c, 1, 0))) ::_exit(4);                   // not its queue
+  if (!eperm(::write(protocol::kFrameFd, &c, 1))) ::_exit(1);         // not a write fd
+  if (!eperm(::read(0, &c, 1))) ::_exit(2);                           // not its read fd
+  if (!eperm(::kill(parent, 0))) ::_exit(3);                          // someone else
+  if (!eperm(::mq_send(7, &c, 1, 0))) ::_exit(4);                     // not its queue
   if (!eperm(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0))) ::_exit(5);  // fork, by clone
   if (!eperm(::syscall(SYS_prlimit64, parent, RLIMIT_AS, nullptr, nullptr))) ::_exit(6);
   clone_args args{};
