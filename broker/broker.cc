@@ -4,7 +4,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,13 +42,12 @@ std::string_view EventTypeName(EventType t) {
 
 namespace {
 
+constexpr int64_t kStraySweepPeriodNs = 1'000'000'000;
+
 bool SeccompAvailable() {
   // The kernel lists a Seccomp field in /proc/self/status only when it was built with seccomp.
-  UniqueFd fd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  std::string text(8192, '\0');
-  auto n = ReadFull(fd.get(), {reinterpret_cast<uint8_t*>(text.data()), text.size()});
-  return n && text.substr(0, *n).find("\nSeccomp:") != std::string::npos;
+  auto status = ReadSmallFile("/proc/self/status");
+  return status && status->find("\nSeccomp:") != std::string::npos;
 }
 
 std::string DefaultRendererPath() {
@@ -108,13 +106,8 @@ Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
   hosts_.clear();
-  for (auto& [token, pidfd] : reaping_) {
-    loop_.Unwatch(token);
-    (void)PidfdSendSignal(pidfd.get(), SIGKILL);
-    siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd.get(), &si, WEXITED); });
-  }
-  reaping_.clear();
+  for (auto& [token, child] : reaping_) loop_.Unwatch(token);
+  reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
   loop_.Unwatch(holder_watch_);
   holder_.reset();
 }
@@ -195,35 +188,31 @@ void Broker::ScheduleRemoval(int id) {
   });
 }
 
-void Broker::ReapLater(UniqueFd pidfd) {
-  if (!pidfd) return;
-  int fd = pidfd.get();
+void Broker::ReapLater(ChildProcess child) {
+  if (!child.valid()) return;
+  int fd = child.pidfd();
   auto w = loop_.Watch(fd, EPOLLIN, [this, fd](uint32_t) {
-    siginfo_t si{};
-    if (HandleEintr([&] { return ::waitid(P_PIDFD, fd, &si, WEXITED | WNOHANG); }) == 0 &&
-        si.si_pid == 0) {
-      return;  // not yet
-    }
-    for (auto it = reaping_.begin(); it != reaping_.end(); ++it) {
-      if (it->second.get() == fd) {
-        loop_.Unwatch(it->first);
-        reaping_.erase(it);
-        return;
-      }
-    }
+    auto it = std::find_if(reaping_.begin(), reaping_.end(),
+                           [fd](const auto& entry) { return entry.second.pidfd() == fd; });
+    if (it == reaping_.end() || !it->second.TryReap()) return;  // not yet
+    loop_.Unwatch(it->first);
+    reaping_.erase(it);
   });
-  if (!w) {
-    // Cannot wait for it in the loop: it is about to exit anyway, so wait here.
-    siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, fd, &si, WEXITED); });
-    return;
-  }
-  reaping_.emplace(*w, std::move(pidfd));
+  // Cannot wait for it in the loop: it is about to exit anyway, so the destructor waits here.
+  if (!w) return;
+  reaping_.emplace(*w, std::move(child));
 }
 
 void Broker::Tick() {
   int64_t now = MonotonicNs();
   for (auto& [id, host] : hosts_) host->CheckWatchdog(now);
+  // A stray made with CLONE_PARENT is ours to reap. Each tick while something may wait on one (a
+  // renderer's namespace init finishes exiting once every process of its namespace is reaped),
+  // otherwise once a second: a stray's zombie costs a pid, not a broker that hangs.
+  if (!reaping_.empty() || strays_seen_ || now >= next_stray_sweep_ns_) {
+    strays_seen_ = ReapStrayChildren() > 0;
+    next_stray_sweep_ns_ = now + kStraySweepPeriodNs;
+  }
   int64_t period_ms = std::clamp<int64_t>(options_.hang_timeout_ms / 4, 10, 250);
   tick_timer_ = loop_.AddTimer(now + period_ms * 1'000'000, [this] { Tick(); });
 }

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
 #include "broker/launcher.h"
@@ -186,8 +187,9 @@ class Broker {
   void NotifyFrame(int id, uint64_t frame);
   void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns);
   void ScheduleRemoval(int id);
-  // Takes a child that has finished its work (a namespace init) and reaps it once it exits.
-  void ReapLater(UniqueFd pidfd);
+  // Takes a child that has finished its work (a namespace init, a joiner) and reaps it once it
+  // exits; meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
+  void ReapLater(ChildProcess child);
   void Tick();
 
   EventLoop loop_;
@@ -203,7 +205,9 @@ class Broker {
   sandbox::Level sandbox_level_ = sandbox::Level::kFull;
   std::string sandbox_note_;
   std::optional<NamespaceHolder> holder_;
-  std::map<EventLoop::Token, UniqueFd> reaping_;
+  std::map<EventLoop::Token, ChildProcess> reaping_;
+  bool strays_seen_ = false;  // the last sweep found strays: sweep again next tick
+  int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
 };
 

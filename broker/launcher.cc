@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <string_view>
 
 #include "ipc/posix.h"
 #include "ipc/protocol.h"
@@ -26,6 +28,43 @@ namespace sbx {
 namespace {
 
 constexpr int kJoinerTimeoutMs = 5000;
+
+// clone3 with CLONE_PIDFD (plus `flags`): the parent holds a pidfd from the first instant.
+long Clone3(uint64_t flags, int* pidfd) {
+  clone_args args{};
+  args.flags = CLONE_PIDFD | flags;
+  args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  return ::syscall(SYS_clone3, &args, sizeof args);
+}
+
+// Where this process's argv and environment strings live (fields 48-51 of /proc/self/stat),
+// found before clone: a child that runs no program overwrites them, so that ps shows what it is
+// and not a copy of the broker's command line. Empty if unknown.
+struct TitleArea {
+  char* start = nullptr;
+  size_t size = 0;
+};
+
+TitleArea FindTitleArea() {
+  auto stat = ReadSmallFile("/proc/self/stat");
+  if (!stat) return {};
+  std::string_view s(*stat);
+  size_t paren = s.rfind(')');
+  if (paren == std::string_view::npos) return {};
+  s.remove_prefix(paren + 2);  // now at field 3
+  uint64_t f[4] = {};          // arg_start, arg_end, env_start, env_end
+  for (int field = 3, got = 0; field <= 51 && !s.empty(); ++field) {
+    size_t end = std::min(s.find(' '), s.size());
+    if (field >= 48) std::from_chars(s.data(), s.data() + end, f[got++]);
+    s.remove_prefix(std::min(end + 1, s.size()));
+  }
+  if (f[1] <= f[0]) return {};
+  // The environment usually follows the arguments; the kernel reads on into it when the last
+  // argument byte is not a NUL, which is how a longer title still shows whole.
+  uint64_t end = f[2] == f[1] && f[3] > f[2] ? f[3] : f[1];
+  return {reinterpret_cast<char*>(f[0]), static_cast<size_t>(end - f[0])};
+}
 
 struct SyncReport {
   int step;
@@ -69,7 +108,18 @@ bool Exited(int pidfd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
-// `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid.
+// Names this process in argv (what ps shows) and comm (what pstree and top show, 15 bytes).
+// The area is our own copy of the broker's argv and environment, which we never read again.
+void SetTitle(const TitleArea& area, const char* title, const char* comm) {
+  ::prctl(PR_SET_NAME, comm);
+  if (area.start == nullptr) return;
+  size_t n = std::min(std::strlen(title), area.size - 1);
+  std::memset(area.start, 0, area.size);
+  std::memcpy(area.start, title, n);
+}
+
+// `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid, and the
+// program starts a session of its own.
 [[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
                               int parent_pidfd, int sync_fd, int max_target) {
   ResetSignals(sync_fd);
@@ -79,6 +129,7 @@ bool Exited(int pidfd) {
   // pidfd can tell.
   bool orphaned = parent_pidfd >= 0 ? Exited(parent_pidfd) : ::getppid() != parent;
   if (orphaned) ChildFail(sync_fd, LaunchStep::kParentDeath);
+  if (parent_pidfd < 0 && ::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
 
   // Move every source above the highest target first, so no dup2 clobbers a later source.
   int moved[16];
@@ -123,8 +174,9 @@ bool Exited(int pidfd) {
 // of its own (the program is its sibling, a direct child of the broker), and only reaps what
 // the kernel would reparent to it. Being pid 1 is its whole job: the program, as pid 2, keeps
 // the ordinary meaning of every signal, which pid 1 would ignore without a handler.
-[[noreturn]] void InitMain(int sync_fd, int broker_pidfd) {
+[[noreturn]] void InitMain(int sync_fd, int broker_pidfd, const TitleArea& title) {
   ResetSignals(sync_fd);
+  SetTitle(title, "sbx: renderer init", "sbx: init");
   // Our death (when the broker dies) takes the whole pid namespace with it; a broker that died
   // before the signal was armed is caught by its pidfd.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
@@ -169,7 +221,9 @@ void BecomeNamespaceRoot(int sync_fd) {
 // (CLONE_PARENT: the broker is their parent, waits for them and gets the program's exit status
 // straight from the kernel), tells the parent both pids, and exits.
 [[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int report_fd,
-                             int broker_pidfd, int max_target) {
+                             int broker_pidfd, int max_target, const TitleArea& title) {
+  // Before the clones: the init and the program inherit the session, and leave the terminal's.
+  if (::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
   if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
     ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
   }
@@ -192,7 +246,7 @@ void BecomeNamespaceRoot(int sync_fd) {
   if (init < 0) ChildFail(sync_fd, LaunchStep::kInit);
   if (init == 0) {
     ::close(report_fd);
-    InitMain(sync_fd, broker_pidfd);
+    InitMain(sync_fd, broker_pidfd, title);
   }
   report(init);
   long program = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
@@ -209,7 +263,10 @@ void BecomeNamespaceRoot(int sync_fd) {
 
 // The namespace holder: becomes root of its new user namespace, makes its mounts private and
 // mounts the empty root, then reports success by closing the sync pipe and sleeps for good.
-[[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root, pid_t parent) {
+[[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root, pid_t parent,
+                             const TitleArea& title) {
+  SetTitle(title, "sbx: namespace holder", "sbx: ns holder");
+  if (::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
   char go = 0;
   ssize_t got;
   do {
@@ -254,23 +311,6 @@ Result<void> WriteIdMaps(pid_t pid, uid_t uid, gid_t gid) {
   return WriteProcFile(pid, "gid_map", "0 " + std::to_string(gid) + " 1\n");
 }
 
-void KillAndReap(int pidfd) {
-  (void)PidfdSendSignal(pidfd, SIGKILL);
-  siginfo_t si{};
-  (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, WEXITED); });
-}
-
-// The same by pid, for a child we have no pidfd of. Only for our own unreaped children, whose
-// pids cannot have been reused; `pid` <= 0 does nothing.
-void KillAndReapPid(pid_t pid) {
-  if (pid <= 0) return;
-  if (auto pidfd = PidfdOpen(pid)) return KillAndReap(pidfd->get());
-  // Out of fds, say: kill() is safe on an unreaped child, and it must not outlive the failure.
-  (void)::kill(pid, SIGKILL);
-  siginfo_t si{};
-  (void)HandleEintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED); });
-}
-
 Result<void> ReadSyncReport(int fd) {
   SyncReport report{};
   auto got = ReadFull(fd, {reinterpret_cast<uint8_t*>(&report), sizeof report});
@@ -280,6 +320,32 @@ Result<void> ReadSyncReport(int fd) {
   return std::unexpected(Error{
       Errc::kState, report.err,
       std::string("launch failed at ") + LaunchStepName(static_cast<LaunchStep>(report.step))});
+}
+
+// Reads the joiner's report: the init's pid, then the program's, each sent as soon as it exists.
+// A deadline, so that a joiner stuck for any reason costs one failed launch, not the broker.
+// Returns how many pids arrived.
+int ReadJoinerReport(int fd, int32_t (&pids)[2]) {
+  size_t got = 0;
+  const int64_t deadline = MonotonicNs() + int64_t{kJoinerTimeoutMs} * 1'000'000;
+  auto* bytes = reinterpret_cast<uint8_t*>(pids);
+  while (got < sizeof pids) {
+    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
+    if (left_ms <= 0) break;
+    auto ready = WaitReadable(fd, static_cast<int>(left_ms));
+    if (!ready || !*ready) break;
+    auto n = ReadSome(fd, std::span(bytes + got, sizeof pids - got));
+    if (!n || *n == 0) break;
+    got += *n;
+  }
+  return static_cast<int>(got / sizeof pids[0]);
+}
+
+// The sync pipe's report, or `fallback` when the recipe failed without one (a joiner killed, or
+// stuck past the deadline).
+Error LaunchError(int sync_fd, std::string fallback) {
+  if (auto r = ReadSyncReport(sync_fd); !r) return r.error();
+  return Error{Errc::kState, 0, std::move(fallback)};
 }
 
 Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,
@@ -292,91 +358,51 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   // died before they could (pidfds are close-on-exec).
   auto self = PidfdOpen(::getpid());
   if (!self) return std::unexpected(self.error());
+  TitleArea title = FindTitleArea();
 
   int joiner_fd = -1;
-  clone_args args{};
-  args.flags = CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(&joiner_fd);
-  args.exit_signal = SIGCHLD;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  long pid = Clone3(0, &joiner_fd);
   if (pid < 0) return SysError("clone3");
   if (pid == 0) {
     ::close(report->read.get());
-    JoinerMain(spec, argv, sync->write.get(), report->write.get(), self->get(), max_target);
+    JoinerMain(spec, argv, sync->write.get(), report->write.get(), self->get(), max_target, title);
   }
-  UniqueFd joiner(joiner_fd);
+  // From here every process is owned as soon as it is known; on any failure the destructors kill
+  // and reap them, the program before the init.
+  LaunchedChild child;
+  child.joiner = ChildProcess(static_cast<pid_t>(pid), UniqueFd(joiner_fd));
   sync->write.reset();
   report->write.reset();
-
   self->reset();
 
   int32_t pids[2] = {0, 0};  // the init's and the program's
-  size_t got = 0;
-  // A deadline, so that a joiner stuck for any reason costs one failed launch, not the broker.
-  const int64_t deadline = MonotonicNs() + int64_t{kJoinerTimeoutMs} * 1'000'000;
-  auto* bytes = reinterpret_cast<uint8_t*>(pids);
-  while (got < sizeof pids) {
-    int64_t left_ms = (deadline - MonotonicNs()) / 1'000'000;
-    if (left_ms <= 0) break;
-    auto ready = WaitReadable(report->read.get(), static_cast<int>(left_ms));
-    if (!ready || !*ready) break;
-    auto n = ReadSome(report->read.get(), std::span(bytes + got, sizeof pids - got));
-    if (!n || *n == 0) break;
-    got += *n;
-  }
-  if (got < sizeof pids || pids[0] <= 0) {
+  int reported = ReadJoinerReport(report->read.get(), pids);
+  if (reported < 2 || pids[0] <= 0 || pids[1] <= 0) {
     // The joiner failed or stalled. Whatever it started is ours to end: SIGKILL to the init takes
-    // its pid namespace with it. (A program cloned in the instant before the joiner died, and
-    // not yet reported, would stay an unreaped zombie; only a SIGKILL from outside gets there.)
-    KillAndReap(joiner.get());
-    if (got >= sizeof pids[0]) KillAndReapPid(pids[0]);
+    // its pid namespace with it. (A program cloned in the instant before the joiner died, and not
+    // yet reported, would stay an unreaped zombie, and the init's KillAndReap would give up at
+    // its deadline; only a SIGKILL from outside gets there.)
+    (void)child.joiner.KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
+    if (reported >= 1 && pids[0] > 0) ChildProcess::KillAndReapPid(pids[0]);
     // Its sync report says where it failed, if it did.
-    if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
-    return MakeError(Errc::kState, "the namespace joiner did not report");
+    return std::unexpected(LaunchError(sync->read.get(), "the namespace joiner did not report"));
   }
-  // On any failure below, the joiner (already exiting) is reaped here, not leaked as a zombie;
-  // on success the caller reaps it, off the spawn path.
-  struct JoinerReaper {
-    UniqueFd* fd;
-    ~JoinerReaper() {
-      if (fd->valid()) {
-        siginfo_t si{};
-        (void)HandleEintr([&] { return ::waitid(P_PIDFD, fd->get(), &si, WEXITED); });
-      }
-    }
-  } joiner_reaper{&joiner};
-  LaunchedChild child;
-  child.init_pid = pids[0];
   // Both are our children (CLONE_PARENT) and unreaped, so their pids cannot have been reused.
-  auto init_fd = PidfdOpen(pids[0]);
-  if (!init_fd) {
-    KillAndReapPid(pids[0]);
-    KillAndReapPid(pids[1]);  // dead already with its namespace's init, but unreaped
-    return std::unexpected(init_fd.error());
+  // The program is owned (or, out of fds, reaped) first: the init cannot finish exiting while
+  // the program is unreaped.
+  auto program = ChildProcess::Adopt(pids[1]);
+  if (!program) ChildProcess::KillAndReapPid(pids[1]);
+  auto init = ChildProcess::Adopt(pids[0]);
+  if (!init) {
+    if (program) (void)program->KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
+    ChildProcess::KillAndReapPid(pids[0]);
+    return std::unexpected(init.error());
   }
-  child.init_pidfd = std::move(*init_fd);
-  if (pids[1] <= 0) {
-    KillAndReap(child.init_pidfd.get());
-    if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
-    return MakeError(Errc::kState, "launch failed: no program");
-  }
-  auto program_fd = PidfdOpen(pids[1]);
-  if (!program_fd) {
-    // SIGKILL to the init takes the program with it; then both are reaped.
-    KillAndReap(child.init_pidfd.get());
-    KillAndReapPid(pids[1]);
-    return std::unexpected(program_fd.error());
-  }
-  child.pid = pids[1];
-  child.pidfd = std::move(*program_fd);
-
-  if (auto r = ReadSyncReport(sync->read.get()); !r) {
-    // The recipe failed in the init or the program.
-    KillAndReap(child.pidfd.get());
-    KillAndReap(child.init_pidfd.get());
-    return std::unexpected(r.error());
-  }
-  child.joiner_pidfd = std::move(joiner);
+  child.init = std::move(*init);
+  if (!program) return std::unexpected(program.error());
+  child.process = std::move(*program);
+  // The recipe failed in the init or the program, or EOF: the exec happened.
+  if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
   return child;
 }
 
@@ -402,6 +428,8 @@ const char* LaunchStepName(LaunchStep step) {
       return "namespace init";
     case LaunchStep::kMount:
       return "mount the empty root";
+    case LaunchStep::kSession:
+      return "new session";
   }
   return "unknown step";
 }
@@ -420,31 +448,17 @@ Result<LaunchedChild> Launch(const LaunchSpec& spec) {
   if (!sync) return std::unexpected(sync.error());
 
   int pidfd = -1;
-  clone_args args{};
-  args.flags = CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
   pid_t parent = ::getpid();
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  long pid = Clone3(0, &pidfd);
   if (pid < 0) return SysError("clone3");
   if (pid == 0) ExecProgram(spec, argv.data(), parent, -1, sync->write.get(), max_target);
 
   LaunchedChild child;
-  child.pid = static_cast<pid_t>(pid);
-  child.pidfd = UniqueFd(pidfd);
+  child.process = ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd));
   sync->write.reset();
-  SyncReport report{};
-  auto got = ReadFull(sync->read.get(), {reinterpret_cast<uint8_t*>(&report), sizeof report});
-  if (got && *got == 0) return child;  // EOF: the exec closed the sync pipe
-
-  // The recipe failed (or we could not tell): reap the child so it leaves no zombie.
-  siginfo_t si{};
-  (void)HandleEintr([&] { return ::waitid(P_PIDFD, child.pidfd.get(), &si, WEXITED); });
-  if (!got) return std::unexpected(got.error());
-  if (*got != sizeof report) return MakeError(Errc::kState, "launch failed: short sync report");
-  Error e{Errc::kState, report.err,
-          std::string("launch failed at ") + LaunchStepName(static_cast<LaunchStep>(report.step))};
-  return std::unexpected(e);
+  // On a failure the recipe has exited (127) or is about to; the destructor reaps it.
+  if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
+  return child;
 }
 
 }  // namespace sbx
@@ -458,32 +472,25 @@ Result<NamespaceHolder> NamespaceHolder::Create(uid_t outside_uid, gid_t outside
   auto go = MakePipe(false);
   if (!go) return std::unexpected(go.error());
   std::string root = empty_root;  // its c_str() must not allocate in the child
+  TitleArea title = FindTitleArea();
   pid_t parent = ::getpid();
   int pidfd = -1;
-  clone_args args{};
-  args.flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  long pid = Clone3(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS, &pidfd);
   if (pid < 0) return SysError("clone3(CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS)");
   if (pid == 0) {
     ::close(go->write.get());
-    HolderMain(sync->write.get(), go->read.get(), root.c_str(), parent);
+    HolderMain(sync->write.get(), go->read.get(), root.c_str(), parent, title);
   }
-  NamespaceHolder holder(static_cast<pid_t>(pid), UniqueFd(pidfd), empty_root);
+  NamespaceHolder holder(ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd)), empty_root);
   sync->write.reset();
   go->read.reset();
-  if (auto r = WriteIdMaps(holder.pid_, outside_uid, outside_gid); !r) {
+  if (auto r = WriteIdMaps(holder.pid(), outside_uid, outside_gid); !r) {
     return std::unexpected(r.error());  // the destructor kills and reaps it
   }
   static constexpr uint8_t kGo[1] = {'g'};
   if (auto w = WriteAll(go->write.get(), kGo); !w) return std::unexpected(w.error());
   if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
   return holder;
-}
-
-NamespaceHolder::~NamespaceHolder() {
-  if (pidfd_.valid()) KillAndReap(pidfd_.get());
 }
 
 }  // namespace sbx

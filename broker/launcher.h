@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/child_process.h"
 #include "ipc/error.h"
 #include "ipc/unique_fd.h"
 
@@ -30,19 +31,16 @@ class NamespaceHolder {
   // existing directory that, in the new mount namespace only, becomes the empty root.
   static Result<NamespaceHolder> Create(uid_t outside_uid, gid_t outside_gid,
                                         const std::string& empty_root);
-  NamespaceHolder(NamespaceHolder&&) = default;
-  NamespaceHolder& operator=(NamespaceHolder&&) = default;
-  ~NamespaceHolder();  // SIGKILL and reap
+  // Destroying it SIGKILLs and reaps the process (ChildProcess).
 
-  pid_t pid() const { return pid_; }
-  int pidfd() const { return pidfd_.get(); }
+  pid_t pid() const { return process_.pid(); }
+  int pidfd() const { return process_.pidfd(); }
   const std::string& empty_root() const { return empty_root_; }
 
  private:
-  NamespaceHolder(pid_t pid, UniqueFd pidfd, std::string empty_root)
-      : pid_(pid), pidfd_(std::move(pidfd)), empty_root_(std::move(empty_root)) {}
-  pid_t pid_ = -1;
-  UniqueFd pidfd_;
+  NamespaceHolder(ChildProcess process, std::string empty_root)
+      : process_(std::move(process)), empty_root_(std::move(empty_root)) {}
+  ChildProcess process_;
   std::string empty_root_;
 };
 
@@ -53,6 +51,10 @@ class NamespaceHolder {
 // ordinary process that `kill -SEGV` acts on, and its exit status comes straight from waitid,
 // with no hop through the init. Chrome's namespace sandbox keeps such an init for the same
 // reason.
+//
+// Every launch (and the holder) starts a session of its own, as bubblewrap's --new-session: the
+// terminal's Ctrl+C reaches the broker alone, which then closes its renderers in order, and no
+// renderer has the terminal as its controlling tty (no TIOCSTI into the user's shell).
 struct NamespaceSpec {
   int holder_pidfd = -1;
 };
@@ -65,17 +67,17 @@ struct LaunchSpec {
   std::optional<NamespaceSpec> namespaces;
 };
 
+// Every process a launch made, each owned. Declared so that destruction ends the program first:
+// a namespace's init cannot finish exiting while a process of its namespace is unreaped.
 struct LaunchedChild {
-  // The program: its pid as this process sees it, and a pidfd to signal and wait on it with.
-  pid_t pid = -1;
-  UniqueFd pidfd;
-  // Namespaced launches only: the namespace's init, also our direct child. SIGKILL it once the
-  // program is gone (that ends the namespace) and reap it.
-  pid_t init_pid = -1;
-  UniqueFd init_pidfd;
   // Namespaced launches only: the short-lived child that set up the namespaces. It has exited or
   // is exiting (tearing down its copy of our address space); the caller reaps it when it can.
-  UniqueFd joiner_pidfd;
+  ChildProcess joiner;
+  // Namespaced launches only: the namespace's init, also our direct child. SIGKILL it once the
+  // program is gone (that ends the namespace) and reap it.
+  ChildProcess init;
+  // The program: its pid as this process sees it, signalled and reaped through its pidfd.
+  ChildProcess process;
 };
 
 // The step of the child recipe that failed, reported over the sync pipe.
@@ -89,6 +91,7 @@ enum class LaunchStep : int {
   kNewNamespaces,
   kInit,
   kMount,
+  kSession,
 };
 const char* LaunchStepName(LaunchStep step);
 

@@ -17,15 +17,6 @@ namespace {
 // process name from making us allocate.
 constexpr size_t kMaxProcFile = 8192;
 
-Result<std::string> ReadSmallFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return SysError("open " + path);
-  std::array<uint8_t, kMaxProcFile> buf;
-  auto n = ReadFull(fd.get(), buf);
-  if (!n) return std::unexpected(n.error());
-  return std::string(reinterpret_cast<const char*>(buf.data()), *n);
-}
-
 std::optional<uint64_t> ParseU64(std::string_view s) {
   uint64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -92,19 +83,19 @@ Result<ProcStats> ReadProcStats(pid_t pid) {
   static const long kPageSize = ::sysconf(_SC_PAGESIZE);
 
   ProcStats out;
-  auto stat = ReadSmallFile(dir + "stat");
+  auto stat = ReadSmallFile(dir + "stat", kMaxProcFile);
   if (!stat) return std::unexpected(stat.error());
   auto ticks = ParseStatCpuTicks(*stat);
   if (!ticks) return MakeError(Errc::kProtocol, "unreadable " + dir + "stat");
   out.cpu_ns = *ticks * (1'000'000'000 / static_cast<uint64_t>(kTicksPerSecond));
 
-  auto statm = ReadSmallFile(dir + "statm");
+  auto statm = ReadSmallFile(dir + "statm", kMaxProcFile);
   if (!statm) return std::unexpected(statm.error());
   auto pages = ParseStatmResidentPages(*statm);
   if (!pages) return MakeError(Errc::kProtocol, "unreadable " + dir + "statm");
   out.rss_bytes = *pages * static_cast<uint64_t>(kPageSize);
 
-  if (auto rollup = ReadSmallFile(dir + "smaps_rollup")) {
+  if (auto rollup = ReadSmallFile(dir + "smaps_rollup", kMaxProcFile)) {
     if (auto kb = ParseSmapsRollupPssKb(*rollup)) out.pss_bytes = *kb * 1024;
   }
   return out;

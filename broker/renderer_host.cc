@@ -1,7 +1,6 @@
 #include "broker/renderer_host.h"
 
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
@@ -47,15 +46,10 @@ RendererHost::~RendererHost() {
   loop_.CancelTimer(restart_timer_);
   loop_.CancelTimer(kill_timer_);
   loop_.CancelTimer(eof_timer_);
-  // Bounded: a SIGKILLed process exits promptly, and we must not leave a zombie behind. The
-  // broker is going away, so nothing is left to reap later.
-  for (UniqueFd* child : {&pidfd_, &init_pidfd_}) {
-    if (!child->valid()) continue;
-    (void)PidfdSendSignal(child->get(), SIGKILL);
-    siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, child->get(), &si, WEXITED); });
-    child->reset();
-  }
+  // Bounded (ChildProcess), the renderer before its init, which cannot finish exiting while the
+  // renderer is unreaped. The broker is going away, so nothing is left to reap later.
+  process_ = {};
+  init_ = {};
   ReleaseProcess();
 }
 
@@ -139,10 +133,10 @@ void RendererHost::Start() {
   auto child = Launch(spec);
   if (!child) return LaunchFailed(child.error());
   // Reaped off the spawn path: its exit tears down a copy of our address space.
-  broker_.ReapLater(std::move(child->joiner_pidfd));
-  pid_ = child->pid > 0 ? child->pid : 0;
-  pidfd_ = std::move(child->pidfd);
-  init_pidfd_ = std::move(child->init_pidfd);
+  broker_.ReapLater(std::move(child->joiner));
+  pid_ = child->process.pid() > 0 ? child->process.pid() : 0;
+  process_ = std::move(child->process);
+  init_ = std::move(child->init);
   ++broker_.stats_.spawns;
 
   auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
@@ -157,7 +151,7 @@ void RendererHost::Start() {
   if (queue) queue_ = std::move(queue->reader);
 
   // The renderer is our direct child even when sandboxed, so its own pidfd tells us of its end.
-  auto w = loop_.Watch(pidfd_.get(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
+  auto w = loop_.Watch(process_.pidfd(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (w) exit_watch_ = *w;
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
@@ -169,9 +163,7 @@ void RendererHost::Start() {
   }
   if (!w) {
     // Without the exit watch we could never reap it: kill and reap now.
-    (void)Signal(SIGKILL, KillReason::kNone);
-    siginfo_t si{};
-    (void)HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED); });
+    (void)process_.KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
     ReleaseProcess();
     return LaunchFailed(w.error());
   }
@@ -203,15 +195,15 @@ void RendererHost::ReleaseProcess() {
   eof_timer_ = 0;
   channel_.reset();
   queue_.reset();
-  pidfd_.reset();
-  RetireInit(std::move(init_pidfd_));
+  process_ = {};
+  RetireInit(std::move(init_));
 }
 
-void RendererHost::RetireInit(UniqueFd init) {
-  if (!init) return;
+void RendererHost::RetireInit(ChildProcess init) {
+  if (!init.valid()) return;
   // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
   // copy of our address space, so it is reaped whenever it is done, off this path.
-  (void)PidfdSendSignal(init.get(), SIGKILL);
+  (void)init.Signal(SIGKILL);
   broker_.ReapLater(std::move(init));
 }
 
@@ -253,13 +245,10 @@ void RendererHost::OnControlWritable() {
 }
 
 Result<void> RendererHost::Signal(int sig, KillReason reason) {
-  if (!pidfd_.valid()) return MakeError(Errc::kState, "renderer has no live process");
-  int target = pidfd_.get();
+  if (!process_.valid()) return MakeError(Errc::kState, "renderer has no live process");
   if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
-  auto r = PidfdSendSignal(target, sig);
-  // ESRCH: it already exited and awaits reaping; the pidfd will report that.
-  if (!r && r.error().sys_errno == ESRCH) return {};
-  return r;
+  // A renderer that exited and awaits reaping is not an error; its pidfd will report the exit.
+  return process_.Signal(sig);
 }
 
 void RendererHost::Violation(std::string what) {
@@ -446,27 +435,16 @@ void RendererHost::CheckWatchdog(int64_t now) {
 }
 
 void RendererHost::OnExitReadable() {
-  siginfo_t si{};
-  int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd_.get(), &si, WEXITED | WNOHANG); });
-  if (r != 0 || si.si_pid == 0) {
-    if (r != 0 && errno == ECHILD) {
-      // Someone else reaped it (should not happen); treat as gone.
-      si.si_code = CLD_KILLED;
-      si.si_status = SIGKILL;
-    } else {
-      return;
-    }
-  }
-  int cld_code = si.si_code;
-  int status = si.si_status;
-  ExitInfo info = ClassifyExit(cld_code, status, kill_reason_);
+  auto exit = process_.TryReap(kill_reason_);
+  if (!exit) return;
+  ExitInfo info = std::move(*exit);
   if (!violation_.empty() &&
       (info.status == ExitStatus::kBadMessage || info.status == ExitStatus::kHung)) {
     info.detail = violation_;
   }
   // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
   // CPU and spend its exit (tearing down a copy of our address space) on the detection path.
-  UniqueFd init = std::move(init_pidfd_);
+  ChildProcess init = std::move(init_);
   ReleaseProcess();
   HandleExit(std::move(info));
   RetireInit(std::move(init));

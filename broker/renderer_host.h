@@ -12,6 +12,7 @@
 #include <string>
 
 #include "broker/broker.h"
+#include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
 #include "broker/restart_policy.h"
@@ -47,7 +48,7 @@ class RendererHost {
   RendererState state() const { return state_; }
   // Whether the renderer process is still ours to reap (a namespace init, once the renderer is
   // gone, is the broker's to reap, not this host's).
-  bool alive() const { return pidfd_.valid(); }
+  bool alive() const { return process_.valid(); }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
   RendererSnapshot Snapshot(int64_t now_ns) const;
 
@@ -68,7 +69,7 @@ class RendererHost {
   void LaunchFailed(const Error& e);
   void HandleExit(ExitInfo info);
   void ReleaseProcess();
-  void RetireInit(UniqueFd init);
+  void RetireInit(ChildProcess init);
   void FailPings(const std::string& why);
   void UpdateWriteInterest();
   void Emit(EventType type, BrokerEvent e = {});
@@ -83,10 +84,10 @@ class RendererHost {
   RestartPolicy policy_;
 
   pid_t pid_ = 0;
-  UniqueFd pidfd_;              // the renderer: signals go here
+  ChildProcess process_;        // the renderer: signals go here
   std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
-  UniqueFd init_pidfd_;  // sandboxed: the namespace's init, our direct child, killed and reaped
-                         // once the renderer is gone
+  ChildProcess init_;  // sandboxed: the namespace's init, our direct child, killed and reaped
+                       // once the renderer is gone
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;

@@ -14,21 +14,6 @@ namespace sbx {
 
 namespace {
 
-Result<std::string> ReadSmallFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return SysError("open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    auto n = ReadSome(fd.get(), {reinterpret_cast<uint8_t*>(buf), sizeof buf});
-    if (!n) return std::unexpected(n.error());
-    if (*n == 0) break;
-    out.append(buf, *n);
-    if (out.size() > 1 << 16) break;
-  }
-  return out;
-}
-
 // The value after "Key:\t" in /proc/PID/status.
 std::string_view StatusField(std::string_view status, std::string_view key) {
   size_t at = 0;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -61,6 +62,20 @@ Result<size_t> ReadFull(int fd, std::span<uint8_t> buf) {
     got += *n;
   }
   return got;
+}
+
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return SysError("open " + path);
+  std::string out;
+  std::array<uint8_t, 4096> buf;
+  while (out.size() < max_bytes) {
+    auto n = ReadSome(fd.get(), std::span(buf).first(std::min(buf.size(), max_bytes - out.size())));
+    if (!n) return std::unexpected(n.error());
+    if (*n == 0) break;
+    out.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  return out;
 }
 
 Result<void> SetNonBlocking(int fd, bool on) {

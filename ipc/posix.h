@@ -44,6 +44,9 @@ Result<void> WriteAll(int fd, std::span<const uint8_t> data);
 // Loops until buf is full or EOF; returns how much was read.
 Result<size_t> ReadFull(int fd, std::span<uint8_t> buf);
 
+// The first max_bytes of a small file (a /proc entry, say), read through to EOF or the bound.
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes = 64 * 1024);
+
 Result<void> SetNonBlocking(int fd, bool on);
 
 // CLOCK_MONOTONIC in nanoseconds.

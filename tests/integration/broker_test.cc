@@ -501,7 +501,7 @@ TEST(BrokerTest, RendererStartedByHandExitsWithUsage) {
   auto child = Launch(spec);
   ASSERT_TRUE(child);
   siginfo_t si{};
-  ASSERT_EQ(::waitid(P_PIDFD, child->pidfd.get(), &si, WEXITED), 0);
+  ASSERT_EQ(::waitid(P_PIDFD, child->process.pidfd(), &si, WEXITED), 0);
   EXPECT_EQ(si.si_code, CLD_EXITED);
   EXPECT_EQ(si.si_status, 2);
 }

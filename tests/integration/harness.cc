@@ -55,8 +55,8 @@ BrokerProcess::BrokerProcess(std::vector<std::string> args) {
   spec.fds = {{pipe->write.get(), 1}};
   auto child = Launch(spec);
   if (!child) return;
-  pid_ = child->pid;
-  pidfd_ = std::move(child->pidfd);
+  pid_ = child->process.pid();
+  pidfd_ = child->process.Release();
   out_ = std::move(pipe->read);
   (void)SetNonBlocking(out_.get(), true);
 }

@@ -129,7 +129,7 @@ TEST(ExitStatusTest, AShellLaunchedByTheLauncherExiting86IsOom) {
   spec.argv = {"/bin/sh", "-c", "exit 86"};
   auto child = Launch(spec);
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
-  auto si = test::WaitForExit(child->pidfd.get());
+  auto si = test::WaitForExit(child->process.pidfd());
   ASSERT_TRUE(si.has_value());
   EXPECT_EQ(ClassifyExit(si->si_code, si->si_status, KillReason::kNone).status, ExitStatus::kOom);
 }
@@ -140,7 +140,7 @@ TEST(ExitStatusTest, AShellThatCannotFindItsCommandIsLaunchFailed) {
   spec.argv = {"/bin/sh", "-c", "exec sbx-no-such-command-anywhere 2>/dev/null"};
   auto child = Launch(spec);
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
-  auto si = test::WaitForExit(child->pidfd.get());
+  auto si = test::WaitForExit(child->process.pidfd());
   ASSERT_TRUE(si.has_value());
   ExitInfo info = ClassifyExit(si->si_code, si->si_status, KillReason::kNone);
   EXPECT_EQ(ExitStatusName(info.status), ExitStatusName(ExitStatus::kLaunchFailed));
@@ -152,7 +152,7 @@ TEST(ExitStatusTest, AShellThatKillsItselfWithSigsegvIsCrashed) {
   spec.argv = {"/bin/sh", "-c", "ulimit -c 0; kill -SEGV $$"};
   auto child = Launch(spec);
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
-  auto si = test::WaitForExit(child->pidfd.get());
+  auto si = test::WaitForExit(child->process.pidfd());
   ASSERT_TRUE(si.has_value());
   ExitInfo info = ClassifyExit(si->si_code, si->si_status, KillReason::kNone);
   EXPECT_EQ(info.status, ExitStatus::kCrashed);

@@ -105,10 +105,10 @@ TEST(LauncherTest, TheChildExecsAndItsPidfdReportsTheExit) {
   spec.search_path = true;
   auto child = Launch(spec);
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
-  EXPECT_GT(child->pid, 0);
-  auto exit = test::WaitForExit(child->pidfd.get());
+  EXPECT_GT(child->process.pid(), 0);
+  auto exit = test::WaitForExit(child->process.pidfd());
   ASSERT_TRUE(exit.has_value());
-  EXPECT_EQ(exit->si_pid, child->pid);
+  EXPECT_EQ(exit->si_pid, child->process.pid());
   EXPECT_EQ(exit->si_code, CLD_EXITED);
   EXPECT_EQ(exit->si_status, 7);
 }
@@ -131,7 +131,7 @@ std::map<int, std::string> ChildFdTable(std::vector<std::pair<int, int>> fds) {
     EXPECT_TRUE(child.has_value()) << child.error().ToString();
     if (!child) return std::optional<std::string>();
     auto text = test::ReadAllWithin(listing->read.get());
-    auto exit = test::WaitForExit(child->pidfd.get());
+    auto exit = test::WaitForExit(child->process.pidfd());
     EXPECT_TRUE(exit.has_value() && exit->si_code == CLD_EXITED && exit->si_status == 0);
     return text;
   }();
@@ -224,7 +224,7 @@ TEST(LauncherTest, TheChildStartsWithDefaultSignalActionsAndAnEmptyMask) {
   out->write.reset();
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
   auto status = test::ReadAllWithin(out->read.get());
-  ASSERT_TRUE(test::WaitForExit(child->pidfd.get()).has_value());
+  ASSERT_TRUE(test::WaitForExit(child->process.pidfd()).has_value());
   ASSERT_TRUE(status.has_value());
 
   std::string blocked, ignored;
@@ -249,7 +249,7 @@ TEST(LauncherTest, TheChildDiesWhenTheThreadThatLaunchedItExits) {
   launcher.join();
   ASSERT_TRUE(launched.has_value());
   ASSERT_TRUE(launched->has_value()) << launched->error().ToString();
-  auto exit = test::WaitForExit((*launched)->pidfd.get());
+  auto exit = test::WaitForExit((*launched)->process.pidfd());
   ASSERT_TRUE(exit.has_value()) << "the child outlived its launching thread: no PDEATHSIG";
   EXPECT_EQ(exit->si_code, CLD_KILLED);
   EXPECT_EQ(exit->si_status, SIGKILL);
@@ -265,6 +265,52 @@ TEST(LauncherTest, MoreThanSixteenDeclaredFdsFailAtTheRemapStep) {
   ASSERT_FALSE(child.has_value());
   EXPECT_EQ(child.error().sys_errno, E2BIG);
   EXPECT_FALSE(HasZombieChild());
+}
+
+// /proc/PID/<name> with the NULs that separate argv turned into spaces and the last newline gone.
+std::string ProcText(pid_t pid, const char* name) {
+  auto text = ReadSmallFile("/proc/" + std::to_string(pid) + "/" + name);
+  if (!text) return "?";
+  while (!text->empty() && (text->back() == '\0' || text->back() == '\n')) text->pop_back();
+  for (char& c : *text) c = c == '\0' ? ' ' : c;
+  return *text;
+}
+
+TEST(LauncherTest, TheProgramStartsASessionOfItsOwnSoCtrlCDoesNotReachIt) {
+  LaunchSpec spec;
+  spec.argv = {"sleep", "1000"};
+  spec.search_path = true;
+  auto child = Launch(spec);
+  ASSERT_TRUE(child.has_value()) << child.error().ToString();
+  EXPECT_EQ(::getsid(child->process.pid()), child->process.pid());
+  EXPECT_EQ(::getpgid(child->process.pid()), child->process.pid());
+}
+
+// Sandboxed launches need user namespaces; a machine without them has nothing to check here.
+std::optional<NamespaceHolder> MakeHolderOrSkip() {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) return std::nullopt;
+  return std::move(*holder);
+}
+
+TEST(LauncherTest, TheHolderAndTheInitSayWhatTheyAreInArgvAndComm) {
+  auto holder = MakeHolderOrSkip();
+  if (!holder) GTEST_SKIP() << "no user namespaces here";
+  EXPECT_EQ(ProcText(holder->pid(), "cmdline"), "sbx: namespace holder");
+  EXPECT_EQ(ProcText(holder->pid(), "comm"), "sbx: ns holder");
+  EXPECT_NE(::getsid(holder->pid()), ::getsid(0));
+
+  LaunchSpec spec;
+  spec.argv = {"/bin/sleep", "1000"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  auto child = Launch(spec);
+  ASSERT_TRUE(child.has_value()) << child.error().ToString();
+  EXPECT_EQ(ProcText(child->init.pid(), "cmdline"), "sbx: renderer init");
+  EXPECT_EQ(ProcText(child->init.pid(), "comm"), "sbx: init");
+  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 1000");
+  // Neither is in our session: the terminal's Ctrl+C reaches neither.
+  EXPECT_NE(::getsid(child->init.pid()), ::getsid(0));
+  EXPECT_NE(::getsid(child->process.pid()), ::getsid(0));
 }
 
 }  // namespace

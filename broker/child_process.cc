@@ -1,0 +1,212 @@
+#include "broker/child_process.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipc/posix.h"
+
+namespace sbx {
+
+namespace {
+
+// How often KillAndReap looks for strays while it waits.
+constexpr int kStraySweepMs = 20;
+
+// __WALL: a child whose exit signal is not SIGCHLD (a CLONE_PARENT child inherits whatever its
+// creator had) is invisible to waitid without it.
+constexpr int kWaitFlags = WEXITED | __WALL;
+
+Result<void> SendSignal(int pidfd, int sig) {
+  if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) != 0) {
+    if (errno == ESRCH) return {};  // exited, not yet reaped: its pidfd will say so
+    return SysError("pidfd_send_signal");
+  }
+  return {};
+}
+
+// waitid(P_PIDFD, WNOHANG): the exit if there is one, nullopt while it runs. A child already
+// reaped (ECHILD) is reported as killed: it is gone, and we never learned how.
+std::optional<siginfo_t> WaitNoHang(int pidfd) {
+  siginfo_t si{};
+  int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, kWaitFlags | WNOHANG); });
+  if (r != 0) {
+    si.si_code = CLD_KILLED;
+    si.si_status = SIGKILL;
+    return si;
+  }
+  if (si.si_pid == 0) return std::nullopt;
+  return si;
+}
+
+std::optional<int64_t> ParseInt(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data()) return std::nullopt;
+  return v;
+}
+
+// The pids in each namespace, outermost first ("NSpid:" of /proc/PID/status; zombies too).
+std::vector<int64_t> NamespacePids(const std::string& pid) {
+  std::vector<int64_t> out;
+  auto status = ReadSmallFile("/proc/" + pid + "/status");
+  if (!status) return out;
+  std::string_view s(*status);
+  size_t at = s.find("\nNSpid:");
+  if (at == std::string_view::npos) return out;
+  s = s.substr(at + 7);
+  s = s.substr(0, s.find('\n'));
+  while (!s.empty()) {
+    size_t start = s.find_first_not_of(" \t");
+    if (start == std::string_view::npos) break;
+    s.remove_prefix(start);
+    size_t end = std::min(s.find_first_of(" \t"), s.size());
+    if (auto v = ParseInt(s.substr(0, end))) out.push_back(*v);
+    s.remove_prefix(end);
+  }
+  return out;
+}
+
+// The session id (field 6 of /proc/PID/stat), or -1.
+int64_t SessionOf(const std::string& pid) {
+  auto stat = ReadSmallFile("/proc/" + pid + "/stat");
+  if (!stat) return -1;
+  // The command name (field 2) may hold spaces and parentheses; the fields after its last ')'
+  // cannot: " S ppid pgrp session".
+  std::string_view s(*stat);
+  size_t paren = s.rfind(')');
+  if (paren == std::string_view::npos) return -1;
+  s.remove_prefix(paren + 1);
+  for (int field = 3; field < 6; ++field) {
+    size_t space = s.find(' ', 1);
+    if (space == std::string_view::npos) return -1;
+    s.remove_prefix(space);
+  }
+  s.remove_prefix(1);
+  return ParseInt(s.substr(0, s.find(' '))).value_or(-1);
+}
+
+// Every child of this process: each thread has its own list.
+std::vector<std::string> OurChildren() {
+  std::vector<std::string> out;
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) return out;
+  while (dirent* e = ::readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    auto text = ReadSmallFile(std::string("/proc/self/task/") + e->d_name + "/children");
+    if (!text) continue;
+    std::string_view s(*text);
+    while (!s.empty()) {
+      size_t end = std::min(s.find(' '), s.size());
+      if (end > 0) out.emplace_back(s.substr(0, end));
+      s.remove_prefix(std::min(end + 1, s.size()));
+    }
+  }
+  ::closedir(tasks);
+  return out;
+}
+
+bool IsStray(const std::string& pid, int64_t our_session, size_t our_depth) {
+  int64_t session = SessionOf(pid);
+  if (session < 0 || session == our_session || std::to_string(session) == pid) return false;
+  auto ns = NamespacePids(pid);
+  bool init_or_program = ns.size() == our_depth + 1 && (ns.back() == 1 || ns.back() == 2);
+  return !init_or_program;
+}
+
+}  // namespace
+
+Result<ChildProcess> ChildProcess::Adopt(pid_t pid) {
+  auto fd = PidfdOpen(pid);
+  if (!fd) return std::unexpected(fd.error());
+  return ChildProcess(pid, std::move(*fd));
+}
+
+void ChildProcess::KillAndReapPid(pid_t pid) {
+  if (pid <= 0) return;
+  if (auto child = Adopt(pid)) return;  // its destructor kills and reaps it
+  // kill() is safe on an unreaped child of ours. With no pidfd to poll, look every millisecond.
+  (void)::kill(pid, SIGKILL);
+  const int64_t deadline = MonotonicNs() + kReapBoundNs;
+  while (MonotonicNs() < deadline) {
+    siginfo_t si{};
+    int r = HandleEintr(
+        [&] { return ::waitid(P_PID, static_cast<id_t>(pid), &si, kWaitFlags | WNOHANG); });
+    if (r != 0 || si.si_pid != 0) return;
+    (void)ReapStrayChildren();  // the count only matters to the broker
+    timespec ms{0, 1'000'000};
+    ::nanosleep(&ms, nullptr);
+  }
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    if (valid()) (void)KillAndReap(MonotonicNs() + kReapBoundNs);
+    pid_ = other.pid_;
+    pidfd_ = std::move(other.pidfd_);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() {
+  if (!valid()) return;
+  if (auto r = KillAndReap(MonotonicNs() + kReapBoundNs); !r) {
+    // Nothing more can be done without blocking; say so rather than hang.
+    std::fprintf(stderr, "sbx: child %d did not exit within %lld ms of SIGKILL; leaving it\n",
+                 static_cast<int>(pid_), static_cast<long long>(kReapBoundNs / 1'000'000));
+  }
+}
+
+Result<void> ChildProcess::Signal(int sig) {
+  if (!valid()) return MakeError(Errc::kState, "no child process");
+  return SendSignal(pidfd_.get(), sig);
+}
+
+std::optional<ExitInfo> ChildProcess::TryReap(KillReason reason) {
+  if (!valid()) return std::nullopt;
+  auto si = WaitNoHang(pidfd_.get());
+  if (!si) return std::nullopt;
+  pidfd_.reset();
+  return ClassifyExit(si->si_code, si->si_status, reason);
+}
+
+Result<ExitInfo> ChildProcess::KillAndReap(int64_t deadline_ns) {
+  if (!valid()) return MakeError(Errc::kState, "no child process");
+  if (auto r = SendSignal(pidfd_.get(), SIGKILL); !r) return std::unexpected(r.error());
+  for (;;) {
+    if (auto exit = TryReap()) return *exit;
+    int64_t left_ms = (deadline_ns - MonotonicNs()) / 1'000'000;
+    if (left_ms <= 0) return MakeError(Errc::kTimeout, "child did not exit after SIGKILL");
+    auto ready = WaitReadable(pidfd_.get(), static_cast<int>(std::min<int64_t>(left_ms, kStraySweepMs)));
+    if (ready && !*ready) (void)ReapStrayChildren();  // the count only matters to the broker
+  }
+}
+
+int ReapStrayChildren() {
+  int64_t our_session = ::getsid(0);
+  size_t our_depth = NamespacePids("self").size();
+  int seen = 0;
+  for (const std::string& pid : OurChildren()) {
+    if (!IsStray(pid, our_session, our_depth)) continue;
+    ++seen;
+    // Our unreaped child: its pid cannot have been reused between the listing and here.
+    auto number = ParseInt(pid);
+    auto pidfd = number ? PidfdOpen(static_cast<pid_t>(*number)) : MakeError(Errc::kNotFound, pid);
+    if (!pidfd) continue;
+    (void)SendSignal(pidfd->get(), SIGKILL);  // best effort: the next sweep tries again
+    (void)WaitNoHang(pidfd->get());           // reaps it if it is dead already
+  }
+  return seen;
+}
+
+}  // namespace sbx

@@ -1,0 +1,81 @@
+// One owner per child process (Chromium's base::Process with EnsureProcessGetsReaped): its pid
+// and a pidfd, so no signal ever reaches a reused pid. Every kill and every reap of a child the
+// broker starts goes through this file; nothing else calls waitid or pidfd_send_signal (the
+// child code between clone and exec aside).
+//
+// Never blocks without a bound: TryReap does not wait at all, KillAndReap waits at most until
+// its deadline, and the destructor kills and waits at most kReapBound.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "broker/exit_status.h"
+#include "ipc/error.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+class ChildProcess {
+ public:
+  // What the destructor waits for a SIGKILLed child: one exits in microseconds, unless the
+  // machine is very busy or it tears down a large copy of our address space.
+  static constexpr int64_t kReapBoundNs = 2'000'000'000;
+
+  ChildProcess() = default;
+  // `pidfd` refers to `pid`, an unreaped child of this process.
+  ChildProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  // For a child known only by pid. Safe only while it is our unreaped child (its pid cannot
+  // have been reused); fails with the errno of pidfd_open.
+  static Result<ChildProcess> Adopt(pid_t pid);
+  // For a child that could not be adopted (out of fds): SIGKILL and reap it by pid, waiting at
+  // most kReapBoundNs. Only for our own unreaped children; `pid` <= 0 does nothing.
+  static void KillAndReapPid(pid_t pid);
+  ChildProcess(ChildProcess&& other) noexcept = default;
+  // Kills and reaps the child this one held, as the destructor does.
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();  // SIGKILL and reap, waiting at most kReapBoundNs
+
+  // True until it has been reaped.
+  bool valid() const { return pidfd_.valid(); }
+  pid_t pid() const { return pid_; }
+  // Readable once the child has exited: watch it in the event loop, then TryReap.
+  int pidfd() const { return pidfd_.get(); }
+
+  // Gives the pidfd up without killing: the caller reaps the child from now on.
+  UniqueFd Release() { return std::move(pidfd_); }
+
+  // pidfd_send_signal. A child that has exited but is not yet reaped is not an error.
+  Result<void> Signal(int sig);
+  // Reaps the child if it has exited and returns how it ended (ClassifyExit with `reason`); an
+  // empty optional while it runs. Never blocks. A child somebody else reaped counts as killed.
+  std::optional<ExitInfo> TryReap(KillReason reason = KillReason::kNone);
+  // SIGKILL, then waits for the exit until deadline_ns (CLOCK_MONOTONIC) and reaps it. While it
+  // waits it also reaps strays (ReapStrayChildren): a namespace's init cannot finish exiting
+  // while a process of its namespace is unreaped. kTimeout if the deadline passed; the child is
+  // then still ours.
+  Result<ExitInfo> KillAndReap(int64_t deadline_ns);
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+// A launched program may create processes of its own with CLONE_PARENT (any --renderer-path
+// program, or a renderer's code before its seccomp filter), which makes them children of the
+// broker that no ChildProcess owns. They would stay zombies, and a pid namespace's init cannot
+// finish exiting until every process in it is reaped. This finds such strays among our
+// children, SIGKILLs the live ones and reaps the dead ones; it returns how many it saw.
+//
+// A stray is a child in another session (every launched child starts a session of its own, so
+// nothing made below one can rejoin ours) that the launcher did not start: not a session leader
+// (the holder, a joiner, an unsandboxed renderer) and not pid 1 or 2 of a pid namespace of its
+// own (a renderer's init and the renderer). Children in our own session (a test's, Qt's) are
+// never touched.
+int ReapStrayChildren();
+
+}  // namespace sbx
