@@ -9,6 +9,7 @@
 
 #include "broker/launcher.h"
 #include "ipc/codec.h"
+#include "ipc/launch_args.h"
 #include "ipc/message_queue.h"
 #include "ipc/posix.h"
 
@@ -114,21 +115,17 @@ void RendererHost::Start() {
   spec.argv = opt.cmd_prefix;
   spec.search_path = !opt.cmd_prefix.empty();
   spec.argv.push_back(broker_.renderer_path_);
-  spec.argv.push_back("--type=renderer");
-  spec.argv.push_back("--id=" + std::to_string(id_));
-  spec.argv.push_back("--page=" + page_);
-  spec.argv.push_back("--fps=" + std::to_string(opt.fps));
-  spec.argv.push_back(fallback_ ? "--heartbeat=pipe" : "--heartbeat=mq");
-  spec.argv.push_back("--sandbox=" + std::string(sandbox::LevelName(broker_.sandbox_level_)));
+  LaunchArgs args{
+      id_, page_, opt.fps, fallback_ ? Heartbeat::kPipe : Heartbeat::kQueue, broker_.sandbox_level_,
+      ""};
   if (broker_.sandbox_level_ == sandbox::Level::kFull) {
     if (auto h = broker_.EnsureNamespaceHolder(); !h) return LaunchFailed(h.error());
     spec.namespaces = broker_.RendererNamespaces();
-    spec.argv.push_back("--sandbox-root=" + broker_.sandbox_root());
+    args.sandbox_root = broker_.sandbox_root();
   }
-  spec.fds = {{to_renderer->read.get(), protocol::kControlInFd},
-              {from_renderer->write.get(), protocol::kControlOutFd},
-              {frames_->fd(), protocol::kFrameFd}};
-  if (queue) spec.fds.emplace_back(queue->writer.get(), protocol::kHeartbeatFd);
+  for (auto& a : ToArgv(args)) spec.argv.push_back(std::move(a));
+  spec.fds = FdMap({to_renderer->read.get(), from_renderer->write.get(), frames_->fd(),
+                    queue ? queue->writer.get() : -1});
 
   auto child = Launch(spec);
   if (!child) return LaunchFailed(child.error());

@@ -84,28 +84,6 @@ Result<void> ApplyLimits() {
 
 }  // namespace
 
-std::string_view LevelName(Level level) {
-  switch (level) {
-    case Level::kFull:
-      return "full";
-    case Level::kNoNamespaces:
-      return "no-namespaces";
-    case Level::kOff:
-      return "off";
-  }
-  return "unknown";
-}
-
-bool LevelFromName(std::string_view name, Level* out) {
-  for (Level l : {Level::kFull, Level::kNoNamespaces, Level::kOff}) {
-    if (name == LevelName(l)) {
-      *out = l;
-      return true;
-    }
-  }
-  return false;
-}
-
 std::span<const Limit> Limits() { return kLimitTable; }
 
 Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root,

@@ -17,16 +17,15 @@
 #include <string_view>
 
 #include "ipc/error.h"
+#include "ipc/launch_args.h"
 
 namespace sbx::sandbox {
 
-enum class Level {
-  kFull,          // all five steps (the renderer runs in the sandbox's namespaces)
-  kNoNamespaces,  // steps 2-5: user namespaces are unavailable on this machine
-  kOff,           // --no-sandbox: nothing
-};
-std::string_view LevelName(Level level);
-bool LevelFromName(std::string_view name, Level* out);
+// kFull: all five steps; kNoNamespaces: steps 2-5; kOff: nothing. Defined with the launch
+// contract, which carries it to the renderer as --sandbox=.
+using Level = SandboxLevel;
+using ::sbx::LevelFromName;
+using ::sbx::LevelName;
 
 struct Limit {
   int resource;

@@ -1,10 +1,15 @@
 #include "sandbox/policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/prctl.h>
 #include <linux/sched.h>
 #include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 
-#include <array>
 #include <memory>
 #include <string>
 
@@ -18,98 +23,216 @@ using protocol::kControlInFd;
 using protocol::kControlOutFd;
 using protocol::kHeartbeatFd;
 
-// The table. Rules whose note names an argument condition are installed by hand in
-// InstallSeccompPolicy; the rest go in as listed.
-constexpr std::array kTable{
+constexpr ArgCheck Arg(unsigned arg, Cmp op, uint64_t value) { return {arg, op, value, 0}; }
+// An argument the kernel reads as a 32-bit int: only its low half counts, as in the kernel.
+constexpr ArgCheck Int(unsigned arg, uint64_t value) {
+  return {arg, Cmp::kMaskedEq, value, 0xffffffffu};
+}
+constexpr ArgCheck Masked(unsigned arg, uint64_t mask, uint64_t value) {
+  return {arg, Cmp::kMaskedEq, value, mask};
+}
+constexpr ArgCase Case(Outcome outcome, int err, ArgCheck check) {
+  return {outcome, err, {check, {}}, 1};
+}
+constexpr ArgCase Allow(ArgCheck check) { return Case(Outcome::kAllow, 0, check); }
+constexpr ArgCase Allow(ArgCheck a, ArgCheck b) { return {Outcome::kAllow, 0, {a, b}, 2}; }
+constexpr ArgCase Deny(int err, ArgCheck check) { return Case(Outcome::kErrno, err, check); }
+
+// The flags glibc's pthread_create passes to clone (and, through clone3's fallback, the same).
+constexpr uint64_t kThreadFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+                                  CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+                                  CLONE_CHILD_CLEARTID;
+// glibc's fork(): refused politely, as the fork syscall is.
+constexpr uint64_t kForkFlags = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD;
+// Status flags F_SETFL may set: not O_ASYNC (signals to an owner) nor O_DIRECT. 0100000 is
+// O_LARGEFILE as the kernel reports it on x86-64 (userspace's O_LARGEFILE is 0 there).
+constexpr uint64_t kSetflAllowed =
+    O_ACCMODE | O_APPEND | O_NONBLOCK | O_SYNC | O_DSYNC | O_CLOEXEC | 0100000;
+// A futex operation without its two modifier flags.
+constexpr uint64_t kFutexOpMask =
+    0xffffffffu & ~uint64_t{FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME};
+
+constexpr ArgCase kReadCases[] = {
+    Allow(Arg(0, Cmp::kEq, kControlInFd)),
+    Deny(EPERM, Arg(0, Cmp::kNe, kControlInFd)),
+};
+constexpr ArgCase kWriteCases[] = {
+    Allow(Arg(0, Cmp::kEq, 1)),
+    Allow(Arg(0, Cmp::kEq, 2)),
+    Allow(Arg(0, Cmp::kEq, kControlOutFd)),
+    Deny(EPERM, Arg(0, Cmp::kEq, 0)),
+    Deny(EPERM, Arg(0, Cmp::kEq, kControlInFd)),
+    Deny(EPERM, Arg(0, Cmp::kGt, kControlOutFd)),
+};
+constexpr ArgCase kWritevCases[] = {
+    Allow(Arg(0, Cmp::kEq, 2)),
+    Deny(EPERM, Arg(0, Cmp::kNe, 2)),
+};
+constexpr ArgCase kMqSendCases[] = {
+    Allow(Arg(0, Cmp::kEq, kHeartbeatFd)),
+    Deny(EPERM, Arg(0, Cmp::kNe, kHeartbeatFd)),
+};
+constexpr ArgCase kCloneCases[] = {
+    Allow(Int(0, kThreadFlags)),
+    Deny(EPERM, Int(0, kForkFlags)),
+    Deny(EPERM, Int(0, SIGCHLD)),
+};
+constexpr ArgCase kPrlimitCases[] = {
+    Allow(Arg(0, Cmp::kEq, 0)),
+    Deny(EPERM, Arg(0, Cmp::kNe, 0)),
+};
+constexpr ArgCase kSignalSelfCases[] = {
+    Allow(Arg(0, Cmp::kEq, kSelfPid)),
+    Deny(EPERM, Arg(0, Cmp::kNe, kSelfPid)),
+};
+constexpr ArgCase kFcntlCases[] = {
+    Allow(Int(1, F_GETFD)),     Allow(Int(1, F_SETFD)),
+    Allow(Int(1, F_GETFL)),     Allow(Int(1, F_SETFL), Masked(2, ~kSetflAllowed, 0)),
+    Allow(Int(1, F_GET_SEALS)),
+};
+constexpr ArgCase kFutexCases[] = {
+    Allow(Masked(1, kFutexOpMask, FUTEX_WAIT)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_WAKE)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_REQUEUE)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_CMP_REQUEUE)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_WAKE_OP)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_WAIT_BITSET)),
+    Allow(Masked(1, kFutexOpMask, FUTEX_WAKE_BITSET)),
+};
+constexpr ArgCase kMadviseCases[] = {
+    Allow(Arg(2, Cmp::kLe, MADV_DONTNEED)),  // NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED
+    Allow(Int(2, MADV_FREE)),
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizer runtime's allocator marks its shadow and metadata this way.
+    Allow(Int(2, MADV_NOHUGEPAGE)),
+    Allow(Int(2, MADV_DONTDUMP)),
+#endif
+};
+// W^X: nothing executable is mapped after start-up, so no writable code either.
+constexpr ArgCase kNoExecCases[] = {
+    Allow(Masked(2, PROT_EXEC, 0)),
+};
+constexpr ArgCase kIoctlCases[] = {
+    Deny(ENOTTY, Int(1, TCGETS)),
+};
+constexpr ArgCase kPrctlCases[] = {
+    Allow(Int(0, PR_GET_NAME)),
+    Allow(Int(0, PR_SET_NAME)),
+};
+
+constexpr Outcome kAllow = Outcome::kAllow;
+constexpr Outcome kErrno = Outcome::kErrno;
+constexpr Outcome kKill = Outcome::kKill;
+constexpr std::span<const ArgCase> kAny;
+
+constexpr SyscallRule kTable[] = {
     // Memory, time, threads: what any running C++ program needs.
-    SyscallRule{"brk", Outcome::kAllow, 0, "malloc"},
-    SyscallRule{"mmap", Outcome::kAllow, 0, "malloc, the oom drill"},
-    SyscallRule{"munmap", Outcome::kAllow, 0, "malloc"},
-    SyscallRule{"mremap", Outcome::kAllow, 0, "realloc of large blocks"},
-    SyscallRule{"mprotect", Outcome::kAllow, 0, "malloc, thread stacks"},
-    SyscallRule{"madvise", Outcome::kAllow, 0, "malloc returning memory"},
-    SyscallRule{"futex", Outcome::kAllow, 0, "locks, thread join"},
-    SyscallRule{"clock_gettime", Outcome::kAllow, 0, "frame timing (the vDSO may skip it)"},
-    SyscallRule{"clock_getres", Outcome::kAllow, 0, "timing"},
-    SyscallRule{"gettimeofday", Outcome::kAllow, 0, "timing"},
-    SyscallRule{"clock_nanosleep", Outcome::kAllow, 0, "sleeping"},
-    SyscallRule{"nanosleep", Outcome::kAllow, 0, "sleeping"},
-    SyscallRule{"sched_yield", Outcome::kAllow, 0, "spin locks"},
-    SyscallRule{"getrandom", Outcome::kAllow, 0, "malloc hardening, std::random_device"},
-    SyscallRule{"rt_sigreturn", Outcome::kAllow, 0, "returning from a signal handler"},
-    SyscallRule{"rt_sigprocmask", Outcome::kAllow, 0, "abort(), thread creation"},
-    SyscallRule{"rt_sigaction", Outcome::kAllow, 0, "abort() resets SIGABRT"},
-    SyscallRule{"sigaltstack", Outcome::kAllow, 0, "sanitizer runtimes"},
-    SyscallRule{"restart_syscall", Outcome::kAllow, 0, "after SIGSTOP/SIGCONT"},
-    SyscallRule{"exit", Outcome::kAllow, 0, "thread exit"},
-    SyscallRule{"exit_group", Outcome::kAllow, 0, "process exit"},
-    SyscallRule{"getpid", Outcome::kAllow, 0, "abort(), raise()"},
-    SyscallRule{"gettid", Outcome::kAllow, 0, "abort(), raise()"},
-    SyscallRule{"set_robust_list", Outcome::kAllow, 0, "new threads"},
-    SyscallRule{"rseq", Outcome::kAllow, 0, "new threads (glibc registers rseq)"},
-    SyscallRule{"clone", Outcome::kAllow, 0,
-                "only with CLONE_THREAD (threads); anything else (fork) fails with EPERM"},
-    SyscallRule{"clone3", Outcome::kErrno, ENOSYS,
-                "its flags live in memory seccomp cannot read; ENOSYS makes glibc fall back to "
-                "clone, which the filter can check"},
-    SyscallRule{"prlimit64", Outcome::kAllow, 0,
-                "only on itself (pid 0): the oom drill lowers its own address-space limit"},
-    SyscallRule{"getrlimit", Outcome::kAllow, 0, "the oom drill"},
-    SyscallRule{"setrlimit", Outcome::kAllow, 0, "the oom drill (a limit can only be lowered)"},
-    SyscallRule{"getrusage", Outcome::kAllow, 0, "telemetry"},
-    SyscallRule{"sched_getaffinity", Outcome::kAllow, 0,
-                "read-only; thread runtimes (and ASan's) size themselves by it"},
+    {"brk", kAllow, 0, kAny, "", "malloc"},
+    {"mmap", kAllow, 0, kNoExecCases, "`prot` without PROT_EXEC; else kill",
+     "malloc, the oom drill; W^X: no new code after start-up"},
+    {"munmap", kAllow, 0, kAny, "", "malloc"},
+    {"mremap", kAllow, 0, kAny, "", "realloc of large blocks (keeps the protection)"},
+    {"mprotect", kAllow, 0, kNoExecCases, "`prot` without PROT_EXEC; else kill",
+     "malloc, thread stack guards; W^X: injected data never becomes code"},
+    {"madvise", kAllow, 0, kMadviseCases,
+     "MADV_NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, FREE (and NOHUGEPAGE, DONTDUMP in "
+     "sanitizer builds); else kill",
+     "malloc returning memory; not MADV_DONTFORK, MERGEABLE, HWPOISON and the rest"},
+    {"futex", kAllow, 0, kFutexCases,
+     "WAIT, WAKE, REQUEUE, CMP_REQUEUE, WAKE_OP, WAIT_BITSET, WAKE_BITSET (private or not, "
+     "either clock); else kill",
+     "locks, condition variables, thread join; the PI operations are a known kernel attack "
+     "surface and glibc uses them only for priority-inheriting mutexes"},
+    {"clock_gettime", kAllow, 0, kAny, "", "frame timing (the vDSO may skip it)"},
+    {"clock_getres", kAllow, 0, kAny, "", "timing"},
+    {"gettimeofday", kAllow, 0, kAny, "", "timing"},
+    {"clock_nanosleep", kAllow, 0, kAny, "", "sleeping"},
+    {"nanosleep", kAllow, 0, kAny, "", "sleeping"},
+    {"sched_yield", kAllow, 0, kAny, "", "spin locks"},
+    {"getrandom", kAllow, 0, kAny, "", "malloc hardening, std::random_device"},
+    {"rt_sigreturn", kAllow, 0, kAny, "", "returning from a signal handler"},
+    {"rt_sigprocmask", kAllow, 0, kAny, "", "abort(), thread creation"},
+    {"rt_sigaction", kAllow, 0, kAny, "", "abort() resets SIGABRT"},
+    {"sigaltstack", kAllow, 0, kAny, "", "sanitizer runtimes"},
+    {"restart_syscall", kAllow, 0, kAny, "", "after SIGSTOP/SIGCONT"},
+    {"exit", kAllow, 0, kAny, "", "thread exit"},
+    {"exit_group", kAllow, 0, kAny, "", "process exit"},
+    {"getpid", kAllow, 0, kAny, "", "abort(), raise()"},
+    {"gettid", kAllow, 0, kAny, "", "abort(), raise()"},
+    {"set_robust_list", kAllow, 0, kAny, "", "new threads"},
+    {"rseq", kAllow, 0, kAny, "", "new threads (glibc registers rseq)"},
+    {"clone", kAllow, 0, kCloneCases,
+     "exactly glibc's thread flags; glibc's fork flags (or SIGCHLD alone): EPERM; else kill",
+     "threads; never a new process, namespace or shared-nothing task"},
+    {"clone3", kErrno, ENOSYS, kAny, "",
+     "its flags live in memory seccomp cannot read; ENOSYS makes glibc fall back to clone, "
+     "which the filter can check"},
+    {"prlimit64", kAllow, 0, kPrlimitCases, "pid 0 (itself); any other pid: EPERM",
+     "the oom drill lowers its own address-space limit"},
+    {"getrlimit", kAllow, 0, kAny, "", "the oom drill"},
+    {"setrlimit", kAllow, 0, kAny, "", "the oom drill (a limit can only be lowered)"},
+    {"getrusage", kAllow, 0, kAny, "", "telemetry"},
+    {"sched_getaffinity", kAllow, 0, kAny, "",
+     "read-only; thread runtimes (and ASan's) size themselves by it"},
+    {"prctl", kAllow, 0, kPrctlCases, "PR_GET_NAME, PR_SET_NAME; else kill",
+     "a thread naming itself; the sandbox's own prctl calls all come before the filter"},
     // Its own descriptors.
-    SyscallRule{"read", Outcome::kAllow, 0, "only fd 3 (control in); other fds fail with EPERM"},
-    SyscallRule{"write", Outcome::kAllow, 0,
-                "only fds 1, 2 (logs) and 4 (control out); other fds fail with EPERM"},
-    SyscallRule{"writev", Outcome::kAllow, 0, "only fd 2: glibc's fatal-error messages"},
-    SyscallRule{"poll", Outcome::kAllow, 0, "waiting on the control pipe"},
-    SyscallRule{"ppoll", Outcome::kAllow, 0, "waiting on the control pipe"},
-    SyscallRule{"mq_timedsend", Outcome::kAllow, 0,
-                "only fd 6 (its heartbeat queue); other fds fail with EPERM"},
-    SyscallRule{"fstat", Outcome::kAllow, 0, "stdio checks its streams"},
-    SyscallRule{"newfstatat", Outcome::kAllow, 0, "stdio checks its streams (glibc 2.36)"},
-    SyscallRule{"lseek", Outcome::kAllow, 0, "stdio"},
-    SyscallRule{"fcntl", Outcome::kAllow, 0, "descriptor flags"},
-    SyscallRule{"close", Outcome::kAllow, 0, "closing its own descriptors"},
-    SyscallRule{"ftruncate", Outcome::kAllow, 0,
-                "harmless: the frame memfd is sealed against resizing (EPERM from the seals)"},
-    SyscallRule{"kill", Outcome::kAllow, 0, "only itself; any other pid fails with EPERM"},
-    SyscallRule{"tgkill", Outcome::kAllow, 0, "only itself (raise, abort); others EPERM"},
+    {"read", kAllow, 0, kReadCases, "fd 3 (control in); other fds: EPERM", "its control pipe"},
+    {"write", kAllow, 0, kWriteCases, "fds 1, 2 (logs) and 4 (control out); other fds: EPERM",
+     "logs, its control pipe"},
+    {"writev", kAllow, 0, kWritevCases, "fd 2; other fds: EPERM", "glibc's fatal-error messages"},
+    {"poll", kAllow, 0, kAny, "", "waiting on the control pipe"},
+    {"ppoll", kAllow, 0, kAny, "", "waiting on the control pipe"},
+    {"mq_timedsend", kAllow, 0, kMqSendCases, "fd 6 (its heartbeat queue); other fds: EPERM",
+     "heartbeats"},
+    {"fstat", kAllow, 0, kAny, "", "stdio checks its streams"},
+    {"newfstatat", kAllow, 0, kAny, "", "stdio checks its streams (glibc 2.36)"},
+    {"lseek", kAllow, 0, kAny, "", "stdio"},
+    {"fcntl", kAllow, 0, kFcntlCases,
+     "F_GETFD, F_SETFD, F_GETFL, F_GET_SEALS, F_SETFL without O_ASYNC or O_DIRECT; else kill",
+     "descriptor flags; no F_DUPFD*, leases, locks, owners or F_SETPIPE_SZ"},
+    {"ioctl", kErrno, ENOTTY, kIoctlCases, "TCGETS: ENOTTY; any other request: kill",
+     "stdio asks whether stdout is a terminal (isatty) and must hear \"no\"; a terminal's "
+     "other ioctls (TIOCSTI types into it) are an escape"},
+    {"close", kAllow, 0, kAny, "", "closing its own descriptors"},
+    {"ftruncate", kAllow, 0, kAny, "",
+     "harmless: the frame memfd is sealed against resizing (EPERM from the seals)"},
+    {"kill", kAllow, 0, kSignalSelfCases, "its own pid; any other pid: EPERM", "raise()"},
+    {"tgkill", kAllow, 0, kSignalSelfCases, "its own pid; any other pid: EPERM",
+     "raise(), abort()"},
     // Denied with an error: what a confused but harmless library might try.
-    SyscallRule{"open", Outcome::kErrno, EPERM, "no files: the renderer gets everything as fds"},
-    SyscallRule{"openat", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"openat2", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"creat", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"mkdir", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"unlink", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"rename", Outcome::kErrno, EPERM, "no files"},
-    SyscallRule{"socket", Outcome::kErrno, EPERM, "no network, no broker control socket"},
-    SyscallRule{"socketpair", Outcome::kErrno, EPERM, "no new channels"},
-    SyscallRule{"connect", Outcome::kErrno, EPERM, "no network"},
-    SyscallRule{"fork", Outcome::kErrno, EPERM, "no new processes"},
-    SyscallRule{"vfork", Outcome::kErrno, EPERM, "no new processes"},
-    SyscallRule{"mq_open", Outcome::kErrno, EPERM, "queues come from the broker only"},
-    SyscallRule{"mq_unlink", Outcome::kErrno, EPERM, "queues come from the broker only"},
-    SyscallRule{"mq_timedreceive", Outcome::kErrno, EPERM, "its queue is send-only"},
-    SyscallRule{"getdents64", Outcome::kErrno, EPERM, "nothing to list"},
+    {"open", kErrno, EPERM, kAny, "", "no files: the renderer gets everything as fds"},
+    {"openat", kErrno, EPERM, kAny, "", "no files"},
+    {"openat2", kErrno, EPERM, kAny, "", "no files"},
+    {"creat", kErrno, EPERM, kAny, "", "no files"},
+    {"mkdir", kErrno, EPERM, kAny, "", "no files"},
+    {"unlink", kErrno, EPERM, kAny, "", "no files"},
+    {"rename", kErrno, EPERM, kAny, "", "no files"},
+    {"socket", kErrno, EPERM, kAny, "", "no network, no broker control socket"},
+    {"socketpair", kErrno, EPERM, kAny, "", "no new channels"},
+    {"connect", kErrno, EPERM, kAny, "", "no network"},
+    {"fork", kErrno, EPERM, kAny, "", "no new processes"},
+    {"vfork", kErrno, EPERM, kAny, "", "no new processes"},
+    {"mq_open", kErrno, EPERM, kAny, "", "queues come from the broker only"},
+    {"mq_unlink", kErrno, EPERM, kAny, "", "queues come from the broker only"},
+    {"mq_timedreceive", kErrno, EPERM, kAny, "", "its queue is send-only"},
+    {"getdents64", kErrno, EPERM, kAny, "", "nothing to list"},
     // Killed: only an attacker calls these.
-    SyscallRule{"execve", Outcome::kKill, 0, "running another program"},
-    SyscallRule{"execveat", Outcome::kKill, 0, "running another program"},
-    SyscallRule{"ptrace", Outcome::kKill, 0, "attaching to another process"},
-    SyscallRule{"process_vm_readv", Outcome::kKill, 0, "reading another process"},
-    SyscallRule{"process_vm_writev", Outcome::kKill, 0, "writing another process"},
-    SyscallRule{"mount", Outcome::kKill, 0, "changing the file system view"},
-    SyscallRule{"umount2", Outcome::kKill, 0, "changing the file system view"},
-    SyscallRule{"pivot_root", Outcome::kKill, 0, "changing the file system view"},
-    SyscallRule{"chroot", Outcome::kKill, 0, "changing the file system view"},
-    SyscallRule{"unshare", Outcome::kKill, 0, "new namespaces (kernel attack surface)"},
-    SyscallRule{"setns", Outcome::kKill, 0, "joining namespaces"},
-    SyscallRule{"bpf", Outcome::kKill, 0, "kernel attack surface"},
-    SyscallRule{"perf_event_open", Outcome::kKill, 0, "kernel attack surface"},
-    SyscallRule{"keyctl", Outcome::kKill, 0, "kernel attack surface"},
-    SyscallRule{"userfaultfd", Outcome::kKill, 0, "a classic exploit helper"},
+    {"execve", kKill, 0, kAny, "", "running another program"},
+    {"execveat", kKill, 0, kAny, "", "running another program"},
+    {"ptrace", kKill, 0, kAny, "", "attaching to another process"},
+    {"process_vm_readv", kKill, 0, kAny, "", "reading another process"},
+    {"process_vm_writev", kKill, 0, kAny, "", "writing another process"},
+    {"mount", kKill, 0, kAny, "", "changing the file system view"},
+    {"umount2", kKill, 0, kAny, "", "changing the file system view"},
+    {"pivot_root", kKill, 0, kAny, "", "changing the file system view"},
+    {"chroot", kKill, 0, kAny, "", "changing the file system view"},
+    {"unshare", kKill, 0, kAny, "", "new namespaces (kernel attack surface)"},
+    {"setns", kKill, 0, kAny, "", "joining namespaces"},
+    {"bpf", kKill, 0, kAny, "", "kernel attack surface"},
+    {"perf_event_open", kKill, 0, kAny, "", "kernel attack surface"},
+    {"keyctl", kKill, 0, kAny, "", "kernel attack surface"},
+    {"userfaultfd", kKill, 0, kAny, "", "a classic exploit helper"},
 };
 
 struct FilterDeleter {
@@ -119,6 +242,52 @@ struct FilterDeleter {
 Result<void> Check(int rc, std::string_view what) {
   if (rc == 0) return {};
   return std::unexpected(Error{Errc::kSystem, -rc, "seccomp: " + std::string(what)});
+}
+
+uint32_t Action(Outcome outcome, int err) {
+  return outcome == kAllow   ? SCMP_ACT_ALLOW
+         : outcome == kErrno ? SCMP_ACT_ERRNO(static_cast<uint32_t>(err))
+                             : SCMP_ACT_KILL_PROCESS;
+}
+
+uint64_t Value(uint64_t value, int self_pid) {
+  return value == kSelfPid ? static_cast<uint64_t>(self_pid) : value;
+}
+
+scmp_arg_cmp ToLibseccomp(const ArgCheck& c, int self_pid) {
+  uint64_t v = Value(c.value, self_pid);
+  switch (c.op) {
+    case Cmp::kEq:
+      return {c.arg, SCMP_CMP_EQ, v, 0};
+    case Cmp::kNe:
+      return {c.arg, SCMP_CMP_NE, v, 0};
+    case Cmp::kGt:
+      return {c.arg, SCMP_CMP_GT, v, 0};
+    case Cmp::kLe:
+      return {c.arg, SCMP_CMP_LE, v, 0};
+    case Cmp::kMaskedEq:
+      return {c.arg, SCMP_CMP_MASKED_EQ, c.mask, v};
+  }
+  return {c.arg, SCMP_CMP_EQ, v, 0};
+}
+
+// One rule's calls into libseccomp. Kill needs none: it is the default action.
+Result<void> AddRule(void* f, const SyscallRule& rule, int self_pid) {
+  int sys = seccomp_syscall_resolve_name(std::string(rule.name).c_str());
+  if (sys == __NR_SCMP_ERROR) return {};  // not on this architecture
+  if (rule.cases.empty()) {
+    if (rule.outcome == kKill) return {};
+    return Check(seccomp_rule_add(f, Action(rule.outcome, rule.err), sys, 0), rule.name);
+  }
+  for (const ArgCase& c : rule.cases) {
+    if (c.outcome == kKill) continue;
+    scmp_arg_cmp cmps[2];
+    for (size_t i = 0; i < c.count; ++i) cmps[i] = ToLibseccomp(c.checks[i], self_pid);
+    int rc = seccomp_rule_add_array(f, Action(c.outcome, c.err), sys,
+                                    static_cast<unsigned>(c.count), cmps);
+    if (auto r = Check(rc, rule.name); !r) return r;
+  }
+  return {};
 }
 
 }  // namespace
@@ -132,64 +301,44 @@ const SyscallRule* FindRule(std::string_view name) {
   return nullptr;
 }
 
+bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid) {
+  for (size_t i = 0; i < c.count; ++i) {
+    const ArgCheck& k = c.checks[i];
+    uint64_t a = args[k.arg];
+    uint64_t v = Value(k.value, self_pid);
+    bool ok = k.op == Cmp::kEq   ? a == v
+              : k.op == Cmp::kNe ? a != v
+              : k.op == Cmp::kGt ? a > v
+              : k.op == Cmp::kLe ? a <= v
+                                 : (a & k.mask) == v;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Verdict Judge(std::string_view name, std::span<const uint64_t, 6> args, int self_pid) {
+  const SyscallRule* rule = FindRule(name);
+  if (rule == nullptr) return {kKill, 0};
+  if (rule->cases.empty()) return {rule->outcome, rule->err};
+  for (const ArgCase& c : rule->cases) {
+    if (Matches(c, args, self_pid)) return {c.outcome, c.err};
+  }
+  return {kKill, 0};
+}
+
 Result<void> InstallSeccompPolicy(int self_pid) {
   std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) return MakeError(Errc::kSystem, "seccomp_init failed");
   void* f = ctx.get();
-  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-  auto nr = [](std::string_view name) {
-    return seccomp_syscall_resolve_name(std::string(name).c_str());
-  };
-
   for (const auto& rule : kTable) {
-    int sys = nr(rule.name);
-    if (sys == __NR_SCMP_ERROR) continue;  // not on this architecture
-    if (rule.name == "read" || rule.name == "write" || rule.name == "writev" ||
-        rule.name == "mq_timedsend" || rule.name == "clone" || rule.name == "prlimit64" ||
-        rule.name == "kill" || rule.name == "tgkill") {
-      continue;  // conditional: below
-    }
-    uint32_t action = rule.outcome == Outcome::kAllow   ? SCMP_ACT_ALLOW
-                      : rule.outcome == Outcome::kErrno ? SCMP_ACT_ERRNO(rule.err)
-                                                        : SCMP_ACT_KILL_PROCESS;
-    if (action == SCMP_ACT_KILL_PROCESS) continue;  // the default already
-    if (auto r = Check(seccomp_rule_add(f, action, sys, 0), rule.name); !r) return r;
+    if (auto r = AddRule(f, rule, self_pid); !r) return r;
   }
-
-  using A = scmp_arg_cmp;
-  auto fd_is = [](unsigned fd) { return A{0, SCMP_CMP_EQ, fd, 0}; };
-  struct Conditional {
-    const char* name;
-    uint32_t action;
-    A cmp;
-  };
-  const uint64_t self = static_cast<uint64_t>(self_pid);
-  const Conditional conditional[] = {
-      {"read", SCMP_ACT_ALLOW, fd_is(kControlInFd)},
-      {"read", eperm, A{0, SCMP_CMP_NE, kControlInFd, 0}},
-      {"write", SCMP_ACT_ALLOW, fd_is(1)},
-      {"write", SCMP_ACT_ALLOW, fd_is(2)},
-      {"write", SCMP_ACT_ALLOW, fd_is(kControlOutFd)},
-      {"write", eperm, fd_is(0)},
-      {"write", eperm, fd_is(kControlInFd)},
-      {"write", eperm, A{0, SCMP_CMP_GT, kControlOutFd, 0}},
-      {"writev", SCMP_ACT_ALLOW, fd_is(2)},
-      {"writev", eperm, A{0, SCMP_CMP_NE, 2, 0}},
-      {"mq_timedsend", SCMP_ACT_ALLOW, fd_is(kHeartbeatFd)},
-      {"mq_timedsend", eperm, A{0, SCMP_CMP_NE, kHeartbeatFd, 0}},
-      {"clone", SCMP_ACT_ALLOW, A{0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD}},
-      {"clone", eperm, A{0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0}},
-      {"prlimit64", SCMP_ACT_ALLOW, A{0, SCMP_CMP_EQ, 0, 0}},
-      {"prlimit64", eperm, A{0, SCMP_CMP_NE, 0, 0}},
-      {"kill", SCMP_ACT_ALLOW, A{0, SCMP_CMP_EQ, self, 0}},
-      {"kill", eperm, A{0, SCMP_CMP_NE, self, 0}},
-      {"tgkill", SCMP_ACT_ALLOW, A{0, SCMP_CMP_EQ, self, 0}},
-      {"tgkill", eperm, A{0, SCMP_CMP_NE, self, 0}},
-  };
-  for (const auto& c : conditional) {
-    int sys = nr(c.name);
-    if (sys == __NR_SCMP_ERROR) continue;
-    if (auto r = Check(seccomp_rule_add(f, c.action, sys, 1, c.cmp), c.name); !r) return r;
+  // A syscall of another architecture (int $0x80 from x86-64 code) would otherwise kill only
+  // the calling thread, and the renderer would go on without it.
+  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
+                     "bad-architecture action");
+      !r) {
+    return r;
   }
   // Every thread gets the filter, or none does; libseccomp also sets PR_SET_NO_NEW_PRIVS.
   if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1), "TSYNC"); !r) return r;

@@ -1,8 +1,11 @@
-// The renderer's seccomp-bpf policy (built with libseccomp) and the table that documents it.
-// docs/SANDBOX.md is this table in prose; the escape drill and the tests read the same table,
-// so the three cannot drift apart.
+// The renderer's seccomp-bpf policy (built with libseccomp) as one table of data. The filter,
+// the escape drill, docs/SANDBOX.md and the tests all read this table, argument conditions
+// included, so none of them can drift from what the kernel enforces.
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -11,22 +14,66 @@
 namespace sbx::sandbox {
 
 enum class Outcome {
-  kAllow,  // allowed (possibly only for some arguments; see `note`)
+  kAllow,  // the call goes through
   kErrno,  // fails with `err`: calls a well-meaning library may try, which should degrade
-  kKill,   // the process dies of SIGSYS: calls only an exploit makes
+  kKill,   // the whole process dies of SIGSYS: calls only an exploit (or a broken renderer) makes
+};
+
+// One comparison of a syscall argument, as libseccomp's scmp_arg_cmp makes it.
+enum class Cmp {
+  kEq,        // arg == value
+  kNe,        // arg != value
+  kGt,        // arg > value
+  kLe,        // arg <= value
+  kMaskedEq,  // (arg & mask) == value
+};
+
+// Stands for the renderer's own pid (getpid() inside its pid namespace), known only at install.
+inline constexpr uint64_t kSelfPid = ~uint64_t{0};
+
+struct ArgCheck {
+  unsigned arg = 0;  // 0..5
+  Cmp op = Cmp::kEq;
+  uint64_t value = 0;  // or kSelfPid
+  uint64_t mask = 0;   // kMaskedEq only
+};
+
+// A set of arguments (every check holds) and what the policy does with them. A rule's cases
+// never overlap; arguments that match none of them are killed.
+struct ArgCase {
+  Outcome outcome = Outcome::kKill;
+  int err = 0;  // for kErrno
+  std::array<ArgCheck, 2> checks{};
+  size_t count = 0;  // checks in use, 1..2
 };
 
 struct SyscallRule {
   std::string_view name;
+  // With no cases: the outcome for every call. With cases: the most permissive of them (what
+  // the table's "outcome" column shows).
   Outcome outcome;
-  int err;                // for kErrno
-  std::string_view note;  // argument conditions and the reason
+  int err;                         // for kErrno
+  std::span<const ArgCase> cases;  // empty: unconditional
+  std::string_view args;           // the argument conditions, for people (docs/SANDBOX.md)
+  std::string_view why;
 };
 
-// Every rule the policy installs, in the order docs/SANDBOX.md lists them. Anything not listed
-// is killed (SIGSYS), which the broker classifies as `sandbox-violation`.
+// Every rule the policy installs, in the order docs/SANDBOX.md lists them. A syscall not listed
+// is killed (SIGSYS), as is any syscall of another architecture (an x86-64 renderer making a
+// 32-bit `int $0x80` call); the broker classifies both as `sandbox-violation`.
 std::span<const SyscallRule> PolicyTable();
 const SyscallRule* FindRule(std::string_view name);
+
+// What the installed filter does with `name` called with `args`, read from the table (a syscall
+// not in it is killed). `self_pid` stands in for kSelfPid.
+struct Verdict {
+  Outcome outcome;
+  int err;
+};
+Verdict Judge(std::string_view name, std::span<const uint64_t, 6> args, int self_pid);
+
+// True if the case's checks all hold for `args`.
+bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid);
 
 // Installs the policy on the calling process (every thread: TSYNC), after PR_SET_NO_NEW_PRIVS.
 // `self_pid` is getpid() as the caller sees it: signals may go to that pid only. Irreversible.

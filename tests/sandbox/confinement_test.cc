@@ -4,12 +4,16 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "sandbox/confine.h"
 #include "tests/integration/harness.h"
@@ -57,6 +61,58 @@ Sandboxed Start(std::vector<std::string> extra = {}) {
   s.level = report.value("level", "");
   s.note = report.value("note", "");
   return s;
+}
+
+// /proc/PID/cmdline as ps reads it: the arguments, without the empty ones a rewritten title
+// leaves behind.
+std::vector<std::string> Cmdline(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> out;
+  for (std::string arg; std::getline(in, arg, '\0');) {
+    if (!arg.empty()) out.push_back(arg);
+  }
+  return out;
+}
+
+// Waits, up to a deadline, until the command line has an argument containing `needle`; returns
+// the last command line read.
+std::vector<std::string> WaitForCmdline(pid_t pid, const std::string& needle) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    auto args = Cmdline(pid);
+    for (const auto& a : args) {
+      if (a.find(needle) != std::string::npos) return args;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return args;
+    std::this_thread::sleep_for(1ms);  // the renderer acts on its next frame
+  }
+}
+
+bool Has(const std::vector<std::string>& args, const std::string& arg) {
+  return std::find(args.begin(), args.end(), arg) != args.end();
+}
+
+// ps shows what a renderer is, as Chrome's --type=renderer does, and the page it shows now.
+TEST(ConfinementTest, TheCommandLineShowsTheTypeAndTheCurrentPage) {
+  auto s = Start({"--page", "sbx://clock"});
+  ASSERT_GT(s.pid, 0);
+  auto args = Cmdline(s.pid);
+  EXPECT_TRUE(Has(args, "--type=renderer"));
+  EXPECT_TRUE(Has(args, "--id=1"));
+  EXPECT_TRUE(Has(args, "--page=sbx://clock"));
+  // Longer than the page it started with: one line running on into the environment's place.
+  const std::string long_page = "sbx://text/" + std::string(120, 'x');
+  ASSERT_TRUE(s.broker->Ctl("navigate 1 " + long_page).value("ok", false));
+  args = WaitForCmdline(s.pid, "--page=" + long_page);
+  ASSERT_EQ(args.size(), 1u);
+  EXPECT_NE(args[0].find("--type=renderer --id=1 --page=" + long_page), std::string::npos)
+      << args[0];
+  // Short again: separate arguments again, with the old page gone.
+  ASSERT_TRUE(s.broker->Ctl("navigate 1 about:blank").value("ok", false));
+  args = WaitForCmdline(s.pid, "--page=about:blank");
+  EXPECT_TRUE(Has(args, "--page=about:blank"));
+  EXPECT_TRUE(Has(args, "--type=renderer"));
+  for (const auto& a : args) EXPECT_EQ(a.find("xxx"), std::string::npos) << a;
 }
 
 TEST(ConfinementTest, RunningRendererHasSeccompNoNewPrivsAndNoCapabilities) {

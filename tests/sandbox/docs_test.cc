@@ -1,5 +1,7 @@
-// docs/SANDBOX.md promises a table; this keeps it true to the policy the code installs.
+// docs/SANDBOX.md promises a table; this keeps it true to the policy the code installs, row for
+// row: outcome, argument conditions and reason.
 #include <gtest/gtest.h>
+#include <string.h>
 
 #include <fstream>
 #include <sstream>
@@ -10,18 +12,24 @@
 namespace sbx::sandbox {
 namespace {
 
-TEST(SandboxDocsTest, EveryPolicyRuleIsDocumentedWithItsOutcome) {
+std::string OutcomeText(Outcome outcome, int err) {
+  if (outcome == Outcome::kAllow) return "allow";
+  if (outcome == Outcome::kKill) return "kill (SIGSYS)";
+  const char* name = ::strerrorname_np(err);
+  return name ? name : std::to_string(err);
+}
+
+TEST(SandboxDocsTest, EveryPolicyRuleIsDocumentedWithItsOutcomeAndArguments) {
   std::ifstream in(std::string(SBX_SOURCE_DIR) + "/docs/SANDBOX.md");
   ASSERT_TRUE(in) << "docs/SANDBOX.md is missing";
   std::stringstream text;
   text << in.rdbuf();
   for (const auto& rule : PolicyTable()) {
-    std::string outcome = rule.outcome == Outcome::kAllow  ? "allow"
-                          : rule.outcome == Outcome::kKill ? "kill (SIGSYS)"
-                          : rule.err == EPERM              ? "EPERM"
-                                                           : "ENOSYS";
-    std::string row = "| `" + std::string(rule.name) + "` | " + outcome + " |";
-    EXPECT_NE(text.str().find(row), std::string::npos) << "no row " << row;
+    std::string row = "| `" + std::string(rule.name) + "` | " +
+                      OutcomeText(rule.outcome, rule.err) + " | " +
+                      (rule.args.empty() ? std::string("any") : std::string(rule.args)) + " | " +
+                      std::string(rule.why) + " |";
+    EXPECT_NE(text.str().find(row), std::string::npos) << "no row\n" << row;
   }
 }
 

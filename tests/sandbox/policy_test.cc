@@ -9,17 +9,29 @@
 #include <mqueue.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "broker/exit_status.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/message_queue.h"
 #include "ipc/posix.h"
@@ -58,50 +70,189 @@ std::string Name(std::string_view s) {
   return out;
 }
 
-class DeniedSyscallTest : public ::testing::TestWithParam<SyscallRule> {};
-}  // namespace
+// One call to make in a child that installed the policy, and what must become of it.
+struct Probe {
+  std::string name;
+  std::string syscall;
+  std::array<uint64_t, 6> args;
+  Verdict expected;
+};
 
-// Names the rule in test output instead of dumping its bytes.
-void PrintTo(const SyscallRule& rule, std::ostream* os) { *os << rule.name; }
+// Names the probe in test output instead of dumping its bytes.
+void PrintTo(const Probe& p, std::ostream* os) { *os << p.name; }
 
-namespace {
-
-// Arguments are all zero: seccomp decides before the kernel looks at them.
-TEST_P(DeniedSyscallTest, HasItsDocumentedOutcome) {
-  const SyscallRule& rule = GetParam();
-  int nr = seccomp_syscall_resolve_name(std::string(rule.name).c_str());
-  if (nr == __NR_SCMP_ERROR) GTEST_SKIP() << rule.name << " does not exist on this architecture";
-  if (rule.outcome == Outcome::kKill) {
-    EXPECT_EXIT(
-        {
-          BecomeRenderer();
-          ::syscall(nr, 0, 0, 0, 0, 0, 0);
-          ::_exit(1);
-        },
-        ::testing::KilledBySignal(SIGSYS), "")
-        << rule.name;
-  } else {
-    EXPECT_EXIT(
-        {
-          BecomeRenderer();
-          long r = ::syscall(nr, 0, 0, 0, 0, 0, 0);
-          ::_exit(r == -1 && errno == rule.err ? 0 : 1);
-        },
-        ::testing::ExitedWithCode(0), "")
-        << rule.name << " should fail with errno " << rule.err;
+// Arguments for which every check of `c` holds (the others stay 0).
+std::array<uint64_t, 6> Witness(const ArgCase& c) {
+  std::array<uint64_t, 6> a{};
+  for (size_t i = 0; i < c.count; ++i) {
+    const ArgCheck& k = c.checks[i];
+    if (k.value == kSelfPid) {
+      // Not v + 1: a death test's child may well have the next pid. pid 1 is never the child.
+      a[k.arg] = k.op == Cmp::kNe ? 1 : static_cast<uint64_t>(::getpid());
+      continue;
+    }
+    a[k.arg] = k.op == Cmp::kNe || k.op == Cmp::kGt ? k.value + 1 : k.value;
   }
+  return a;
 }
 
-std::vector<SyscallRule> DeniedRules() {
-  std::vector<SyscallRule> out;
+// Arguments that no case of `rule` accepts, which the policy therefore kills, if a few values
+// next to the ones its checks name find some.
+std::optional<std::array<uint64_t, 6>> KilledArgs(const SyscallRule& rule) {
+  for (const ArgCase& c : rule.cases) {
+    for (size_t i = 0; i < c.count; ++i) {
+      const ArgCheck& k = c.checks[i];
+      uint64_t low_bit = k.op == Cmp::kMaskedEq ? k.mask & (~k.mask + 1) : 0;
+      for (uint64_t v : {k.value + 1, k.value + 2, k.value | low_bit, k.value + 0x100}) {
+        std::array<uint64_t, 6> a{};
+        a[k.arg] = v;
+        if (Judge(rule.name, a, ::getpid()).outcome == Outcome::kKill) return a;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// Every denied row of the table: the whole row when it has no argument conditions, else each
+// denied case, and arguments no case accepts.
+std::vector<Probe> DeniedProbes() {
+  std::vector<Probe> out;
   for (const auto& r : PolicyTable()) {
-    if (r.outcome != Outcome::kAllow) out.push_back(r);
+    std::string name(r.name);
+    if (r.cases.empty()) {
+      if (r.outcome != Outcome::kAllow) out.push_back({name, name, {}, {r.outcome, r.err}});
+      continue;
+    }
+    int n = 0;
+    for (const ArgCase& c : r.cases) {
+      if (c.outcome == Outcome::kAllow) continue;
+      out.push_back({name + "_case" + std::to_string(n++), name, Witness(c), {c.outcome, c.err}});
+    }
+    if (auto killed = KilledArgs(r)) {
+      out.push_back({name + "_otherwise", name, *killed, {Outcome::kKill, 0}});
+    }
   }
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Policy, DeniedSyscallTest, ::testing::ValuesIn(DeniedRules()),
+[[noreturn]] void Call(int nr, const std::array<uint64_t, 6>& a) {
+  BecomeRenderer();
+  long r = ::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  ::_exit(r == -1 ? errno : 0);
+}
+
+// Checks the table's reading of the probe, then the kernel's.
+void ExpectOutcome(const Probe& p) {
+  int nr = seccomp_syscall_resolve_name(p.syscall.c_str());
+  if (nr == __NR_SCMP_ERROR) GTEST_SKIP() << p.syscall << " does not exist on this architecture";
+  Verdict judged = Judge(p.syscall, p.args, ::getpid());
+  EXPECT_EQ(judged.outcome, p.expected.outcome) << p.name;
+  EXPECT_EQ(judged.err, p.expected.err) << p.name;
+  if (p.expected.outcome == Outcome::kKill) {
+    EXPECT_EXIT(Call(nr, p.args), ::testing::KilledBySignal(SIGSYS), "") << p.name;
+  } else {
+    EXPECT_EXIT(Call(nr, p.args), ::testing::ExitedWithCode(p.expected.err), "")
+        << p.name << " should fail with errno " << p.expected.err;
+  }
+}
+
+class DeniedSyscallTest : public ::testing::TestWithParam<Probe> {};
+
+// Arguments beyond the conditions are zero: seccomp decides before the kernel looks at them.
+TEST_P(DeniedSyscallTest, HasItsDocumentedOutcome) { ExpectOutcome(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Policy, DeniedSyscallTest, ::testing::ValuesIn(DeniedProbes()),
                          [](const auto& info) { return Name(info.param.name); });
+
+// What Chromium's baseline policy pins down by argument, each checked by name.
+std::vector<Probe> PinnedProbes() {
+  constexpr uint64_t kRwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+  constexpr uint64_t kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
+  constexpr uint64_t kNoFd = ~uint64_t{0};
+  constexpr uint64_t kBareThread = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+  const Verdict kill{Outcome::kKill, 0};
+  return {
+      {"fcntl_dupfd", "fcntl", {3, F_DUPFD}, kill},
+      {"fcntl_dupfd_cloexec", "fcntl", {3, F_DUPFD_CLOEXEC}, kill},
+      {"fcntl_setlease", "fcntl", {3, F_SETLEASE, F_WRLCK}, kill},
+      {"fcntl_setpipe_sz", "fcntl", {3, F_SETPIPE_SZ, 1 << 20}, kill},
+      {"fcntl_setfl_async", "fcntl", {3, F_SETFL, O_ASYNC}, kill},
+      {"clone_new_user_namespace", "clone", {CLONE_NEWUSER | SIGCHLD}, kill},
+      {"clone_vfork", "clone", {CLONE_VM | CLONE_VFORK | SIGCHLD}, kill},
+      {"clone_thread_without_tls", "clone", {kBareThread}, kill},
+      {"futex_cmp_requeue_pi", "futex", {0, FUTEX_CMP_REQUEUE_PI_PRIVATE}, kill},
+      {"futex_lock_pi", "futex", {0, FUTEX_LOCK_PI}, kill},
+      {"madvise_dontfork", "madvise", {0, 4096, MADV_DONTFORK}, kill},
+      {"madvise_hwpoison", "madvise", {0, 4096, MADV_HWPOISON}, kill},
+      {"mmap_write_exec", "mmap", {0, 4096, kRwx, kAnon, kNoFd}, kill},
+      {"mmap_exec", "mmap", {0, 4096, PROT_READ | PROT_EXEC, kAnon, kNoFd}, kill},
+      {"mprotect_exec", "mprotect", {0, 4096, PROT_READ | PROT_EXEC}, kill},
+      {"ioctl_tiocsti", "ioctl", {0, TIOCSTI}, kill},
+      {"ioctl_tcgets", "ioctl", {1, TCGETS}, {Outcome::kErrno, ENOTTY}},
+      {"prctl_set_dumpable", "prctl", {PR_SET_DUMPABLE, 1}, kill},
+      {"prctl_set_pdeathsig", "prctl", {PR_SET_PDEATHSIG, SIGKILL}, kill},
+  };
+}
+
+class PinnedArgumentTest : public ::testing::TestWithParam<Probe> {};
+
+TEST_P(PinnedArgumentTest, IsRefused) { ExpectOutcome(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Policy, PinnedArgumentTest, ::testing::ValuesIn(PinnedProbes()),
+                         [](const auto& info) { return info.param.name; });
+
+// A conditional rule's outcome column is its most permissive case, and each case's witness
+// matches that case and no other: libseccomp merges overlapping rules for one syscall into
+// whichever action it picks.
+TEST(PolicyTest, ConditionalRulesAreConsistent) {
+  for (const auto& r : PolicyTable()) {
+    if (r.cases.empty()) {
+      EXPECT_TRUE(r.args.empty()) << r.name << " documents conditions it does not have";
+      continue;
+    }
+    EXPECT_FALSE(r.args.empty()) << r.name << " has conditions but documents none";
+    Outcome most = Outcome::kKill;
+    for (const ArgCase& c : r.cases) {
+      ASSERT_GE(c.count, 1u) << r.name;
+      ASSERT_LE(c.count, 2u) << r.name;
+      for (size_t i = 0; i < c.count; ++i) EXPECT_LT(c.checks[i].arg, 6u) << r.name;
+      if (static_cast<int>(c.outcome) < static_cast<int>(most)) most = c.outcome;
+      auto w = Witness(c);
+      int matching = 0;
+      for (const ArgCase& other : r.cases) matching += Matches(other, w, ::getpid());
+      EXPECT_EQ(matching, 1) << r.name << ": cases overlap";
+    }
+    EXPECT_EQ(r.outcome, most) << r.name;
+  }
+}
+
+// An x86-64 renderer making a 32-bit system call (int $0x80) is of a foreign architecture to
+// the filter: the whole process dies, not only the calling thread.
+[[noreturn]] void ForeignArchitectureSyscallOnAThread() {
+  BecomeRenderer();
+  std::thread t([] {
+    long r = 20;  // getpid on i386
+    asm volatile("int $0x80" : "+a"(r) : : "memory");
+  });
+  t.join();
+  ::_exit(1);  // only the thread died
+}
+
+TEST(PolicyTest, AForeignArchitectureSyscallKillsTheWholeProcess) {
+  EXPECT_EXIT(ForeignArchitectureSyscallOnAThread(), ::testing::KilledBySignal(SIGSYS), "");
+}
+
+// ... and the broker classifies that death as a sandbox violation.
+TEST(PolicyTest, AForeignArchitectureKillIsASandboxViolation) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ForeignArchitectureSyscallOnAThread();
+  siginfo_t si{};
+  ASSERT_EQ(HandleEintr([&] { return ::waitid(P_PID, child, &si, WEXITED); }), 0);
+  ExitInfo info = ClassifyExit(si.si_code, si.si_status, KillReason::kNone);
+  EXPECT_EQ(info.status, ExitStatus::kSandboxViolation) << info.detail;
+  EXPECT_EQ(info.signal, SIGSYS);
+}
 
 // A syscall outside the table is killed too: the default is deny.
 TEST(PolicyTest, AnUnlistedSyscallIsKilled) {
@@ -144,7 +295,36 @@ TEST(PolicyTest, AnUnlistedSyscallIsKilled) {
   if (::setrlimit(RLIMIT_AS, &lim) != 0) ::_exit(8);
   // A signal to itself.
   if (::kill(::getpid(), 0) != 0) ::_exit(9);
+  // The argument conditions let through what glibc and the renderer do.
+  void* q = ::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q == MAP_FAILED) ::_exit(10);
+  if (::mprotect(q, 4096, PROT_NONE) != 0) ::_exit(11);  // a guard page
+  if (::madvise(q, 8192, MADV_DONTNEED) != 0) ::_exit(12);
+  int fl = ::fcntl(protocol::kControlInFd, F_GETFL);
+  if (fl < 0 || ::fcntl(protocol::kControlInFd, F_SETFL, fl | O_NONBLOCK) != 0) ::_exit(13);
+  if (::fcntl(protocol::kControlInFd, F_GETFD) < 0) ::_exit(14);
+  char name[16] = {};
+  if (::prctl(PR_GET_NAME, name) != 0 || ::prctl(PR_SET_NAME, "policy-test") != 0) ::_exit(15);
+  // A condition variable with a deadline: FUTEX_WAIT_BITSET on the realtime clock.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unique_lock lock(mu);
+  cv.wait_for(lock, std::chrono::milliseconds(1));
   ::_exit(0);
+}
+
+// glibc's stdio asks whether stdout is a terminal (ioctl TCGETS) before its first write to a
+// character device; the answer must be "no" (ENOTTY), not death. /dev/null is such a device.
+[[noreturn]] void PrintToStdout() {
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd < 0 || ::dup2(null_fd, 1) != 1) ::_exit(100);
+  BecomeRenderer();
+  std::printf("a renderer may print\n");
+  ::_exit(std::fflush(stdout) == 0 && !::isatty(1) && errno == ENOTTY ? 0 : 1);
+}
+
+TEST(PolicyTest, StdioToACharacterDeviceStillWorks) {
+  EXPECT_EXIT(PrintToStdout(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(PolicyTest, WhatARendererNeedsStillWorks) {
