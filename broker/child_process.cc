@@ -187,7 +187,8 @@ Result<ExitInfo> ChildProcess::KillAndReap(int64_t deadline_ns) {
     if (auto exit = TryReap()) return *exit;
     int64_t left_ms = (deadline_ns - MonotonicNs()) / 1'000'000;
     if (left_ms <= 0) return MakeError(Errc::kTimeout, "child did not exit after SIGKILL");
-    auto ready = WaitReadable(pidfd_.get(), static_cast<int>(std::min<int64_t>(left_ms, kStraySweepMs)));
+    auto ready =
+        WaitReadable(pidfd_.get(), static_cast<int>(std::min<int64_t>(left_ms, kStraySweepMs)));
     if (ready && !*ready) (void)ReapStrayChildren();  // the count only matters to the broker
   }
 }

@@ -63,7 +63,7 @@ TEST(ProcessGroupTest, CtrlCReachesTheBrokerAloneWhichClosesEveryRendererInOrder
   ASSERT_TRUE(out && err);
   std::string control = "/tmp/" + UniqueName("sbx-test-pgrp") + ".sock";
   std::vector<std::string> args = {BinPath("sbx-broker"), "--json", "--control", control,
-                                   "--renderers", "2"};
+                                   "--renderers",         "2"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
