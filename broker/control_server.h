@@ -63,7 +63,7 @@ class ControlServer {
   struct Client {
     UniqueFd fd;
     EventLoop::Token watch = 0;
-    std::string in;
+    std::string in;  // received, not yet served; read into only when no whole line waits in it
     bool discarding = false;     // inside an over-long line, dropping bytes up to its newline
     bool read_closed = false;    // the client shut down its sending side; finish replies, then drop
     int64_t last_active_ns = 0;  // its last command or reply, to find the one idle longest

@@ -213,6 +213,7 @@ void RendererHost::Start() {
     if (auto r = loop_.Watch(channel_->out_fd(), 0,
                              [this](uint32_t events) { OnControlWritable(events); }))
       out_watch_ = *r;
+    want_writable_ = false;
   }
   if (queue_.valid()) {
     if (auto r = loop_.Watch(queue_.get(), EPOLLIN, [this](uint32_t) { OnQueueReadable(); }))
@@ -285,9 +286,10 @@ Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) 
 }
 
 void RendererHost::UpdateWriteInterest() {
-  if (out_watch_ == 0) return;
   bool want = channel_ && channel_->HasPendingOutput();
-  (void)loop_.Modify(out_watch_, want ? EPOLLOUT : 0u);
+  // Only on a change: a send that the pipe took whole (nearly all) costs no epoll_ctl.
+  if (out_watch_ == 0 || want == want_writable_) return;
+  if (loop_.Modify(out_watch_, want ? EPOLLOUT : 0u)) want_writable_ = want;
 }
 
 void RendererHost::OnControlWritable(uint32_t events) {
@@ -562,6 +564,9 @@ void RendererHost::OnExitReadable() {
   // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
   // CPU and spend its exit (tearing down a copy of our address space) on the detection path.
   UniqueFd init = std::move(init_pidfd_);
+  // Unmapped after the exit is handled too: it is off the detection path, like the init.
+  std::optional<FrameReader> frames = std::move(frames_);
+  frames_.reset();
   ReleaseProcess();
   HandleExit(std::move(info));
   RetireInit(std::move(init));

@@ -110,7 +110,8 @@ class RendererHost {
 
   EventLoop::Token exit_watch_ = 0;
   EventLoop::Token in_watch_ = 0;
-  EventLoop::Token out_watch_ = 0;
+  EventLoop::Token out_watch_ = 0;  // from launch to exit; EPOLLOUT only while output waits
+  bool want_writable_ = false;
   EventLoop::Token queue_watch_ = 0;
   EventLoop::Token restart_timer_ = 0;
   EventLoop::Token kill_timer_ = 0;

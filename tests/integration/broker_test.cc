@@ -445,6 +445,9 @@ TEST(BrokerTest, ADeadRendererKeepsNoFrameBufferWithoutRestart) {
   ASSERT_EQ(memfds(), 2) << "the count this test relies on changed";
   ASSERT_EQ(b.Ctl("kill 1 KILL").value("ok", false), true);
   ASSERT_TRUE(b.WaitForEvent("exited", 1, kEventTimeout));
+  // Released once the exit is handled, just after the event is out: a command round trip is a
+  // later turn of the broker's loop.
+  ASSERT_TRUE(b.Ctl("stats").contains("renderers"));
   EXPECT_EQ(memfds(), 1);
   json list = b.Ctl("list");
   ASSERT_EQ(list["renderers"].size(), 2u) << "the dead one's sad tab stays: " << list.dump();
