@@ -6,7 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -68,11 +70,23 @@ Result<void> CheckPrivateDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return SysError("mkdir " + dir);
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) return SysError("lstat " + dir);
-  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
-    return MakeError(Errc::kInvalidArgument,
-                     dir + " is not a private directory owned by this user (want mode 0700)");
+  std::string problem;
+  if (!S_ISDIR(st.st_mode)) {
+    problem = "is not a directory";
+  } else if (st.st_uid != ::geteuid()) {
+    // Typically /tmp/sbx-UID made by another user first: only its owner (or root) can fix it.
+    problem = "belongs to uid " + std::to_string(st.st_uid) + ", not to this user (uid " +
+              std::to_string(::geteuid()) + ")";
+  } else if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    problem = std::string("has mode ") + mode + ", open to others (want 0700)";
   }
-  return {};
+  if (problem.empty()) return {};
+  return MakeError(Errc::kInvalidArgument,
+                   "the control socket's directory " + dir + " " + problem +
+                       "; remove it, or put the socket elsewhere with --control PATH or by "
+                       "setting XDG_RUNTIME_DIR to a private directory of yours");
 }
 
 Result<sockaddr_un> SocketAddress(const std::string& path) {
@@ -270,11 +284,8 @@ void ControlServer::OnAccept() {
       (void)::send(fd.get(), kDenied, sizeof kDenied - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
-    if (clients_.size() >= kMaxClients) {
-      static constexpr char kBusy[] = "{\"error\":\"too many control clients\"}\n";
-      (void)::send(fd.get(), kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-      continue;
-    }
+    // Full: the one idle longest goes, so idle connections can never lock everyone out.
+    if (clients_.size() >= kMaxClients) EvictIdlest();
     uint64_t id = next_client_++;
     int cfd = fd.get();
     auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
@@ -283,8 +294,20 @@ void ControlServer::OnAccept() {
     Client c;
     c.fd = std::move(fd);
     c.watch = *w;
+    c.last_active_ns = MonotonicNs();
     clients_.emplace(id, std::move(c));
   }
+}
+
+void ControlServer::EvictIdlest() {
+  auto idlest = std::min_element(clients_.begin(), clients_.end(), [](auto& a, auto& b) {
+    return a.second.last_active_ns < b.second.last_active_ns;
+  });
+  if (idlest == clients_.end()) return;
+  static constexpr char kEvicted[] =
+      "{\"error\":\"disconnected: too many control clients, and this one was idle longest\"}\n";
+  (void)::send(idlest->second.fd.get(), kEvicted, sizeof kEvicted - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  Drop(idlest->first);
 }
 
 void ControlServer::OnClient(uint64_t id, uint32_t events) {
@@ -293,46 +316,61 @@ void ControlServer::OnClient(uint64_t id, uint32_t events) {
   if (events & EPOLLOUT) FlushClient(id);
   it = clients_.find(id);
   if (it == clients_.end()) return;
-  if (it->second.read_closed) {
-    if (events & (EPOLLHUP | EPOLLERR)) Drop(id);
-    return;
+  Client& c = it->second;
+  if (c.read_closed && (events & (EPOLLHUP | EPOLLERR))) return Drop(id);
+  // Lines already received are served first; more is read only once they are, and once the
+  // client has taken its replies so far. So its input stays bounded and a client that does not
+  // read stops being heard instead of making the broker work for nobody.
+  bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0;
+  if (readable && !c.read_closed && c.out.empty() && !HasWaitingLine(c)) {
+    char buf[4096];
+    ssize_t n = HandleEintr([&] { return ::recv(c.fd.get(), buf, sizeof buf, 0); });
+    if (n < 0 && errno != EAGAIN) return Drop(id);
+    if (n == 0) {
+      // Half-closed (`echo ping 1 | socat ...`): answer what was asked, then hang up.
+      c.read_closed = true;
+    } else if (n > 0) {
+      c.last_active_ns = MonotonicNs();
+      c.in.append(buf, static_cast<size_t>(n));
+    }
   }
-  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) return;
-  char buf[4096];
-  ssize_t n = HandleEintr([&] { return ::recv(it->second.fd.get(), buf, sizeof buf, 0); });
-  if (n < 0 && errno == EAGAIN) return;
-  if (n < 0) return Drop(id);
-  if (n == 0) {
-    // Half-closed (`echo ping 1 | socat ...`): answer what was asked, then hang up.
-    it->second.read_closed = true;
-    return FlushClient(id);
-  }
-  std::string_view data(buf, static_cast<size_t>(n));
-  while (!data.empty()) {
-    it = clients_.find(id);
+  ServeLines(id);
+  FlushClient(id);
+}
+
+bool ControlServer::HasWaitingLine(const Client& c) {
+  return c.in.find('\n') != std::string::npos || c.in.size() > kMaxLine;
+}
+
+void ControlServer::ServeLines(uint64_t id) {
+  for (size_t served = 0;;) {
+    auto it = clients_.find(id);
     if (it == clients_.end()) return;
     Client& c = it->second;
-    size_t nl = data.find('\n');
-    std::string_view part = data.substr(0, nl);
     if (c.discarding) {
-      if (nl == std::string_view::npos) return;
-      c.discarding = false;
-    } else if (c.in.size() + part.size() > kMaxLine) {
-      c.in.clear();
-      c.discarding = nl == std::string_view::npos;
+      size_t nl = c.in.find('\n');
+      c.in.erase(0, nl == std::string::npos ? nl : nl + 1);
+      c.discarding = nl == std::string::npos;
+    }
+    if (!c.out.empty() || c.replies.size() >= kMaxPendingReplies || served == kLinesPerWakeup ||
+        !HasWaitingLine(c)) {
+      return;
+    }
+    ++served;
+    size_t nl = c.in.find('\n');
+    if (nl == std::string::npos || nl > kMaxLine) {
+      // Refused as soon as it is too long, not when (if ever) its newline comes.
+      c.discarding = nl == std::string::npos;
+      c.in.erase(0, c.discarding ? nl : nl + 1);
       size_t serial = c.next_serial++;
       c.replies.emplace_back();
       Fill(id, serial, DumpJson(ErrorJson("line too long (max 4096 bytes)")));
-    } else {
-      c.in.append(part);
-      if (nl == std::string_view::npos) return;
-      std::string line = std::move(c.in);
-      c.in.clear();
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      HandleLine(id, line);
+      continue;
     }
-    if (nl == std::string_view::npos) return;
-    data.remove_prefix(nl + 1);
+    std::string line = c.in.substr(0, nl);
+    c.in.erase(0, nl + 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    HandleLine(id, line);
   }
 }
 
@@ -354,6 +392,7 @@ void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
   Client& c = it->second;
   if (serial < c.first_serial || serial - c.first_serial >= c.replies.size()) return;
   c.replies[serial - c.first_serial] = std::move(reply);
+  c.last_active_ns = MonotonicNs();
   while (!c.replies.empty() && c.replies.front()) {
     c.out += *c.replies.front();
     c.out += '\n';
@@ -378,9 +417,18 @@ void ControlServer::FlushClient(uint64_t id) {
     }
     c.out.erase(0, static_cast<size_t>(n));
   }
-  if (c.read_closed && c.out.empty() && c.replies.empty()) return Drop(id);
-  uint32_t want = c.read_closed ? 0u : static_cast<uint32_t>(EPOLLIN | EPOLLRDHUP);
-  if (!c.out.empty()) want |= EPOLLOUT;
+  if (c.read_closed && c.out.empty() && c.replies.empty() && !HasWaitingLine(c)) return Drop(id);
+  UpdateInterest(c);
+}
+
+void ControlServer::UpdateInterest(Client& c) {
+  bool waiting = HasWaitingLine(c);
+  bool servable = waiting && c.out.empty() && c.replies.size() < kMaxPendingReplies;
+  uint32_t want = 0;
+  // EPOLLOUT for lines left over from a wakeup's budget too: the socket is writable, so the next
+  // loop turn serves them, after every other ready fd had its turn.
+  if (!c.out.empty() || servable) want |= EPOLLOUT;
+  if (!c.read_closed && c.out.empty() && !waiting) want |= EPOLLIN | EPOLLRDHUP;
   (void)broker_.loop().Modify(c.watch, want);
 }
 

@@ -1,9 +1,11 @@
 // The control interface for people and scripts: a Unix stream socket speaking one command per
 // line, one JSON object per reply line (drive it with `socat - UNIX-CONNECT:PATH` or sbx-ctl).
 // Only the broker's own uid may connect (SO_PEERCRED). Clients are untrusted: a malformed
-// command gets {"error": ...} and the connection stays usable; a client that floods or stops
-// reading is disconnected. Replies keep the order of the commands, even for a `ping` that waits
-// for its renderer.
+// command gets {"error": ...} and the connection stays usable. A client is served a few commands
+// per wakeup, and not at all while it leaves its earlier replies unread, so none can stall the
+// event loop; one whose unread output passes a bound is disconnected, and when every slot is
+// taken the client idle longest makes room for a new one. Replies keep the order of the
+// commands, even for a `ping` that waits for its renderer.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +38,9 @@ class ControlServer {
   static constexpr size_t kMaxLine = 4096;
   static constexpr size_t kMaxClients = 64;
   static constexpr size_t kMaxPendingOutput = 1 << 20;
+  // Commands served per client per wakeup, and commands awaiting their reply (pings) per client.
+  static constexpr size_t kLinesPerWakeup = 16;
+  static constexpr size_t kMaxPendingReplies = 256;
 
   // Binds the socket (replacing a stale one; refusing one a live broker listens on).
   static Result<std::unique_ptr<ControlServer>> Create(Broker& broker, std::string path);
@@ -58,10 +63,10 @@ class ControlServer {
   struct Client {
     UniqueFd fd;
     EventLoop::Token watch = 0;
-    std::string in;
-    bool discarding = false;
-    bool read_closed = false;  // the client shut down its sending side; finish replies, then drop
-                               // // inside an over-long line, dropping bytes up to its newline
+    std::string in;  // received, not yet served; read into only when no whole line waits in it
+    bool discarding = false;     // inside an over-long line, dropping bytes up to its newline
+    bool read_closed = false;    // the client shut down its sending side; finish replies, then drop
+    int64_t last_active_ns = 0;  // its last command or reply, to find the one idle longest
     // Replies in command order; nullopt while a command (ping) is still pending. Serial numbers
     // let a late reply find its slot after earlier ones were flushed.
     std::deque<std::optional<std::string>> replies;
@@ -72,6 +77,10 @@ class ControlServer {
 
   void OnAccept();
   void OnClient(uint64_t id, uint32_t events);
+  void ServeLines(uint64_t id);
+  static bool HasWaitingLine(const Client& c);
+  void UpdateInterest(Client& c);
+  void EvictIdlest();
   void HandleLine(uint64_t id, std::string_view line);
   void Fill(uint64_t id, size_t serial, std::string reply);
   void FlushClient(uint64_t id);

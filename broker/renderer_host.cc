@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 #include "broker/launcher.h"
@@ -26,6 +27,13 @@ constexpr int64_t kMinStartTimeoutMs = 10'000;
 constexpr int64_t kPingTimeoutNs = 5'000 * kNsPerMs;
 // Grace for a renderer that closed its control pipe but did not exit.
 constexpr int64_t kEofGraceNs = 1'000 * kNsPerMs;
+// A real renderer writes each message with one write() of at most PIPE_BUF bytes, which a pipe
+// delivers whole; part of a message still unfinished this long later is one that stopped halfway.
+constexpr int64_t kPartialMessageNs = 1'000 * kNsPerMs;
+// Expired ping tokens kept for a late pong. More than a stopped renderer can have missed: the
+// broker's outbound queue (256 KiB) and the pipe (64 KiB) hold about 13,600 pings of 24 bytes, and
+// one that does not drain them is killed as hung.
+constexpr size_t kMaxExpiredPings = 16'384;
 // Inbound budget: frame-ready and heartbeat messages a renderer may send, as a token bucket.
 // Twice the highest frame rate plus heartbeats; a renderer above it is flooding the broker.
 constexpr double kInboundBurst = 4.0 * protocol::kMaxFps;
@@ -34,7 +42,42 @@ constexpr double kInboundPerSecond = 2.0 * protocol::kMaxFps + 20.0;
 constexpr size_t kReadBudget = 64 * 1024;
 constexpr int kQueueBudget = 32;
 
+unsigned CpuCount() {
+  static const unsigned kCpus = std::max(1u, std::thread::hardware_concurrency());
+  return kCpus;
+}
+
 }  // namespace
+
+uint64_t MaxFramesAfter(int64_t elapsed_ns) {
+  double s = static_cast<double>(std::max<int64_t>(elapsed_ns, 0)) / 1e9;
+  return static_cast<uint64_t>(kInboundBurst + s * kInboundPerSecond);
+}
+
+std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
+                                               const protocol::Heartbeat& last, int64_t spawn_ns,
+                                               int64_t now_ns, unsigned cpus) {
+  // The renderer reads the same CLOCK_MONOTONIC as the broker, after the broker took spawn_ns
+  // and before it took now_ns. Checked first: every other bound and the latency derive from it.
+  if (hb.mono_ns < spawn_ns || hb.mono_ns > now_ns) {
+    return "heartbeat timestamp " + std::to_string(hb.mono_ns) + " outside the renderer's life";
+  }
+  if (hb.mono_ns < last.mono_ns) return "heartbeat timestamp went backwards";
+  if (hb.frames < last.frames) return "heartbeat frame count went backwards";
+  if (hb.cpu_ns < last.cpu_ns) return "heartbeat CPU time went backwards";
+  // Unsigned from here: both are non-negative and hb.mono_ns >= spawn_ns.
+  auto lived_ns = static_cast<uint64_t>(hb.mono_ns - spawn_ns);
+  if (hb.cpu_ns / std::max(cpus, 1u) > lived_ns) {
+    return "heartbeat claims more CPU time than the renderer has lived";
+  }
+  if (static_cast<uint64_t>(hb.render_us) * 1000 > lived_ns) {
+    return "heartbeat claims a frame took longer than the renderer has lived";
+  }
+  if (hb.frames > MaxFramesAfter(hb.mono_ns - spawn_ns)) {
+    return "heartbeat claims more frames than the flood limit lets through";
+  }
+  return std::nullopt;
+}
 
 RendererHost::RendererHost(Broker& broker, int id, std::string page)
     : broker_(broker),
@@ -47,6 +90,7 @@ RendererHost::~RendererHost() {
   loop_.CancelTimer(restart_timer_);
   loop_.CancelTimer(kill_timer_);
   loop_.CancelTimer(eof_timer_);
+  loop_.CancelTimer(partial_timer_);
   // Bounded (ChildProcess), the renderer before its init, which cannot finish exiting while the
   // renderer is unreaped. The broker is going away, so nothing is left to reap later.
   process_ = {};
@@ -79,6 +123,8 @@ void RendererHost::Start() {
   last_frame_number_ = 0;
   frames_seen_ = 0;
   last_hb_ = {};
+  expired_pings_.clear();
+  partial_since_ns_ = 0;
   inbound_tokens_ = kInboundBurst;
   spawn_ns_ = MonotonicNs();
   inbound_refill_ns_ = spawn_ns_;
@@ -153,6 +199,12 @@ void RendererHost::Start() {
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
       in_watch_ = *r;
+    // Watched from the start, with no events asked for until output waits: epoll still reports
+    // EPOLLERR once the renderer closes the pipe it reads commands from.
+    if (auto r = loop_.Watch(channel_->out_fd(), 0,
+                             [this](uint32_t events) { OnControlWritable(events); }))
+      out_watch_ = *r;
+    want_writable_ = false;
   }
   if (queue_.valid()) {
     if (auto r = loop_.Watch(queue_.get(), EPOLLIN, [this](uint32_t) { OnQueueReadable(); }))
@@ -190,9 +242,13 @@ void RendererHost::ReleaseProcess() {
   }
   loop_.CancelTimer(eof_timer_);
   eof_timer_ = 0;
+  loop_.CancelTimer(partial_timer_);
+  partial_timer_ = 0;
   channel_.reset();
   queue_.reset();
   process_ = {};
+  // The sad tab shows no pixels, and a restart maps a new buffer: the memfd goes with the process.
+  frames_.reset();
   RetireInit(std::move(init_));
 }
 
@@ -220,25 +276,33 @@ Result<void> RendererHost::Send(MsgType type, std::span<const uint8_t> payload) 
 
 void RendererHost::UpdateWriteInterest() {
   bool want = channel_ && channel_->HasPendingOutput();
-  if (want && out_watch_ == 0) {
-    if (auto w =
-            loop_.Watch(channel_->out_fd(), EPOLLOUT, [this](uint32_t) { OnControlWritable(); }))
-      out_watch_ = *w;
-  } else if (!want && out_watch_ != 0) {
-    loop_.Unwatch(out_watch_);
-    out_watch_ = 0;
-  }
+  // Only on a change: a send that the pipe took whole (nearly all) costs no epoll_ctl.
+  if (out_watch_ == 0 || want == want_writable_) return;
+  if (loop_.Modify(out_watch_, want ? EPOLLOUT : 0u)) want_writable_ = want;
 }
 
-void RendererHost::OnControlWritable() {
+void RendererHost::OnControlWritable(uint32_t events) {
   if (!channel_) return;
-  if (auto r = channel_->Flush(); !r) {
-    // The renderer closed its read end; its exit will follow on the pidfd.
-    loop_.Unwatch(out_watch_);
-    out_watch_ = 0;
-    return;
+  bool closed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (!closed) {
+    auto r = channel_->Flush();
+    if (r) return UpdateWriteInterest();
+    closed = r.error().code == Errc::kPeerClosed;
   }
-  UpdateWriteInterest();
+  // Level-triggered: stop the watch, or the error would wake the loop until the renderer is gone.
+  loop_.Unwatch(out_watch_);
+  out_watch_ = 0;
+  if (closed) StartPipeClosedGrace("closed the pipe it reads commands from", MonotonicNs());
+}
+
+void RendererHost::StartPipeClosedGrace(std::string what, int64_t now) {
+  // Usually the process is exiting and the pidfd is about to say so; a renderer that keeps
+  // running without one of its pipes is broken.
+  if (eof_timer_ != 0) return;
+  eof_timer_ = loop_.AddTimer(now + kEofGraceNs, [this, what = std::move(what)]() mutable {
+    eof_timer_ = 0;
+    if (alive()) Violation(std::move(what));
+  });
 }
 
 Result<void> RendererHost::Signal(int sig, KillReason reason) {
@@ -295,16 +359,37 @@ void RendererHost::OnControlReadable() {
     }
     // A read error on our own pipe end: treat like EOF below.
   } else if (*open) {
-    return;
+    return TrackPartialMessage(!messages.empty(), now);
   }
   loop_.Unwatch(in_watch_);
   in_watch_ = 0;
-  // EOF usually means the process is exiting and the pidfd is about to say so; a renderer that
-  // keeps running without its control pipe is broken.
-  eof_timer_ = loop_.AddTimer(now + kEofGraceNs, [this] {
-    eof_timer_ = 0;
-    if (alive()) Violation("closed its control pipe");
-  });
+  StartPipeClosedGrace("closed its control pipe", now);
+}
+
+void RendererHost::TrackPartialMessage(bool progressed, int64_t now) {
+  if (!channel_ || channel_->buffered_input() == 0) {
+    partial_since_ns_ = 0;
+    loop_.CancelTimer(partial_timer_);
+    partial_timer_ = 0;
+    return;
+  }
+  // A read that completed messages and ended inside the next one starts that one's clock; one
+  // that only added bytes to it (a trickle) does not.
+  if (partial_since_ns_ != 0 && !progressed) return;
+  partial_since_ns_ = now;
+  loop_.CancelTimer(partial_timer_);
+  partial_timer_ = loop_.AddTimer(now + kPartialMessageNs, [this] { OnPartialMessageDeadline(); });
+}
+
+void RendererHost::OnPartialMessageDeadline() {
+  partial_timer_ = 0;
+  if (!alive() || kill_reason_ != KillReason::kNone || in_watch_ == 0) return;
+  // The rest may be waiting in the pipe unread (the broker itself may have been slow): read
+  // first, which restarts the clock if a message completed.
+  OnControlReadable();
+  if (partial_since_ns_ != 0 && MonotonicNs() - partial_since_ns_ >= kPartialMessageNs) {
+    Violation("sent part of a message, then nothing for 1 s");
+  }
 }
 
 void RendererHost::HandleMessage(const Message& m, int64_t now) {
@@ -317,6 +402,9 @@ void RendererHost::HandleMessage(const Message& m, int64_t now) {
       if (!f) return Violation(f.error().what);
       if (frames_seen_ > 0 && f->frame_number <= last_frame_number_) {
         return Violation("frame number went backwards");
+      }
+      if (f->frame_number > MaxFramesAfter(now - spawn_ns_)) {
+        return Violation("frame number beyond what the flood limit lets through");
       }
       last_frame_number_ = f->frame_number;
       ++frames_seen_;
@@ -335,7 +423,11 @@ void RendererHost::HandleMessage(const Message& m, int64_t now) {
       auto token = DecodeU64(m);
       if (!token) return Violation(token.error().what);
       auto it = pings_.find(*token);
-      if (it == pings_.end()) return Violation("unsolicited pong");
+      if (it == pings_.end()) {
+        // Late, for a ping given up on: not a violation, and nobody is waiting for it any more.
+        if (expired_pings_.erase(*token) == 1) return;
+        return Violation("unsolicited pong (a token never sent, or answered already)");
+      }
       auto cb = std::move(it->second.callback);
       int64_t rtt = now - it->second.sent_ns;
       pings_.erase(it);
@@ -386,7 +478,9 @@ void RendererHost::OnQueueReadable() {
 }
 
 void RendererHost::HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now) {
-  if (hb.frames < last_hb_.frames) return Violation("heartbeat frame count went backwards");
+  if (auto bad = ImpossibleHeartbeat(hb, last_hb_, spawn_ns_, now, CpuCount())) {
+    return Violation(std::move(*bad));
+  }
   last_hb_ = hb;
   last_heartbeat_ns_ = now;
   ++broker_.stats_.heartbeats;
@@ -401,6 +495,9 @@ void RendererHost::CheckWatchdog(int64_t now) {
   for (auto it = pings_.begin(); it != pings_.end();) {
     if (now - it->second.sent_ns > kPingTimeoutNs) {
       auto cb = std::move(it->second.callback);
+      expired_pings_.insert(it->first);
+      // Tokens only grow, so the first is the oldest.
+      if (expired_pings_.size() > kMaxExpiredPings) expired_pings_.erase(expired_pings_.begin());
       it = pings_.erase(it);
       if (cb) cb(MakeError(Errc::kTimeout, "no pong within 5 s"));
     } else {
@@ -442,6 +539,9 @@ void RendererHost::OnExitReadable() {
   // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
   // CPU and spend its exit (tearing down a copy of our address space) on the detection path.
   ChildProcess init = std::move(init_);
+  // Unmapped after the exit is handled too: it is off the detection path, like the init.
+  std::optional<FrameReader> frames = std::move(frames_);
+  frames_.reset();
   ReleaseProcess();
   HandleExit(std::move(info));
   RetireInit(std::move(init));
@@ -450,6 +550,7 @@ void RendererHost::OnExitReadable() {
 void RendererHost::FailPings(const std::string& why) {
   auto pings = std::move(pings_);
   pings_.clear();
+  expired_pings_.clear();
   for (auto& [token, p] : pings) {
     if (p.callback) p.callback(MakeError(Errc::kState, why));
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "broker/broker.h"
@@ -21,6 +22,17 @@
 #include "ipc/unique_fd.h"
 
 namespace sbx {
+
+// Why a heartbeat carries figures no real renderer can send, or nullopt when every field is in
+// range. `last` is the previous heartbeat accepted from the same process ({} before the first);
+// spawn_ns and now_ns (CLOCK_MONOTONIC, as the renderer's own clock) bracket its life so far, and
+// `cpus` is how many CPUs its threads could have run on at once.
+std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
+                                               const protocol::Heartbeat& last, int64_t spawn_ns,
+                                               int64_t now_ns, unsigned cpus);
+// The most frames a renderer can have published `elapsed_ns` after its launch: what the broker's
+// flood limit lets through.
+uint64_t MaxFramesAfter(int64_t elapsed_ns);
 
 class RendererHost {
  public:
@@ -60,7 +72,11 @@ class RendererHost {
 
   void OnExitReadable();
   void OnControlReadable();
-  void OnControlWritable();
+  void OnControlWritable(uint32_t events);
+  void TrackPartialMessage(bool progressed, int64_t now_ns);
+  void OnPartialMessageDeadline();
+  // A renderer that closed one of its pipe ends gets a grace period to exit, then `bad-message`.
+  void StartPipeClosedGrace(std::string what, int64_t now_ns);
   void OnQueueReadable();
   void HandleMessage(const Message& m, int64_t now_ns);
   void HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now_ns);
@@ -95,11 +111,14 @@ class RendererHost {
 
   EventLoop::Token exit_watch_ = 0;
   EventLoop::Token in_watch_ = 0;
-  EventLoop::Token out_watch_ = 0;
+  EventLoop::Token out_watch_ = 0;  // from launch to exit; EPOLLOUT only while output waits
+  bool want_writable_ = false;
   EventLoop::Token queue_watch_ = 0;
   EventLoop::Token restart_timer_ = 0;
   EventLoop::Token kill_timer_ = 0;
   EventLoop::Token eof_timer_ = 0;
+  EventLoop::Token partial_timer_ = 0;
+  int64_t partial_since_ns_ = 0;  // when the unfinished message in the decoder began, or 0
 
   KillReason kill_reason_ = KillReason::kNone;
   std::string violation_;
@@ -119,6 +138,9 @@ class RendererHost {
   int64_t inbound_refill_ns_ = 0;
   uint64_t next_ping_token_ = 1;
   std::map<uint64_t, PendingPing> pings_;
+  // Pings whose 5 s ran out unanswered: their pong may still come (a renderer stopped for a while
+  // answers what it missed when it resumes) and is accepted once, without a callback.
+  std::set<uint64_t> expired_pings_;
 };
 
 }  // namespace sbx

@@ -38,6 +38,8 @@ class Channel {
   Result<void> Flush();
   bool HasPendingOutput() const { return out_start_ < out_buf_.size(); }
   size_t pending_output() const { return out_buf_.size() - out_start_; }
+  // Bytes received that do not make a whole message yet.
+  size_t buffered_input() const { return decoder_.buffered(); }
 
   // Reads at most max_bytes that are available now and appends every complete message to out.
   // Returns false once the peer has closed its end (after the messages before EOF are

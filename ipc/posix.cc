@@ -149,18 +149,23 @@ struct SignalEntry {
   const char* name;
 };
 constexpr std::array kSignals{
-    SignalEntry{SIGHUP, "SIGHUP"},   SignalEntry{SIGINT, "SIGINT"},
-    SignalEntry{SIGQUIT, "SIGQUIT"}, SignalEntry{SIGILL, "SIGILL"},
-    SignalEntry{SIGTRAP, "SIGTRAP"}, SignalEntry{SIGABRT, "SIGABRT"},
-    SignalEntry{SIGBUS, "SIGBUS"},   SignalEntry{SIGFPE, "SIGFPE"},
-    SignalEntry{SIGKILL, "SIGKILL"}, SignalEntry{SIGUSR1, "SIGUSR1"},
-    SignalEntry{SIGSEGV, "SIGSEGV"}, SignalEntry{SIGUSR2, "SIGUSR2"},
-    SignalEntry{SIGPIPE, "SIGPIPE"}, SignalEntry{SIGALRM, "SIGALRM"},
-    SignalEntry{SIGTERM, "SIGTERM"}, SignalEntry{SIGCHLD, "SIGCHLD"},
-    SignalEntry{SIGCONT, "SIGCONT"}, SignalEntry{SIGSTOP, "SIGSTOP"},
-    SignalEntry{SIGTSTP, "SIGTSTP"}, SignalEntry{SIGTTIN, "SIGTTIN"},
-    SignalEntry{SIGTTOU, "SIGTTOU"}, SignalEntry{SIGXCPU, "SIGXCPU"},
-    SignalEntry{SIGXFSZ, "SIGXFSZ"}, SignalEntry{SIGSYS, "SIGSYS"},
+    SignalEntry{SIGHUP, "SIGHUP"},       SignalEntry{SIGINT, "SIGINT"},
+    SignalEntry{SIGQUIT, "SIGQUIT"},     SignalEntry{SIGILL, "SIGILL"},
+    SignalEntry{SIGTRAP, "SIGTRAP"},     SignalEntry{SIGABRT, "SIGABRT"},
+    SignalEntry{SIGBUS, "SIGBUS"},       SignalEntry{SIGFPE, "SIGFPE"},
+    SignalEntry{SIGKILL, "SIGKILL"},     SignalEntry{SIGUSR1, "SIGUSR1"},
+    SignalEntry{SIGSEGV, "SIGSEGV"},     SignalEntry{SIGUSR2, "SIGUSR2"},
+    SignalEntry{SIGPIPE, "SIGPIPE"},     SignalEntry{SIGALRM, "SIGALRM"},
+    SignalEntry{SIGTERM, "SIGTERM"},     SignalEntry{SIGCHLD, "SIGCHLD"},
+    SignalEntry{SIGCONT, "SIGCONT"},     SignalEntry{SIGSTOP, "SIGSTOP"},
+    SignalEntry{SIGTSTP, "SIGTSTP"},     SignalEntry{SIGTTIN, "SIGTTIN"},
+    SignalEntry{SIGTTOU, "SIGTTOU"},     SignalEntry{SIGXCPU, "SIGXCPU"},
+    SignalEntry{SIGXFSZ, "SIGXFSZ"},     SignalEntry{SIGSYS, "SIGSYS"},
+    SignalEntry{SIGSTKFLT, "SIGSTKFLT"}, SignalEntry{SIGURG, "SIGURG"},
+    SignalEntry{SIGVTALRM, "SIGVTALRM"}, SignalEntry{SIGPROF, "SIGPROF"},
+    SignalEntry{SIGWINCH, "SIGWINCH"},   SignalEntry{SIGIO, "SIGIO"},
+    SignalEntry{SIGPOLL, "SIGPOLL"},  // the same number as SIGIO: accepted, never printed
+    SignalEntry{SIGPWR, "SIGPWR"},
 };
 }  // namespace
 

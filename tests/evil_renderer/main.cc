@@ -2,13 +2,15 @@
 // --page=evil://MODE. It speaks docs/PROTOCOL.md exactly as far as it must to get going, then
 // breaks it in the way MODE names. MODE "good" breaks nothing: a second, minimal renderer built
 // from the protocol document, which shows the contract is enough to write one. MODE "ignore-term"
-// is "good" that ignores SIGTERM.
+// is "good" that ignores SIGTERM; "late-pong" and "double-pong" are "good" that answer a ping
+// late (after the broker gave up on it) or twice.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -27,6 +29,13 @@ using namespace sbx;
 using protocol::MsgType;
 
 uint64_t g_seq = 1;
+// How the renderer answers pings (set from the mode).
+int g_pong_copies = 1;
+bool g_delay_first_pong = false;
+// The first ping's token, answered once this CLOCK_MONOTONIC time has passed (0: nothing held).
+uint64_t g_late_token = 0;
+int64_t g_late_at_ns = 0;
+constexpr int64_t kLateBy = 6'000'000'000;  // past the broker's 5 s ping timeout
 
 bool SendRaw(MsgType type, std::span<const uint8_t> payload, uint64_t seq = 0) {
   std::vector<uint8_t> bytes;
@@ -40,15 +49,40 @@ bool SendFrameReady(uint32_t index, uint64_t frame) {
   return SendRaw(MsgType::kFrameReady, w.data());
 }
 
-bool SendHeartbeat(uint64_t frames, bool queue) {
+protocol::Heartbeat MakeHeartbeat(uint64_t frames) {
   protocol::Heartbeat hb{};
   hb.magic = protocol::kHeartbeatMagic;
   hb.frames = frames;
   hb.mono_ns = MonotonicNs();
   hb.fps = 30;
+  return hb;
+}
+
+bool SendHeartbeat(const protocol::Heartbeat& hb, bool queue) {
   std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(&hb), sizeof hb);
   if (queue) return QueueSend(protocol::kHeartbeatFd, bytes).has_value();
   return SendRaw(MsgType::kHeartbeat, bytes);
+}
+
+bool SendHeartbeat(uint64_t frames, bool queue) {
+  return SendHeartbeat(MakeHeartbeat(frames), queue);
+}
+
+void SendPong(uint64_t token) {
+  PayloadWriter w;
+  w.U64(token);
+  SendRaw(MsgType::kPong, w.data());
+}
+
+// The held pong of "late-pong", once it is due; then a drill report, so the test can tell from
+// the broker's events that the pong was read before it.
+void SendLatePong() {
+  if (g_late_at_ns == 0 || MonotonicNs() < g_late_at_ns) return;
+  g_late_at_ns = 0;
+  SendPong(g_late_token);
+  PayloadWriter w;
+  w.Str("late pong sent");
+  SendRaw(MsgType::kDrillReport, w.data());
 }
 
 // Reads the broker's messages that are waiting; answers pings. False once the broker is gone.
@@ -66,9 +100,13 @@ bool Pump(Decoder& decoder, int timeout_ms) {
     if ((*m)->type == MsgType::kShutdown) return false;
     if ((*m)->type == MsgType::kPing) {
       auto token = DecodeU64(**m);
-      PayloadWriter w;
-      w.U64(token ? *token : 0);
-      SendRaw(MsgType::kPong, w.data());
+      if (g_delay_first_pong) {
+        g_delay_first_pong = false;
+        g_late_token = token ? *token : 0;
+        g_late_at_ns = MonotonicNs() + kLateBy;
+        continue;
+      }
+      for (int i = 0; i < g_pong_copies; ++i) SendPong(token ? *token : 0);
     }
   }
 }
@@ -98,6 +136,11 @@ int main(int argc, char** argv) {
     ::signal(SIGTERM, SIG_IGN);
     mode = "good";
   }
+  if (mode == "late-pong") g_delay_first_pong = true;
+  if (mode == "double-pong") g_pong_copies = 2;
+  // Modes that stop using the pipe after their breakage (heartbeats go on, on the queue).
+  bool pipe_silent =
+      mode == "half-header" || mode == "half-payload" || mode == "close-command-pipe";
 
   Decoder decoder(protocol::Direction::kToRenderer);
   // The broker's hello always comes first.
@@ -141,16 +184,39 @@ int main(int argc, char** argv) {
     SendRaw(MsgType::kPong, w.data());
   } else if (mode == "close-pipe") {
     ::close(protocol::kControlOutFd);
-  } else if (mode != "good") {
+  } else if (mode == "close-command-pipe") {
+    ::close(protocol::kControlInFd);
+  } else if (mode == "half-header" || mode == "half-payload") {
+    // Whole messages fit in one atomic pipe write; these stop partway through one, and stay.
+    PayloadWriter w;
+    w.U32(0).U64(frame);
+    std::vector<uint8_t> bytes;
+    EncodeMessage(MsgType::kFrameReady, g_seq++, w.data(), bytes);
+    bytes.resize(mode == "half-header" ? 7 : sizeof(protocol::MessageHeader) + 5);
+    (void)WriteAll(protocol::kControlOutFd, bytes);
+  } else if (mode == "heartbeat-clock" || mode == "heartbeat-cpu" || mode == "heartbeat-render") {
+    // Figures no real renderer can send: a clock far in the past (the broker's latency
+    // arithmetic once overflowed on it), more CPU time or a longer frame than its whole life.
+    protocol::Heartbeat hb = MakeHeartbeat(frame);
+    if (mode == "heartbeat-clock") hb.mono_ns = INT64_MIN;
+    if (mode == "heartbeat-cpu") hb.cpu_ns = UINT64_MAX;
+    if (mode == "heartbeat-render") hb.render_us = UINT32_MAX;
+    SendHeartbeat(hb, queue);
+  } else if (mode != "good" && mode != "late-pong" && mode != "double-pong") {
     std::fprintf(stderr, "evil renderer: unknown mode %s\n", mode.c_str());
     return 6;
   }
   // Behave from here on, so the only reason to die is what the broker decides.
   int64_t next_hb = MonotonicNs();
   for (;;) {
-    if (!Pump(decoder, 30)) return 0;
-    if (mode != "close-pipe") publish();
-    if (MonotonicNs() >= next_hb) {
+    if (mode == "close-command-pipe") {
+      (void)::poll(nullptr, 0, 30);
+    } else if (!Pump(decoder, 30)) {
+      return 0;
+    }
+    SendLatePong();
+    if (mode != "close-pipe" && !pipe_silent) publish();
+    if (MonotonicNs() >= next_hb && (queue || !pipe_silent)) {
       SendHeartbeat(frame, queue);
       next_hb = MonotonicNs() + 100'000'000;
     }

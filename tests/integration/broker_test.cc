@@ -185,6 +185,26 @@ TEST(BrokerTest, StoppedRendererIsUnresponsiveThenResponsiveAfterSigcont) {
   EXPECT_EQ(PidOf(*responsive), pid);
 }
 
+// A renderer stopped past the ping timeout answers the pings it missed when it resumes; those
+// late pongs must not get it killed (the window pings every renderer each second).
+TEST(BrokerTest, ARendererStoppedPastThePingTimeoutSurvivesItsLatePongs) {
+  BrokerProcess b({"--renderers", "1"});
+  auto ready = b.WaitForEvent("ready", 1, kEventTimeout);
+  ASSERT_TRUE(ready);
+  int pid = PidOf(*ready);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  json missed = b.Ctl("ping 1");  // answered by the broker's 5 s timeout
+  ::kill(pid, SIGCONT);
+  EXPECT_NE(missed.value("error", "").find("no pong"), std::string::npos) << missed.dump();
+  // Pongs come back in the order of the pings, so this one's answer follows the late one.
+  json ping = b.Ctl("ping 1");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["renderers"][0].value("pid", 0), pid) << list.dump();
+  for (const auto& e : b.history()) EXPECT_NE(e.value("event", ""), "exited") << e.dump();
+}
+
 struct DrillCase {
   const char* command;
   const char* status;
@@ -409,6 +429,28 @@ TEST(BrokerTest, RendererDeathLeavesNoFdInTheBroker) {
   json spawned = b.Ctl("spawn");
   ASSERT_TRUE(b.WaitForEvent("ready", spawned.value("id", 0), kEventTimeout));
   EXPECT_EQ(RendererSideFds(b.pid()).size(), before) << "a new renderer takes what one gave back";
+}
+
+// Under --no-restart a dead renderer's sad tab stays until `close`; it shows no pixels, so the
+// frame buffer's memfd must not stay with it. The count is one per live renderer.
+TEST(BrokerTest, ADeadRendererKeepsNoFrameBufferWithoutRestart) {
+  BrokerProcess b({"--renderers", "2", "--no-restart"});
+  ASSERT_TRUE(b.WaitForEvent("ready", -1, kEventTimeout));
+  ASSERT_TRUE(b.WaitForEvent("ready", -1, kEventTimeout));
+  auto memfds = [&] {
+    auto fds = RendererSideFds(b.pid());
+    return std::count_if(fds.begin(), fds.end(),
+                         [](const std::string& f) { return f.starts_with("/memfd:sbx-frames"); });
+  };
+  ASSERT_EQ(memfds(), 2) << "the count this test relies on changed";
+  ASSERT_EQ(b.Ctl("kill 1 KILL").value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("exited", 1, kEventTimeout));
+  // Released once the exit is handled, just after the event is out: a command round trip is a
+  // later turn of the broker's loop.
+  ASSERT_TRUE(b.Ctl("stats").contains("renderers"));
+  EXPECT_EQ(memfds(), 1);
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 2u) << "the dead one's sad tab stays: " << list.dump();
 }
 
 TEST(BrokerTest, SpawnNavigatePingAndCloseThroughTheControlSocket) {

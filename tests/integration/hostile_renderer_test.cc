@@ -89,7 +89,13 @@ INSTANTIATE_TEST_SUITE_P(Modes, HostileRendererTest,
                                            HostileCase{"bad-heartbeat", "heartbeat"},
                                            HostileCase{"bad-sequence", "sequence"},
                                            HostileCase{"unsolicited-pong", "pong"},
-                                           HostileCase{"close-pipe", "closed"}),
+                                           HostileCase{"close-pipe", "closed its control pipe"},
+                                           HostileCase{"close-command-pipe", "reads commands"},
+                                           HostileCase{"half-header", "part of a message"},
+                                           HostileCase{"half-payload", "part of a message"},
+                                           HostileCase{"heartbeat-clock", "timestamp"},
+                                           HostileCase{"heartbeat-cpu", "CPU time"},
+                                           HostileCase{"heartbeat-render", "frame took"}),
                          [](const auto& info) {
                            std::string name = info.param.mode;
                            for (char& ch : name) {
@@ -97,6 +103,38 @@ INSTANTIATE_TEST_SUITE_P(Modes, HostileRendererTest,
                            }
                            return name;
                          });
+
+// A pong for a ping the broker gave up on is late, not hostile: the ping fails, the renderer
+// stays. The drill report the evil renderer sends right after its late pong tells us the broker
+// has read that pong.
+TEST(HostileRendererTest, ALatePongIsNotAViolation) {
+  BrokerProcess b({"--renderers", "1", "--no-restart", "--renderer-path",
+                   BinPath("sbx-evil-renderer"), "--page", "evil://late-pong"});
+  auto ready = b.WaitForEvent("ready", 1, 10s);
+  ASSERT_TRUE(ready) << json(b.history()).dump();
+  json missed = b.Ctl("ping 1");
+  EXPECT_NE(missed.value("error", "").find("no pong"), std::string::npos) << missed.dump();
+  ASSERT_TRUE(b.WaitForEvent("drill-report", 1, 10s)) << json(b.history()).dump();
+  json ping = b.Ctl("ping 1");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 1u) << list.dump();
+  EXPECT_EQ(list["renderers"][0].value("pid", 0), ready->value("pid", -1)) << list.dump();
+  for (const auto& e : b.history()) EXPECT_NE(e.value("event", ""), "exited") << e.dump();
+}
+
+// Each token is answered once: the first pong completes the ping, the second is a violation.
+TEST(HostileRendererTest, ASecondPongForOnePingIsABadMessage) {
+  BrokerProcess b({"--renderers", "1", "--no-restart", "--renderer-path",
+                   BinPath("sbx-evil-renderer"), "--page", "evil://double-pong"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s)) << json(b.history()).dump();
+  json ping = b.Ctl("ping 1");
+  EXPECT_TRUE(ping.contains("rtt_us")) << ping.dump();
+  auto exited = b.WaitForEvent("exited", 1, 10s);
+  ASSERT_TRUE(exited) << json(b.history()).dump();
+  EXPECT_EQ(exited->value("status", ""), "bad-message") << exited->dump();
+  EXPECT_NE(exited->value("detail", "").find("pong"), std::string::npos) << exited->dump();
+}
 
 TEST(HostileRendererTest, ShrinkingTheFrameMemfdIsRefusedByTheSeals) {
   // The evil renderer exits with code 4 if ftruncate succeeds or fails with anything but EPERM;

@@ -61,6 +61,24 @@ TEST_F(ControlPathTest, ADirectoryOthersCanEnterIsRefused) {
   EXPECT_NE(path.error().what.find("0700"), std::string::npos) << path.error().ToString();
 }
 
+// Another user made the directory first (on /tmp anyone can): the error names the owner and the
+// ways out, since this user cannot remove it.
+TEST_F(ControlPathTest, ADirectoryOfAnotherUserIsRefusedWithTheWayOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to give a directory to another uid";
+  test::ScratchDir xdg("sbx-control-path");
+  ASSERT_FALSE(xdg.path().empty());
+  const std::string dir = xdg.path() + "/sbx";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::setenv("XDG_RUNTIME_DIR", xdg.path().c_str(), 1), 0);
+  auto path = DefaultControlPath();
+  ASSERT_FALSE(path) << "accepted " << *path;
+  const std::string& what = path.error().what;
+  EXPECT_NE(what.find("belongs to uid 65534"), std::string::npos) << what;
+  EXPECT_NE(what.find("--control PATH"), std::string::npos) << what;
+  EXPECT_NE(what.find("XDG_RUNTIME_DIR"), std::string::npos) << what;
+}
+
 TEST_F(ControlPathTest, WithoutXdgRuntimeDirUnderTmpByUid) {
   ASSERT_EQ(::unsetenv("XDG_RUNTIME_DIR"), 0);
   auto path = DefaultControlPath();

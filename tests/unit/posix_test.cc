@@ -121,6 +121,22 @@ TEST(PosixTest, SignalNameNamesTheCommonSignals) {
   }
 }
 
+TEST(PosixTest, SignalNameNamesEveryStandardSignal) {
+  // Each of these kills a process by default; unnamed, they printed as "SIG16" and so on.
+  EXPECT_STREQ(SignalName(SIGSTKFLT), "SIGSTKFLT");
+  EXPECT_STREQ(SignalName(SIGVTALRM), "SIGVTALRM");
+  EXPECT_STREQ(SignalName(SIGPROF), "SIGPROF");
+  EXPECT_STREQ(SignalName(SIGIO), "SIGIO");
+  EXPECT_STREQ(SignalName(SIGPWR), "SIGPWR");
+  EXPECT_EQ(SignalFromName("POLL"), SIGIO);
+  for (int sig = 1; sig < SIGRTMIN; ++sig) {
+    if (sig == 32 || sig == 33) continue;  // reserved by glibc for its threads
+    std::string name = SignalName(sig);
+    EXPECT_NE(name, "SIG" + std::to_string(sig)) << "signal " << sig << " has no name";
+    EXPECT_EQ(SignalFromName(name), sig) << name;
+  }
+}
+
 TEST(PosixTest, SignalNameOfAnUnnamedSignalIsSigAndItsNumber) {
   // ipc/posix.h: "SIGKILL"; "SIG42" for unnamed ones (static storage).
   EXPECT_STREQ(SignalName(42), "SIG42");
