@@ -65,27 +65,28 @@ Result<std::vector<std::string>> CheckCmdPrefix(std::vector<std::string> prefix,
   std::string& program = prefix[0];
   if (program.find('/') != std::string::npos) {
     if (!IsExecutableFile(program)) {
-      return MakeError(Errc::kNotFound, "--renderer-cmd-prefix: " + program +
-                                            " is not an executable file");
+      return MakeError(Errc::kNotFound,
+                       "--renderer-cmd-prefix: " + program + " is not an executable file");
     }
   } else {
     const char* env = std::getenv("PATH");
     std::string_view path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
     std::string found = FindOnPath(program, path);
     if (found.empty()) {
-      return MakeError(Errc::kNotFound, "--renderer-cmd-prefix: " + program +
-                                            ": command not found on PATH");
+      return MakeError(Errc::kNotFound,
+                       "--renderer-cmd-prefix: " + program + ": command not found on PATH");
     }
     program = std::move(found);
   }
   if (sandboxed && ::geteuid() == 0) {
     // Mapping a sandboxed renderer to root would hand it root's files before it confines
     // itself, so the broker maps it to nobody; its wrapper runs as that same user.
-    std::fprintf(stderr,
-                 "sbx: WARNING: --renderer-cmd-prefix: run as root, a sandboxed renderer and its\n"
-                 "sbx: WARNING: wrapper run as user nobody, so files the wrapper writes (strace -o\n"
-                 "sbx: WARNING: FILE) belong to nobody and need a directory nobody may write to;\n"
-                 "sbx: WARNING: run the broker as your own user to have them written as you\n");
+    std::fprintf(
+        stderr,
+        "sbx: WARNING: --renderer-cmd-prefix: run as root, a sandboxed renderer and its\n"
+        "sbx: WARNING: wrapper run as user nobody, so files the wrapper writes (strace -o\n"
+        "sbx: WARNING: FILE) belong to nobody and need a directory nobody may write to;\n"
+        "sbx: WARNING: run the broker as your own user to have them written as you\n");
   }
   if (sandboxed) {
     for (const auto& r : kRefusals) {

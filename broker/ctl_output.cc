@@ -85,9 +85,8 @@ std::string Sandbox(const json& row) {
 }  // namespace
 
 std::string FormatRendererTable(const json& reply) {
-  static constexpr const char* kHeader[] = {"ID",  "PID",       "STATE",     "PAGE",   "UPTIME",
-                                            "FPS", "RESTARTS",  "HEARTBEAT", "LAST EXIT",
-                                            "SANDBOX"};
+  static constexpr const char* kHeader[] = {"ID",  "PID",      "STATE",     "PAGE",      "UPTIME",
+                                            "FPS", "RESTARTS", "HEARTBEAT", "LAST EXIT", "SANDBOX"};
   constexpr size_t kColumns = std::size(kHeader);
   std::vector<std::vector<std::string>> rows;
   rows.emplace_back(std::begin(kHeader), std::end(kHeader));

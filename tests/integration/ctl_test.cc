@@ -50,7 +50,7 @@ std::string Drain(int fd, int64_t deadline_ns) {
 
 // Runs argv with stdout on a pipe, or on a new terminal when `terminal`; stderr on a pipe.
 Output RunProgram(const std::vector<std::string>& argv, bool terminal,
-           const std::vector<std::string>& env = {}) {
+                  const std::vector<std::string>& env = {}) {
   Output result;
   UniqueFd out_read, out_write;
   if (terminal) {
@@ -117,8 +117,7 @@ TEST(CtlTest, HelpNeedsNoBrokerAndIsWhatABrokerWouldSay) {
   // Anything else still needs a broker, and says where it looked.
   Output list = RunProgram({BinPath("sbx-ctl"), "list"}, false, {nowhere});
   EXPECT_EQ(list.exit_code, 2);
-  EXPECT_NE(list.err.find("cannot reach a broker at /nonexistent/"), std::string::npos)
-      << list.err;
+  EXPECT_NE(list.err.find("cannot reach a broker at /nonexistent/"), std::string::npos) << list.err;
 }
 
 TEST(CtlTest, ListIsATableOnATerminalAndTheBrokersJsonLineOtherwise) {
@@ -161,10 +160,10 @@ TEST(CtlTest, AnErrorOnATerminalIsOneLineOnStderrThatSaysWhatIsValid) {
 
 TEST(CtlTest, AWrapperThatIsNotThereIsRefusedAtStartAsNotFound) {
   std::string missing = UniqueName("sbx-no-such-wrapper");
-  Output o = RunProgram({BinPath("sbx-broker"), "--renderers", "1", "--control",
-                  "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix",
-                  missing + " -f"},
-                 false);
+  Output o = RunProgram(
+      {BinPath("sbx-broker"), "--renderers", "1", "--control",
+       "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix", missing + " -f"},
+      false);
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.err.find(missing + ": command not found on PATH"), std::string::npos) << o.err;
   EXPECT_EQ(o.out.find("spawned"), std::string::npos) << "no renderer may be launched: " << o.out;
@@ -176,10 +175,10 @@ TEST(CtlTest, GdbInTheSandboxIsRefusedAtStartWithTheWayOut) {
   ASSERT_FALSE(dir.path().empty());
   std::string gdb = MakeScript(dir.path(), "gdb", "exec \"$@\"\n");
   ASSERT_FALSE(gdb.empty());
-  Output o = RunProgram({BinPath("sbx-broker"), "--renderers", "1", "--control",
-                  "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix",
-                  gdb + " --args"},
-                 false);
+  Output o = RunProgram(
+      {BinPath("sbx-broker"), "--renderers", "1", "--control",
+       "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix", gdb + " --args"},
+      false);
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.err.find("gdb cannot debug a sandboxed renderer"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("--no-sandbox --renderer-cmd-prefix 'gdb --args'"), std::string::npos)
