@@ -1,6 +1,6 @@
 // The shared frame buffer in one process: a writer publishing a prepared frame and a reader
 // copying it out, against one plain memcpy of the same bytes. Publishing is one copy into the
-// memfd and reading is another: twice the memcpy while everything stays in cache, and 3-4x once
+// memfd and reading is another: twice the memcpy while everything stays in cache, 3-4.5x once
 // the two shared buffers push the working set out of the L2 (see FramePublish's note).
 #include <unistd.h>
 
@@ -82,7 +82,7 @@ Result<Measurement> FramePublish(const BenchConfig& config) {
   if (!samples) return std::unexpected(samples.error());
   // Two copies where memcpy_frame makes one, so 2x if both stay in cache. The writer alternates
   // between two buffers, so a cycle touches twice memcpy_frame's bytes; where those overflow
-  // the L2 and memcpy_frame's do not, each copy also runs from memory, and 3-4x is measured.
+  // the L2 and memcpy_frame's do not, each copy also runs from memory, and 3-4.5x is measured.
   const size_t ours = 4 * geometry.frame_bytes();
   const size_t theirs = 2 * geometry.frame_bytes();
   std::string note =
@@ -94,7 +94,7 @@ Result<Measurement> FramePublish(const BenchConfig& config) {
   if (l2 > 0) {
     auto cache = static_cast<size_t>(l2);
     note += "; L2 " + Megabytes(cache) + " per core, so expect a ratio of ";
-    note += theirs <= cache && ours > cache ? "3-4 (only memcpy_frame fits in it)" : "about 2";
+    note += theirs <= cache && ours > cache ? "3-4.5 (only memcpy_frame fits in it)" : "about 2";
   }
   return Measurement{Summarize(std::move(*samples)), std::move(note)};
 }
