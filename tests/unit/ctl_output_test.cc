@@ -65,9 +65,10 @@ TEST(CtlOutputTest, ACellNeverCarriesATerminalEscapeAndALongPageIsCut) {
 }
 
 TEST(CtlOutputTest, HelpListsEveryCommandOnItsOwnLine) {
-  std::string text = FormatHelp(HelpJson());
+  const json help = HelpJson();
+  std::string text = FormatHelp(help);
   EXPECT_TRUE(text.starts_with("usage: sbx-ctl")) << text;
-  for (const auto& c : HelpJson()["commands"]) {
+  for (const auto& c : help["commands"]) {
     EXPECT_NE(text.find("\n  " + c.get<std::string>() + "\n"), std::string::npos) << c;
   }
 }
