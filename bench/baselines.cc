@@ -294,7 +294,8 @@ Result<Measurement> MqRttHalf(const BenchConfig& config) {
   if (auto r = ExpectExitCode(*child, 0, "mq echo child"); !r) return std::unexpected(r.error());
   return Measurement{
       Summarize(std::move(*samples)),
-      "half of a 40-byte ping-pong over two blocking 8x64 queues; pinned to one CPU: " +
+      "half of a round trip of a 40-byte message over two blocking message queues (8 messages "
+      "of 64 bytes each); pinned to one CPU: " +
           placement.Describe()};
 }
 
@@ -427,17 +428,22 @@ Result<Measurement> PidfdWakeup(const BenchConfig& config) {
   };
   auto samples = CollectSamples(Count(config, 20, 5), Count(config, 1000, 100), once);
   if (!samples) return std::unexpected(samples.error());
-  return Measurement{Summarize(std::move(*samples)),
-                     "kill(SIGKILL) of a paused fork of sbx-bench to poll() on its pidfd"};
+  return Measurement{
+      Summarize(std::move(*samples)),
+      "from kill -9 of an idle child of sbx-bench until a process descriptor reports its "
+      "exit"};
 }
 
 Result<Measurement> ForkExecTrue(const BenchConfig& config) {
-  return ForkExec(config, {"/bin/true"}, 0, "fork + execve + waitpid of /bin/true");
+  return ForkExec(config, {"/bin/true"}, 0,
+                  "start /bin/true in a new process and wait for its exit");
 }
 
 Result<Measurement> ForkExecRenderer(const BenchConfig& config) {
-  return ForkExec(config, {config.renderer_path}, protocol::kExitUsage,
-                  "fork + execve + waitpid of sbx-renderer with no arguments (exits 2 at once)");
+  return ForkExec(
+      config, {config.renderer_path}, protocol::kExitUsage,
+      "start sbx-renderer with no arguments in a new process (it exits at once) and wait for "
+      "its exit");
 }
 
 }  // namespace sbx::bench

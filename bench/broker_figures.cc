@@ -297,7 +297,8 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   std::string pipe_note = "24-byte messages, blocking read/write, no poll; " + interleaved +
                           "; pinned to one CPU: " + echo->placement().Describe();
   std::string note =
-      "Ping() to callback, 1 renderer drawing sbx://plasma at " + std::to_string(kFps) + " fps";
+      "a ping from the broker answered by its renderer, 1 renderer drawing sbx://plasma at " +
+      std::to_string(kFps) + " fps";
   if (auto snap = b.Get(*id)) note += " (" + std::to_string(snap->render_us) + " us per frame)";
   note += "; a ping that lands during a render waits for it; " + interleaved +
           "; pinned to one CPU: " + placement.Describe() + "; " + DescribeConfinement(renderer_pid);
@@ -341,16 +342,23 @@ Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
 
   std::string note = std::to_string(renderers) + " renderers at " + std::to_string(kFps) +
                      " fps for " + std::to_string(window_s) +
-                     " s; renderer's mq_send stamp to the broker's handling; broker and "
-                     "renderers pinned to one CPU; " +
+                     " s; from the renderer's timestamp right before it sends a heartbeat to the "
+                     "broker handling it; broker and renderers pinned to one CPU; " +
                      confinement;
-  if (recorder.AnyHeartbeatFallback()) note += "; WARNING: on the pipe fallback, not a queue";
-  std::string floor_note = "one-way 40-byte mq_send, stamped right before it, every " +
+  std::vector<std::string> warnings;
+  if (recorder.AnyHeartbeatFallback()) {
+    warnings.push_back(
+        "no message queue could be made, so the heartbeats rode the control pipe and the figure "
+        "is not the queue's");
+    note += "; heartbeats on the control pipe, not a message queue";
+  }
+  std::string floor_note = "one 40-byte message-queue send, timestamped right before it, every " +
                            std::to_string(gap_ns / 1000) +
-                           " us by a forked sender to a forked receiver blocked in mq_receive, "
+                           " us from a child of sbx-bench to another asleep in its receive, "
                            "during heartbeat_latency's window and pinned to the same CPU";
-  return HeartbeatResult{Measurement{Summarize(std::move(*bare)), std::move(floor_note)},
-                         Measurement{Summarize(std::move(samples)), std::move(note)}};
+  return HeartbeatResult{
+      Measurement{Summarize(std::move(*bare)), std::move(floor_note)},
+      Measurement{Summarize(std::move(samples)), std::move(note), std::move(warnings)}};
 }
 
 Result<KillCycleResult> KillCycle(const BenchConfig& config) {
@@ -429,20 +437,23 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
     }
   }
   return KillCycleResult{
-      Measurement{Summarize(std::move(death)),
-                  "kill(SIGKILL) to the observer's kExited, renderer at " + std::to_string(kFps) +
-                      " fps, idle 20-52 ms before each kill; " + confinement +
-                      "; split below into renderer_exit + exit_handling"},
+      Measurement{
+          Summarize(std::move(death)),
+          "from kill -9 of the renderer to the broker's event that it exited, renderer at " +
+              std::to_string(kFps) + " fps, idle 20-52 ms before each kill; " + confinement +
+              "; split into renderer_exit + exit_handling"},
       Measurement{Summarize(std::move(recovery)),
-                  "kill(SIGKILL) to the replacement's kReady; restart policy set to restart at "
-                  "once every time (the default does so only for the first crash)"},
+                  "from kill -9 of the renderer to its replacement's first frame; restarts set to "
+                  "happen at once every time (by default only the first crash restarts at once)"},
       Measurement{Summarize(std::move(renderer_exit)),
-                  "the floor under death_detection: the same kill(SIGKILL), then poll() on a "
-                  "pidfd of the bench's own, on the real renderer (signal delivery + the "
-                  "renderer's exit teardown, its frame buffer mappings included)"},
+                  "the floor under death_detection: the same kill -9 of the same real renderer, "
+                  "timed until a process descriptor of the bench's own reports the exit (signal "
+                  "delivery and the kernel tearing the renderer down, its frame buffers "
+                  "included)"},
       Measurement{Summarize(std::move(exit_handling)),
-                  "the rest of death_detection: the renderer's pidfd readable to the observer's "
-                  "kExited (the broker's epoll wake, waitid, classify, release, notify)"}};
+                  "the rest of death_detection: from the kernel reporting the exit to the broker's "
+                  "event (the broker wakes, reaps and classifies the exit, releases the "
+                  "renderer's resources and tells its observers)"}};
 }
 
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
@@ -478,8 +489,12 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
   first_frame_ns.erase(first_frame_ns.begin(), first_frame_ns.begin() + warmup);
   double broker_median_ms = Summarize(std::move(first_frame_ns)).median_us / 1000.0;
   return Measurement{Summarize(std::move(*samples)),
-                     "Spawn() to kReady, one renderer at a time, " + confinement +
-                         "; the broker's own first_frame_ms median " + FormatMs(broker_median_ms)};
+                     "from asking the broker for a renderer to its first frame, one renderer at a "
+                     "time, " +
+                         confinement +
+                         "; the broker's own figure for the same span, "
+                         "in its ready events, median " +
+                         FormatMs(broker_median_ms)};
 }
 
 }  // namespace sbx::bench

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/stats.h"
@@ -20,8 +21,14 @@ struct BenchConfig {
 };
 
 struct Measurement {
+  Measurement() = default;
+  Measurement(Summary s, std::string n, std::vector<std::string> w = {})
+      : summary(std::move(s)), note(std::move(n)), warnings(std::move(w)) {}
+
   Summary summary;
   std::string note;  // conditions a reader needs to interpret the figure; may be empty
+  // Conditions that make the figure unrepresentative; printed on stderr, after the table.
+  std::vector<std::string> warnings;
 };
 
 // Picks the sample count for the run mode.

@@ -1,10 +1,13 @@
 // sbx-bench: every performance figure of sbx, each next to the raw-syscall baseline under it,
-// measured in one run on this machine. Targets are reported, never asserted: a figure over its
-// target is information, and the exit code only says whether every measurement could be taken.
+// measured in one run on this machine. Targets are reported; only --check turns a missed one
+// into a failing exit status. Exit status: 0, 1 when a figure could not be measured, 2 for bad
+// usage, 3 when --check is given and a figure missed its target.
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -74,8 +77,35 @@ constexpr FigureDef kFigures[] = {
      "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
     {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
     {"frame_publish", &FramePublish, nullptr, nullptr, nullptr, "memcpy_frame", "",
-     "none (expect ratio ~2)", Check::kNone, 0},
+     "none (see its note)", Check::kNone, 0},
 };
+
+// Where each target comes from, for the legend under the table.
+struct TargetSource {
+  std::string_view figure;
+  std::string_view why;
+};
+constexpr TargetSource kTargetSources[] = {
+    {"control_rtt", "a command may cost at most half again a bare pipe round trip"},
+    {"heartbeat_latency",
+     "a heartbeat may take at most half again a bare message-queue send to a sleeping receiver"},
+    {"death_detection",
+     "the broker may take at most half again the kernel's own time to kill the renderer and "
+     "report its exit"},
+    {"recovery", "a killed renderer is replaced and drawing again within 10 ms"},
+    {"spawn_to_first_frame", "a new renderer, sandbox and all, draws its first frame within 5 ms"},
+};
+
+constexpr char kLegend[] =
+    "\nhow to read it:\n"
+    "  floor    the raw system calls a figure rests on, with none of sbx's code, timed in the\n"
+    "           same run under the same conditions (same CPU, same moment), so that the ratio\n"
+    "           compares like with like; a row whose target says \"floor\" is one\n"
+    "  ratio    the figure's median divided by its floor's median: what sbx adds on top\n"
+    "  context  a second floor, or one part of a figure, measured to explain it; judged against\n"
+    "           nothing (the notes give a figure's median as a multiple of it)\n"
+    "  target   what the median must meet; \"met\" says whether it did (--check exits 3 if not)\n"
+    "targets, set by the project's requirements for sbx:\n";
 
 const FigureDef* FindFigure(std::string_view name) {
   for (const auto& f : kFigures) {
@@ -88,6 +118,7 @@ struct Options {
   BenchConfig config;
   bool json = false;
   bool help = false;
+  bool check = false;  // a missed target makes the exit status 3
   std::string only;
 };
 
@@ -98,6 +129,8 @@ constexpr char kUsage[] =
     "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
+    "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
+    "                        measured, which is checked always)\n"
     "figures:";
 
 void PrintUsage(FILE* out) {
@@ -129,6 +162,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.config.quick = true;
     } else if (arg == "--no-sandbox") {
       o.config.sandbox = false;
+    } else if (arg == "--check") {
+      o.check = true;
     } else if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--only" || arg.starts_with("--only=")) {
@@ -161,74 +196,83 @@ Result<std::string> RendererNextToSelf() {
 
 double Round3(double v) { return std::round(v * 1000.0) / 1000.0; }
 
+// Prints the figures. JSON lines go out as each figure is measured; the table is held until the
+// end, so that whatever the broker and its renderers print on stderr while being measured lands
+// before it rather than among its rows. Warnings go to stderr, after the table.
 class Report {
  public:
   explicit Report(bool json) : json_(json) {}
 
   void Header(const Options& o) {
-    if (json_) return;
     // Other work on the machine moves every figure; the load average says how much there was.
     double load[1] = {-1};
     if (::getloadavg(load, 1) != 1) load[0] = -1;
-    std::printf("sbx-bench: %s run, %ld cores, load average %.2f, renderer %s%s\n",
-                o.config.quick ? "quick" : "full", ::sysconf(_SC_NPROCESSORS_ONLN), load[0],
-                o.config.renderer_path.c_str(), o.config.sandbox ? "" : " (--no-sandbox)");
-    std::printf("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
-                "unit", "samples", "baseline", "base med", "ratio", "target", "met");
-    std::fflush(stdout);
+    long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && load[0] > static_cast<double>(cores)) {
+      warnings_.push_back("the machine was busy when the run began (load average " +
+                          Fixed(load[0], 2) + " on " + std::to_string(cores) +
+                          " cores): every figure, floors included, is noisier than usual");
+    }
+    if (json_) return;
+    Append("sbx-bench: %s run, %ld cores, load average %.2f, renderer %s%s\n",
+           o.config.quick ? "quick" : "full", cores, load[0], o.config.renderer_path.c_str(),
+           o.config.sandbox ? "" : " (--no-sandbox)");
+    Append("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
+           "unit", "samples", "floor", "floor med", "ratio", "target", "met");
   }
 
-  void Row(const FigureDef& def, const Measurement& m, std::optional<double> baseline_median,
-           std::optional<double> context_median) {
+  // Returns whether the figure met its target; nullopt when it has none.
+  std::optional<bool> Row(const FigureDef& def, const Measurement& m,
+                          std::optional<double> baseline_median,
+                          std::optional<double> context_median) {
     const Summary& s = m.summary;
     std::optional<double> ratio;
     if (baseline_median && *baseline_median > 0) ratio = s.median_us / *baseline_median;
     std::optional<bool> met;
     if (def.check == Check::kRatioAtMost && ratio) met = *ratio <= def.limit;
     if (def.check == Check::kMedianBelowUs) met = s.median_us < def.limit;
-
-    if (json_) {
-      nlohmann::ordered_json j;
-      j["name"] = def.name;
-      j["median"] = Round3(s.median_us);
-      j["p99"] = Round3(s.p99_us);
-      j["unit"] = "us";
-      if (!def.baseline.empty()) {
-        j["baseline"] = def.baseline;
-        if (baseline_median) j["baseline_median"] = Round3(*baseline_median);
-        if (ratio) j["ratio"] = Round3(*ratio);
-      }
-      if (context_median && *context_median > 0) {
-        j["context"] = def.context;
-        j["context_ratio"] = Round3(s.median_us / *context_median);
-      }
-      j["samples"] = s.samples;
-      j["target"] = def.target;
-      if (met) j["met"] = *met;
-      if (!m.note.empty()) j["note"] = m.note;
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      std::string base = def.baseline.empty() ? "-" : std::string(def.baseline);
-      std::string base_med = baseline_median ? Fixed(*baseline_median, 2) : "-";
-      std::string ratio_s = ratio ? Fixed(*ratio, 2) : "-";
-      const char* met_s = !met ? "-" : *met ? "yes" : "NO";
-      std::printf("%-21.*s %10.2f %10.2f %-4s %7zu  %-18s %10s %7s  %-22.*s %s\n",
-                  static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us, "us",
-                  s.samples, base.c_str(), base_med.c_str(), ratio_s.c_str(),
-                  static_cast<int>(def.target.size()), def.target.data(), met_s);
-      std::string note = m.note;
-      if (context_median && *context_median > 0) {
-        note += "; " + Fixed(s.median_us / *context_median, 2) + "x " + std::string(def.context);
-      }
-      if (!note.empty()) notes_.emplace_back(std::string(def.name), std::move(note));
+    for (const auto& w : m.warnings) warnings_.push_back(std::string(def.name) + ": " + w);
+    if (met && !*met) {
+      warnings_.push_back(std::string(def.name) + " missed its target (" + std::string(def.target) +
+                          "): median " + Fixed(s.median_us, 2) + " us" +
+                          (ratio ? ", ratio " + Fixed(*ratio, 2) : std::string()));
     }
-    std::fflush(stdout);
+    if (json_) {
+      PrintJson(def, m, baseline_median, ratio, context_median, met);
+      return met;
+    }
+    std::string base = def.baseline.empty() ? "-" : std::string(def.baseline);
+    std::string base_med = baseline_median ? Fixed(*baseline_median, 2) : "-";
+    std::string ratio_s = ratio ? Fixed(*ratio, 2) : "-";
+    std::string target = def.target == kBaseline ? "floor" : std::string(def.target);
+    const char* met_s = !met ? "-" : *met ? "yes" : "NO";
+    Append("%-21.*s %10.2f %10.2f %-4s %7zu  %-18s %10s %7s  %-22s %s\n",
+           static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us, "us",
+           s.samples, base.c_str(), base_med.c_str(), ratio_s.c_str(), target.c_str(), met_s);
+    std::string note = m.note;
+    if (context_median && *context_median > 0) {
+      note += "; " + Fixed(s.median_us / *context_median, 2) + "x " + std::string(def.context);
+    }
+    if (!note.empty()) notes_.emplace_back(std::string(def.name), std::move(note));
+    return met;
   }
 
-  void Footer() {
-    if (json_ || notes_.empty()) return;
-    std::printf("\nnotes:\n");
-    for (const auto& [name, note] : notes_) std::printf("  %-21s %s\n", name.c_str(), note.c_str());
+  // The table, its legend and notes on stdout, then the warnings on stderr.
+  void Footer(bool printed_any) {
+    if (!json_ && printed_any) {
+      Append("%s", kLegend);
+      for (const auto& t : kTargetSources) {
+        const FigureDef* def = FindFigure(t.figure);
+        std::string target = def ? std::string(def->target) : "";
+        Append("  %-21.*s %-15s %.*s\n", static_cast<int>(t.figure.size()), t.figure.data(),
+               target.c_str(), static_cast<int>(t.why.size()), t.why.data());
+      }
+      if (!notes_.empty()) Append("\nnotes (what was timed, and under which conditions):\n");
+      for (const auto& [name, note] : notes_) Append("  %-21s %s\n", name.c_str(), note.c_str());
+    }
+    std::fputs(table_.c_str(), stdout);
+    std::fflush(stdout);
+    for (const auto& w : warnings_) std::fprintf(stderr, "sbx-bench: warning: %s\n", w.c_str());
   }
 
  private:
@@ -238,8 +282,45 @@ class Report {
     return buf;
   }
 
+  [[gnu::format(printf, 2, 3)]] void Append(const char* format, ...) {
+    char buf[1024];
+    va_list args;
+    va_start(args, format);
+    int n = std::vsnprintf(buf, sizeof buf, format, args);
+    va_end(args);
+    if (n > 0) table_.append(buf, std::min(static_cast<size_t>(n), sizeof buf - 1));
+  }
+
+  void PrintJson(const FigureDef& def, const Measurement& m, std::optional<double> baseline_median,
+                 std::optional<double> ratio, std::optional<double> context_median,
+                 std::optional<bool> met) {
+    const Summary& s = m.summary;
+    nlohmann::ordered_json j;
+    j["name"] = def.name;
+    j["median"] = Round3(s.median_us);
+    j["p99"] = Round3(s.p99_us);
+    j["unit"] = "us";
+    if (!def.baseline.empty()) {
+      j["baseline"] = def.baseline;
+      if (baseline_median) j["baseline_median"] = Round3(*baseline_median);
+      if (ratio) j["ratio"] = Round3(*ratio);
+    }
+    if (context_median && *context_median > 0) {
+      j["context"] = def.context;
+      j["context_ratio"] = Round3(s.median_us / *context_median);
+    }
+    j["samples"] = s.samples;
+    j["target"] = def.target;
+    if (met) j["met"] = *met;
+    if (!m.note.empty()) j["note"] = m.note;
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+  }
+
   bool json_;
+  std::string table_;
   std::vector<std::pair<std::string, std::string>> notes_;
+  std::vector<std::string> warnings_;
 };
 
 class Runner {
@@ -299,9 +380,15 @@ int Main(int argc, char** argv) {
   const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
   Report report(options->json);
   report.Header(*options);
+  if (!options->json && ::isatty(STDERR_FILENO)) {
+    std::fprintf(stderr, "sbx-bench: measuring (%s); the table follows when all are done\n",
+                 options->config.quick ? "a few seconds" : "about 25 s");
+  }
   Runner runner(options->config);
   std::map<std::string_view, double> medians;
   bool all_measured = true;
+  bool all_met = true;
+  bool printed_any = false;
   for (const auto& def : kFigures) {
     bool print = !only || only == &def;
     bool needed = print || only->baseline == def.name || only->context == def.name;
@@ -320,10 +407,13 @@ int Main(int argc, char** argv) {
       if (it == medians.end()) return std::nullopt;
       return it->second;
     };
-    report.Row(def, *m, median_of(def.baseline), median_of(def.context));
+    auto met = report.Row(def, *m, median_of(def.baseline), median_of(def.context));
+    printed_any = true;
+    if (met && !*met) all_met = false;
   }
-  report.Footer();
-  return all_measured ? 0 : 1;
+  report.Footer(printed_any);
+  if (!all_measured) return 1;
+  return options->check && !all_met ? 3 : 0;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdio>
 
+#include "broker/cmd_prefix.h"
 #include "broker/renderer_host.h"
 #include "ipc/codec.h"
 #include "ipc/posix.h"
@@ -68,6 +69,9 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   }
   if (options.hang_timeout_ms < 1) return MakeError(Errc::kInvalidArgument, "bad hang timeout");
   if (!IsValidUrl(options.page)) return MakeError(Errc::kInvalidArgument, "invalid page url");
+  auto prefix = CheckCmdPrefix(std::move(options.cmd_prefix), options.sandbox);
+  if (!prefix) return std::unexpected(prefix.error());
+  options.cmd_prefix = std::move(*prefix);
   // A renderer that dies while we write to it must be an EPIPE error, never a fatal signal.
   if (auto r = IgnoreSignal(SIGPIPE); !r) return std::unexpected(r.error());
   auto loop = EventLoop::Create();

@@ -34,7 +34,7 @@ const char* CommandLineHelp() {
          "                             the fallback used when no queue can be created\n"
          "  --fps N                    frames per second (1-240, default 30)\n"
          "  --renderer-path PATH       another renderer binary speaking docs/PROTOCOL.md\n"
-         "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'valgrind -q'\n"
+         "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'strace -f -o FILE'\n"
          "  --help                     this text\n";
 }
 

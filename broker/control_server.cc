@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "broker/event_json.h"
+#include "ipc/codec.h"
 #include "ipc/posix.h"
+#include "ipc/protocol.h"
 
 namespace sbx {
 
@@ -46,6 +49,54 @@ json ErrorJson(std::string what) { return {{"error", std::move(what)}}; }
 json ResultJson(const Result<void>& r) {
   if (!r) return ErrorJson(r.error().ToString());
   return {{"ok", true}};
+}
+
+// An echoed word is cut short: the reply must stay small whatever a client sends.
+std::string Shown(std::string_view word) { return std::string(word.substr(0, 64)); }
+
+// Every name SignalFromName accepts, as a user types it ("HUP INT ... SYS").
+std::string SignalNames() {
+  std::string names;
+  for (int sig = 1; sig < 32; ++sig) {
+    std::string_view name = SignalName(sig);
+    if (name.size() <= 3 || std::isdigit(static_cast<unsigned char>(name[3]))) continue;
+    if (!names.empty()) names += ' ';
+    names += name.substr(3);
+  }
+  return names;
+}
+
+std::string UnknownSignal(std::string_view word) {
+  return "unknown signal: " + Shown(word) + " (a number 1-" + std::to_string(NSIG - 1) +
+         ", or a name with or without SIG: " + SignalNames() + ")";
+}
+
+// Why IsValidUrl refuses url, in words, with the pages a renderer can show.
+std::string InvalidUrl(std::string_view url) {
+  std::string why;
+  if (url.empty()) {
+    why = "empty";
+  } else if (url.size() > protocol::kMaxUrl) {
+    why = "longer than " + std::to_string(protocol::kMaxUrl) + " bytes";
+  } else {
+    for (size_t i = 0; i < url.size(); ++i) {
+      auto c = static_cast<unsigned char>(url[i]);
+      if (c <= ' ' || c > '~') {
+        why =
+            (c > '~' ? "a non-ASCII byte at offset " : "a space or control character at offset ") +
+            std::to_string(i) + " (percent-encode it, as in sbx://text/hello%20world)";
+        break;
+      }
+    }
+  }
+  return "invalid url: " + why +
+         "; a url is printable ASCII, and the pages are sbx://plasma, sbx://clock, "
+         "sbx://text/MESSAGE and about:blank";
+}
+
+std::string FpsOutOfRange(std::string_view word) {
+  return "fps out of range: " + Shown(word) + " (" + std::to_string(protocol::kMinFps) + "-" +
+         std::to_string(protocol::kMaxFps) + ")";
 }
 
 constexpr const char* kHelp[] = {
@@ -101,6 +152,12 @@ Result<sockaddr_un> SocketAddress(const std::string& path) {
 
 }  // namespace
 
+json HelpJson() {
+  json list = json::array();
+  for (const char* h : kHelp) list.push_back(h);
+  return {{"commands", list}};
+}
+
 Result<std::string> DefaultControlPath() {
   std::string dir;
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
@@ -123,11 +180,7 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   };
   auto usage = [&](const char* form) { reply(ErrorJson(std::string("usage: ") + form)); };
 
-  if (cmd == "help") {
-    json list = json::array();
-    for (const char* h : kHelp) list.push_back(h);
-    return reply({{"commands", list}});
-  }
+  if (cmd == "help") return reply(HelpJson());
   if (cmd == "list") {
     if (words.size() != 1) return usage("list");
     json rs = json::array();
@@ -148,6 +201,7 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   }
   if (cmd == "spawn") {
     if (words.size() > 2) return usage("spawn [URL]");
+    if (words.size() == 2 && !IsValidUrl(words[1])) return reply(ErrorJson(InvalidUrl(words[1])));
     auto id = broker.Spawn(words.size() == 2 ? words[1] : std::string_view());
     if (!id) return reply(ErrorJson(id.error().ToString()));
     return reply({{"ok", true}, {"id", *id}});
@@ -163,7 +217,7 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
     int sig = SIGTERM;
     if (words.size() == 3) {
       sig = SignalFromName(std::string(words[2]));
-      if (sig < 0) return reply(ErrorJson("unknown signal: " + std::string(words[2])));
+      if (sig < 0) return reply(ErrorJson(UnknownSignal(words[2])));
     }
     return reply(ResultJson(broker.Kill(*id, sig)));
   }
@@ -197,6 +251,7 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
   if (cmd == "navigate") {
     auto id = need_id(3, 3);
     if (!id) return usage("navigate ID URL");
+    if (!IsValidUrl(words[2])) return reply(ErrorJson(InvalidUrl(words[2])));
     return reply(ResultJson(broker.Navigate(*id, words[2])));
   }
   if (cmd == "fps") {
@@ -205,7 +260,12 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
     uint32_t fps = 0;
     const char* end = words[2].data() + words[2].size();
     auto parsed = std::from_chars(words[2].data(), end, fps);
-    if (parsed.ec != std::errc() || parsed.ptr != end) return usage("fps ID N");
+    bool digits = parsed.ptr == end &&
+                  (parsed.ec == std::errc() || parsed.ec == std::errc::result_out_of_range);
+    if (!digits) return usage("fps ID N");
+    if (parsed.ec != std::errc() || fps < protocol::kMinFps || fps > protocol::kMaxFps) {
+      return reply(ErrorJson(FpsOutOfRange(words[2])));
+    }
     return reply(ResultJson(broker.SetFps(*id, fps)));
   }
   if (cmd == "ping") {
@@ -222,8 +282,7 @@ void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(js
     if (!r && !*replied) reply(ErrorJson(r.error().ToString()));
     return;
   }
-  std::string shown(cmd.substr(0, 64));
-  reply(ErrorJson("unknown command: " + shown + "; try help"));
+  reply(ErrorJson("unknown command: " + Shown(cmd) + "; try help"));
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std::string path) {

@@ -29,6 +29,10 @@ namespace sbx {
 // refuses one that is not ours or is open to others.
 Result<std::string> DefaultControlPath();
 
+// The reply to `help`: {"commands": [...]}, one usage line per command. sbx-ctl prints the same
+// object without asking a broker, so `sbx-ctl help` works before one is started.
+nlohmann::json HelpJson();
+
 // Runs one command line against the broker; `reply` is called exactly once, now or later (ping).
 void ExecuteCommand(Broker& broker, std::string_view line,
                     std::function<void(nlohmann::json)> reply);

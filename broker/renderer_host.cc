@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/cmd_prefix.h"
 #include "broker/launcher.h"
 #include "ipc/codec.h"
 #include "ipc/launch_args.h"
@@ -536,6 +537,7 @@ void RendererHost::OnExitReadable() {
       (info.status == ExitStatus::kBadMessage || info.status == ExitStatus::kHung)) {
     info.detail = violation_;
   }
+  if (info.detail.empty()) info.detail = WrapperExitNote(broker_.options_.cmd_prefix);
   // The init's SIGKILL waits until the exit is handled: woken, the init could preempt us on this
   // CPU and spend its exit (tearing down a copy of our address space) on the detection path.
   ChildProcess init = std::move(init_);

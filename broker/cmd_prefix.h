@@ -1,0 +1,24 @@
+// The start-up check of a --renderer-cmd-prefix (a wrapper such as `strace -f -o FILE`), made
+// once before any renderer is launched: a wrapper that cannot work is refused with the reason and
+// what to do instead, never left to fail every launch and restart into a crash loop.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ipc/error.h"
+
+namespace sbx {
+
+// Returns the prefix with its program resolved to an absolute path on this process's PATH, or
+// an error that says why the wrapper cannot run renderers. The launch itself happens inside the
+// sandbox, where an execvp would search PATH as another uid and could report a directory it may
+// not read ("Permission denied") instead of the program that is not there. `sandboxed` is false
+// for --no-sandbox, where every wrapper works.
+Result<std::vector<std::string>> CheckCmdPrefix(std::vector<std::string> prefix, bool sandboxed);
+
+// The event detail for an exit seen through a wrapper: the status is the wrapper's (gdb exits 0
+// after its program crashed), which stands in for the renderer's.
+std::string WrapperExitNote(const std::vector<std::string>& prefix);
+
+}  // namespace sbx
