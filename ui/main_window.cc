@@ -329,7 +329,9 @@ void MainWindow::CreateDocks() {
   charts_dock_->setWidget(charts_);
   addDockWidget(Qt::RightDockWidgetArea, charts_dock_);
   resizeDocks({log_dock_, charts_dock_}, {480, 480}, Qt::Horizontal);
-  resizeDocks({task_dock_}, {230}, Qt::Vertical);
+  // The charts get the larger share: three of them, each needing room for its labels.
+  resizeDocks({log_dock_, charts_dock_}, {200, 460}, Qt::Vertical);
+  resizeDocks({task_dock_}, {210}, Qt::Vertical);
 
   QAction* toggle = task_dock_->toggleViewAction();
   toggle->setObjectName(QStringLiteral("action-task-manager"));
