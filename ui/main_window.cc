@@ -144,6 +144,9 @@ MainWindow::MainWindow(BrokerBridge* bridge, MainWindowOptions options, QWidget*
   connect(grid_, &RendererGrid::commandFailed, this, &MainWindow::ReportFailure);
   connect(task_manager_, &TaskManager::commandFailed, this, &MainWindow::ReportFailure);
   connect(model_, &RendererModel::refreshed, this, &MainWindow::OnRefreshed);
+  // The broker reports no event for a navigate (this window's or sbx-ctl's): the captions
+  // follow the page once a second, with the task manager.
+  connect(model_, &RendererModel::refreshed, grid_, &RendererGrid::RefreshCaptions);
   connect(bridge_, &BrokerBridge::brokerEvent, this, [this] { UpdateActions(); });
   connect(bridge_, &BrokerBridge::loopFailed, this, &MainWindow::ReportFailure);
   connect(bridge_, &BrokerBridge::shutdownFinished, this, [this] {
@@ -418,6 +421,7 @@ void MainWindow::Navigate() {
   std::string target = *url;
   OnCurrent(QStringLiteral("navigate"),
             [target](Broker& b, int id) { return b.Navigate(id, target); });
+  if (auto* view = grid_->View(snap->id)) view->RefreshCaption();
 }
 
 void MainWindow::SetFps() {
