@@ -39,6 +39,24 @@ std::unexpected<Error> TakesNoValue(std::string_view name) {
   return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
 }
 
+// A front end's own option, its value read as the shared ones' are. false: no such option.
+Result<bool> ApplyExtraOption(std::span<const ExtraOption> extra, const OptionArg& arg,
+                              const std::function<Result<std::string_view>()>& value) {
+  auto it = std::find_if(extra.begin(), extra.end(),
+                         [&](const ExtraOption& o) { return o.name == arg.name; });
+  if (it == extra.end()) return false;
+  std::string_view v;
+  if (it->takes_value) {
+    auto got = value();
+    if (!got) return std::unexpected(got.error());
+    v = *got;
+  } else if (arg.inline_value) {
+    return TakesNoValue(arg.name);
+  }
+  if (!it->apply(v)) return BadOptionValue(arg.name, v);
+  return true;
+}
+
 }  // namespace
 
 std::optional<int> ParseIntOption(std::string_view s, int min, int max) {
@@ -66,6 +84,8 @@ const char* CommandLineHelp() {
          "  --help                     this text\n";
 }
 
+// One branch per shared option, each with the check its value needs: longer than most
+// functions here, but read top to bottom it is the list --help prints.
 Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
                                      std::span<const ExtraOption> extra) {
   CommandLine cl;
@@ -142,20 +162,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
       cl.broker.cmd_prefix.clear();
       for (std::string w; words >> w;) cl.broker.cmd_prefix.push_back(w);
     } else {
-      auto it = std::find_if(extra.begin(), extra.end(),
-                             [&](const ExtraOption& o) { return o.name == name; });
-      if (it == extra.end()) {
-        return MakeError(Errc::kInvalidArgument, "unknown option: " + std::string(arg));
-      }
-      std::string_view v;
-      if (it->takes_value) {
-        auto got = value();
-        if (!got) return std::unexpected(got.error());
-        v = *got;
-      } else if (inline_value) {
-        return TakesNoValue(name);
-      }
-      if (!it->apply(v)) return bad(v);
+      auto known = ApplyExtraOption(extra, {name, inline_value}, value);
+      if (!known) return std::unexpected(known.error());
+      if (!*known) return MakeError(Errc::kInvalidArgument, "unknown option: " + std::string(arg));
     }
   }
   return cl;
