@@ -1,5 +1,6 @@
 #include "broker/cli.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <sstream>
@@ -11,14 +12,59 @@ namespace sbx {
 
 namespace {
 
-std::optional<int> ParseInt(std::string_view s, int min, int max) {
+// One argument split in the "--opt=VALUE" form: name "--opt", inline value "VALUE". Anything
+// else (including "--opt" followed by a separate VALUE) has no inline value.
+struct OptionArg {
+  std::string_view name;
+  std::optional<std::string_view> inline_value;
+};
+
+OptionArg SplitOption(std::string_view arg) {
+  if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+    return {arg.substr(0, eq), arg.substr(eq + 1)};
+  }
+  return {arg, std::nullopt};
+}
+
+std::unexpected<Error> OptionNeedsValue(std::string_view name) {
+  return MakeError(Errc::kInvalidArgument, std::string(name) + " needs a value");
+}
+
+std::unexpected<Error> BadOptionValue(std::string_view name, std::string_view value) {
+  return MakeError(Errc::kInvalidArgument,
+                   "bad value for " + std::string(name) + ": " + std::string(value));
+}
+
+std::unexpected<Error> TakesNoValue(std::string_view name) {
+  return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
+}
+
+// A front end's own option, its value read as the shared ones' are. false: no such option.
+Result<bool> ApplyExtraOption(std::span<const ExtraOption> extra, const OptionArg& arg,
+                              const std::function<Result<std::string_view>()>& value) {
+  auto it = std::find_if(extra.begin(), extra.end(),
+                         [&](const ExtraOption& o) { return o.name == arg.name; });
+  if (it == extra.end()) return false;
+  std::string_view v;
+  if (it->takes_value) {
+    auto got = value();
+    if (!got) return std::unexpected(got.error());
+    v = *got;
+  } else if (arg.inline_value) {
+    return TakesNoValue(arg.name);
+  }
+  if (!it->apply(v)) return BadOptionValue(arg.name, v);
+  return true;
+}
+
+}  // namespace
+
+std::optional<int> ParseIntOption(std::string_view s, int min, int max) {
   int v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || v < min || v > max) return std::nullopt;
   return v;
 }
-
-}  // namespace
 
 const char* CommandLineHelp() {
   return "  --renderers N              renderers to start with (default 0 for sbx-broker)\n"
@@ -38,23 +84,10 @@ const char* CommandLineHelp() {
          "  --help                     this text\n";
 }
 
-OptionArg SplitOption(std::string_view arg) {
-  if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
-    return {arg.substr(0, eq), arg.substr(eq + 1)};
-  }
-  return {arg, std::nullopt};
-}
-
-std::unexpected<Error> OptionNeedsValue(std::string_view name) {
-  return MakeError(Errc::kInvalidArgument, std::string(name) + " needs a value");
-}
-
-std::unexpected<Error> BadOptionValue(std::string_view name, std::string_view value) {
-  return MakeError(Errc::kInvalidArgument,
-                   "bad value for " + std::string(name) + ": " + std::string(value));
-}
-
-Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+// One branch per shared option, each with the check its value needs: longer than most
+// functions here, but read top to bottom it is the list --help prints.
+Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
+                                     std::span<const ExtraOption> extra) {
   CommandLine cl;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg(argv[i]);
@@ -66,8 +99,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     };
     auto bad = [&](std::string_view v) { return BadOptionValue(name, v); };
     auto flag = [&]() -> Result<void> {
-      if (inline_value)
-        return MakeError(Errc::kInvalidArgument, std::string(name) + " takes no value");
+      if (inline_value) return TakesNoValue(name);
       return {};
     };
     if (name == "--help" || name == "-h") {
@@ -91,19 +123,20 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
     } else if (name == "--renderers") {
       auto v = value();
       if (!v) return std::unexpected(v.error());
-      auto n = ParseInt(*v, 0, 1000);
+      auto n = ParseIntOption(*v, 0, 1000);
       if (!n) return bad(*v);
       cl.broker.renderers = *n;
+      cl.renderers_given = true;
     } else if (name == "--hang-timeout") {
       auto v = value();
       if (!v) return std::unexpected(v.error());
-      auto n = ParseInt(*v, 10, 3'600'000);
+      auto n = ParseIntOption(*v, 10, 3'600'000);
       if (!n) return bad(*v);
       cl.broker.hang_timeout_ms = *n;
     } else if (name == "--fps") {
       auto v = value();
       if (!v) return std::unexpected(v.error());
-      auto n = ParseInt(*v, protocol::kMinFps, protocol::kMaxFps);
+      auto n = ParseIntOption(*v, protocol::kMinFps, protocol::kMaxFps);
       if (!n) return bad(*v);
       cl.broker.fps = static_cast<uint32_t>(*n);
     } else if (name == "--page") {
@@ -129,7 +162,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       cl.broker.cmd_prefix.clear();
       for (std::string w; words >> w;) cl.broker.cmd_prefix.push_back(w);
     } else {
-      return MakeError(Errc::kInvalidArgument, "unknown option: " + std::string(arg));
+      auto known = ApplyExtraOption(extra, {name, inline_value}, value);
+      if (!known) return std::unexpected(known.error());
+      if (!*known) return MakeError(Errc::kInvalidArgument, "unknown option: " + std::string(arg));
     }
   }
   return cl;

@@ -1,7 +1,9 @@
 // The command line shared by sbx-broker and the window, so scripts drive both the same way.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -15,21 +17,24 @@ struct CommandLine {
   std::string control_path;  // empty: DefaultControlPath()
   bool json = false;
   bool help = false;
+  bool renderers_given = false;  // --renderers was on the command line
 };
 
-// One argument split in the "--opt=VALUE" form: name "--opt", inline value "VALUE". Anything
-// else (including "--opt" followed by a separate VALUE) has no inline value. Shared by every
-// front end's parser, so `sbx` and `sbx-broker` read options the same way.
-struct OptionArg {
+// An option a front end adds to the shared ones (the window's --spawn, --size, ...), read by
+// the same parser so every option takes "--opt VALUE" and "--opt=VALUE" alike. apply gets the
+// value (empty for a flag) and returns false for a bad one.
+struct ExtraOption {
   std::string_view name;
-  std::optional<std::string_view> inline_value;
+  bool takes_value = true;
+  std::function<bool(std::string_view value)> apply;
 };
-OptionArg SplitOption(std::string_view arg);
-std::unexpected<Error> OptionNeedsValue(std::string_view name);
-std::unexpected<Error> BadOptionValue(std::string_view name, std::string_view value);
+
+// "N" in [min, max], as every numeric option is read.
+std::optional<int> ParseIntOption(std::string_view s, int min, int max);
 
 // Accepts "--opt VALUE" and "--opt=VALUE". Unknown options are an error.
-Result<CommandLine> ParseCommandLine(int argc, const char* const* argv);
+Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
+                                     std::span<const ExtraOption> extra = {});
 const char* CommandLineHelp();
 
 }  // namespace sbx

@@ -92,4 +92,10 @@ std::string DumpJson(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+void EventPrinter::OnBrokerEvent(const BrokerEvent& e) {
+  std::string line = format_ == Format::kJson ? DumpJson(EventToJson(e)) : EventToText(e);
+  line += '\n';
+  (void)WriteAll(fd_, {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+}
+
 }  // namespace sbx

@@ -18,4 +18,18 @@ std::string EventToText(const BrokerEvent& e);
 // Serialises without ever throwing: invalid UTF-8 from a client or renderer is replaced.
 std::string DumpJson(const nlohmann::json& j);
 
+// Prints each event as one line on fd: EventToJson's form (`sbx-broker --json`, `sbx --json`)
+// or EventToText's. A failed write (the reader went away) is dropped: it must not stop the
+// broker.
+class EventPrinter : public BrokerObserver {
+ public:
+  enum class Format { kJson, kText };
+  EventPrinter(int fd, Format format) : fd_(fd), format_(format) {}
+  void OnBrokerEvent(const BrokerEvent& e) override;
+
+ private:
+  int fd_;
+  Format format_;
+};
+
 }  // namespace sbx

@@ -13,25 +13,6 @@
 #include "broker/event_json.h"
 #include "ipc/posix.h"
 
-namespace {
-
-class Printer : public sbx::BrokerObserver {
- public:
-  explicit Printer(bool json) : json_(json) {}
-  void OnBrokerEvent(const sbx::BrokerEvent& e) override {
-    std::string line = json_ ? sbx::DumpJson(sbx::EventToJson(e)) : sbx::EventToText(e);
-    line += '\n';
-    // A closed stdout (the reader went away) must not stop the broker.
-    (void)sbx::WriteAll(STDOUT_FILENO,
-                        {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
-  }
-
- private:
-  bool json_;
-};
-
-}  // namespace
-
 int main(int argc, char** argv) {
   auto cl = sbx::ParseCommandLine(argc, argv);
   if (!cl) {
@@ -72,7 +53,8 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "sbx-broker: control socket at %s\n", path.c_str());
 
-  Printer printer(cl->json);
+  sbx::EventPrinter printer(STDOUT_FILENO, cl->json ? sbx::EventPrinter::Format::kJson
+                                                    : sbx::EventPrinter::Format::kText);
   (*broker)->AddObserver(&printer);
   auto watch = (*broker)->loop().Watch(sigfd.get(), EPOLLIN, [&](uint32_t) {
     signalfd_siginfo si;

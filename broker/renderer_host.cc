@@ -638,8 +638,7 @@ Result<void> RendererHost::Reload() {
   policy_.Reset();
   loop_.CancelTimer(restart_timer_);
   restart_timer_ = 0;
-  ++restarts_;
-  ++broker_.stats_.restarts;
+  // A reload is a person's decision, not a restart: `restarts` counts the broker's own.
   Start();
   return {};
 }

@@ -67,23 +67,43 @@ uint64_t FrameReader::published() const {
   return header()->published.load(std::memory_order_acquire);
 }
 
+std::expected<FrameReader::View, FrameReader::NoView> FrameReader::Begin(int index) const {
+  const SharedFrameHeader* h = header();
+  int i = index;
+  if (i < 0) {
+    if (h->published.load(std::memory_order_acquire) == 0)
+      return std::unexpected(NoView::kNothingYet);
+    i = static_cast<int>(h->front.load(std::memory_order_acquire));
+  }
+  if (i != 0 && i != 1) return std::unexpected(NoView::kBadIndex);  // the caller's decision
+  uint64_t seq = h->seq[i].load(std::memory_order_acquire);
+  if (seq & 1) return std::unexpected(NoView::kBeingWritten);
+  return View{buffer(i), h->frame_number[i].load(std::memory_order_relaxed), i, seq};
+}
+
+std::optional<FrameReader::View> FrameReader::BeginRead() const {
+  auto v = Begin(-1);
+  if (!v) return std::nullopt;
+  return *v;
+}
+
+bool FrameReader::EndRead(const View& view) const {
+  if (view.buffer_index != 0 && view.buffer_index != 1) return false;
+  // Orders every load of the pixels before the counter is read again (the seqlock's reader).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return header()->seq[view.buffer_index].load(std::memory_order_relaxed) == view.seq;
+}
+
 std::optional<FrameReader::Frame> FrameReader::CopyFrame(std::span<uint8_t> out, int index) const {
   if (out.size() < geometry_.frame_bytes()) return std::nullopt;
-  const SharedFrameHeader* h = header();
   for (int attempt = 0; attempt < 4; ++attempt) {
-    int i = index;
-    if (i < 0) {
-      if (h->published.load(std::memory_order_acquire) == 0) return std::nullopt;
-      i = static_cast<int>(h->front.load(std::memory_order_acquire));
+    auto v = Begin(index);
+    if (!v) {
+      if (v.error() == NoView::kBeingWritten) continue;
+      return std::nullopt;
     }
-    if (i != 0 && i != 1) return std::nullopt;  // a hostile writer; the caller's decision
-    uint64_t s1 = h->seq[i].load(std::memory_order_acquire);
-    if (s1 & 1) continue;
-    uint64_t number = h->frame_number[i].load(std::memory_order_relaxed);
-    std::memcpy(out.data(), buffer(i), geometry_.frame_bytes());
-    std::atomic_thread_fence(std::memory_order_acquire);
-    uint64_t s2 = h->seq[i].load(std::memory_order_relaxed);
-    if (s1 == s2) return Frame{number, i};
+    std::memcpy(out.data(), v->pixels, geometry_.frame_bytes());
+    if (EndRead(*v)) return Frame{v->frame_number, v->buffer_index};
   }
   return std::nullopt;
 }

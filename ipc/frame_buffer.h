@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <expected>
 #include <optional>
 #include <span>
 
@@ -94,16 +95,34 @@ class FrameReader {
   // hold frame_bytes(). nullopt when no consistent copy was possible within a few attempts, or
   // nothing was published yet.
   std::optional<Frame> CopyFrame(std::span<uint8_t> out, int index = -1) const;
-  // Direct read-only view of a buffer, for displays that validate with CopyFrame-style checks.
-  const uint8_t* buffer(int index) const { return map_.data() + geometry_.buffer_offset(index); }
-  const SharedFrameHeader* header() const {
-    return reinterpret_cast<const SharedFrameHeader*>(map_.data());
-  }
+
+  // Zero-copy reading, for a display that draws straight from shared memory: BeginRead() points
+  // at the front buffer's pixels (frame_bytes() of them, stride() apart) and remembers its
+  // sequence counter; once done with them, EndRead() says whether the writer left them alone
+  // meanwhile. false means what was read may be torn: use it no further (CopyFrame is the
+  // fallback). BeginRead gives nullopt when nothing was published yet, the front index is not 0
+  // or 1 (a hostile writer), or the front buffer is being written right now.
+  struct View {
+    const uint8_t* pixels;
+    uint64_t frame_number;
+    int buffer_index;
+    uint64_t seq;
+  };
+  std::optional<View> BeginRead() const;
+  bool EndRead(const View& view) const;
   uint64_t published() const;
 
  private:
   FrameReader(UniqueFd fd, Mapping map, FrameGeometry g)
       : fd_(std::move(fd)), map_(std::move(map)), geometry_(g) {}
+  // Why a read could not begin: a retry helps only while the buffer is being written.
+  enum class NoView { kNothingYet, kBadIndex, kBeingWritten };
+  std::expected<View, NoView> Begin(int index) const;
+  // Every read of shared memory goes through Begin/EndRead: nothing else touches the header.
+  const uint8_t* buffer(int index) const { return map_.data() + geometry_.buffer_offset(index); }
+  const SharedFrameHeader* header() const {
+    return reinterpret_cast<const SharedFrameHeader*>(map_.data());
+  }
   // The mapping is declared after the fd so it is destroyed first.
   UniqueFd fd_;
   Mapping map_;

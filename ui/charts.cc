@@ -2,12 +2,14 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QLabel>
 #include <QLineSeries>
 #include <QPointer>
 #include <QVBoxLayout>
 #include <QValueAxis>
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "ui/broker_bridge.h"
 #include "ui/renderer_model.h"
@@ -22,7 +24,11 @@ constexpr double kSettleS = 3.0;
 constexpr double kMinCpuTop = 5;
 constexpr double kMinMemoryTop = 2;
 constexpr double kMinLatencyTop = 1;
-constexpr int kMaxLegend = 8;
+// Ten colours that stay apart (Tableau 10); renderers beyond ten reuse them dashed, then
+// dotted, and the legend shows which is which.
+constexpr QRgb kPalette[] = {0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f,
+                             0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0xbab0ac};
+constexpr int kPaletteSize = static_cast<int>(std::size(kPalette));
 // Bounds the per-second sample buffers if ticks stall (the window is busy).
 constexpr size_t kMaxSamples = 4096;
 
@@ -44,6 +50,36 @@ double NiceCeiling(double v) {
   return 10 * p;
 }
 
+struct LineStyle {
+  QColor color;
+  Qt::PenStyle pen;
+  const char* glyph;  // how the legend draws the line
+};
+
+LineStyle StyleFor(int index) {
+  static constexpr Qt::PenStyle kPens[] = {Qt::SolidLine, Qt::DashLine, Qt::DotLine};
+  static constexpr const char* kGlyphs[] = {"\u2501\u2501", "\u2505\u2505", "\u2509\u2509"};
+  int i = std::max(index, 0);
+  int cycle = (i / kPaletteSize) % 3;
+  return {QColor(kPalette[i % kPaletteSize]), kPens[cycle], kGlyphs[cycle]};
+}
+
+QPen PenFor(const LineStyle& style) { return QPen(style.color, 2, style.pen); }
+
+QString LegendEntry(const LineStyle& style, const QString& name) {
+  return QStringLiteral("<span style='color:%1'>%2</span>&nbsp;%3")
+      .arg(style.color.name(), QString::fromUtf8(style.glyph), name.toHtmlEscaped());
+}
+
+QLabel* LegendLabel(const char* name, QWidget* parent) {
+  auto* l = new QLabel(parent);
+  l->setObjectName(QString::fromLatin1(name));
+  l->setTextFormat(Qt::RichText);
+  l->setWordWrap(true);
+  l->setContentsMargins(8, 2, 8, 2);
+  return l;
+}
+
 }  // namespace
 
 ChartsPanel::ChartsPanel(BrokerBridge* bridge, RendererModel* model, QWidget* parent)
@@ -52,39 +88,51 @@ ChartsPanel::ChartsPanel(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(0, 0, 0, 0);
   layout->setSpacing(0);
-  cpu_chart_ = MakeChart(QStringLiteral("CPU per renderer (last 60 s)"), QStringLiteral("%"));
-  mem_chart_ =
-      MakeChart(QStringLiteral("Memory per renderer (PSS, else RSS)"), QStringLiteral("MiB"));
-  latency_chart_ = MakeChart(QStringLiteral("Latency"), QStringLiteral("ms"));
-  for (Chart* c : {&cpu_chart_, &mem_chart_, &latency_chart_}) layout->addWidget(c->view, 1);
-  latency_[0].series = AddSeries(latency_chart_, QStringLiteral("control round trip"));
-  latency_[1].series = AddSeries(latency_chart_, QStringLiteral("heartbeat delivery"));
-  latency_[2].series = AddSeries(latency_chart_, QStringLiteral("window event loop p99"));
+  // Axis titles and QChart's own legends are left out: in a dock a third of the window high
+  // they are what Qt elides first. The units are in the titles, the seconds on the x labels,
+  // and one legend for every renderer's line (the same colour in both charts) wraps as needed.
+  cpu_chart_ = MakeChart(QStringLiteral("CPU per renderer, % of one core"));
+  mem_chart_ = MakeChart(QStringLiteral("Memory per renderer, MiB (PSS, else RSS)"));
+  latency_chart_ = MakeChart(QStringLiteral("Latency, ms"));
+  renderer_legend_ = LegendLabel("renderer-legend", this);
+  latency_legend_ = LegendLabel("latency-legend", this);
+  layout->addWidget(renderer_legend_);
+  layout->addWidget(cpu_chart_.view, 1);
+  layout->addWidget(mem_chart_.view, 1);
+  layout->addWidget(latency_legend_);
+  layout->addWidget(latency_chart_.view, 1);
+  const QString latency_names[] = {QStringLiteral("control round trip"),
+                                   QStringLiteral("heartbeat delivery"),
+                                   QStringLiteral("window event loop p99")};
+  QStringList entries;
+  for (int i = 0; i < 3; ++i) {
+    latency_[i].series = AddSeries(latency_chart_, latency_names[i], PenFor(StyleFor(i)));
+    entries << LegendEntry(StyleFor(i), latency_names[i]);
+  }
+  latency_legend_->setText(entries.join(QStringLiteral("&nbsp;&nbsp; ")));
+  renderer_legend_->setText(QStringLiteral("No renderers"));
 
   connect(bridge_, &BrokerBridge::heartbeat, this, [this](int, qint64 latency_ns) {
     if (heartbeat_ns_.size() < kMaxSamples) heartbeat_ns_.push_back(latency_ns);
   });
 }
 
-ChartsPanel::Chart ChartsPanel::MakeChart(const QString& title, const QString& y_title) {
+ChartsPanel::Chart ChartsPanel::MakeChart(const QString& title) {
   Chart c;
   c.chart = new QChart;
   c.chart->setTitle(title);
-  c.chart->setMargins(QMargins(4, 2, 4, 2));
+  c.chart->setMargins(QMargins(2, 0, 6, 0));
   c.chart->setBackgroundRoundness(0);
-  c.chart->legend()->setAlignment(Qt::AlignRight);
-  c.chart->legend()->setFont(QFont(c.chart->legend()->font().family(), 7));
+  c.chart->legend()->hide();
   QFont title_font = c.chart->titleFont();
   title_font.setPointSize(9);
   title_font.setBold(true);
   c.chart->setTitleFont(title_font);
   c.x = new QValueAxis;
-  c.x->setLabelFormat(QStringLiteral("%.0f"));
-  c.x->setTitleText(QStringLiteral("seconds ago"));
+  c.x->setLabelFormat(QStringLiteral("%.0f s"));
   c.x->setRange(-kWindowS, 0);
   c.x->setTickCount(4);  // -60, -40, -20, 0: room for the labels in a narrow dock
   c.y = new QValueAxis;
-  c.y->setTitleText(y_title);
   c.y->setLabelFormat(QStringLiteral("%g"));
   c.y->setTickCount(3);
   c.y->setRange(0, 1);
@@ -92,20 +140,20 @@ ChartsPanel::Chart ChartsPanel::MakeChart(const QString& title, const QString& y
     QFont f = a->labelsFont();
     f.setPointSize(7);
     a->setLabelsFont(f);
-    a->setTitleFont(f);
   }
   c.chart->addAxis(c.x, Qt::AlignBottom);
   c.chart->addAxis(c.y, Qt::AlignLeft);
   c.view = new QChartView(c.chart, this);
-  c.view->setMinimumHeight(120);
+  c.view->setMinimumHeight(110);
   // Antialiasing doubles the paint time of a chart for little gain at this size.
   c.view->setRenderHint(QPainter::Antialiasing, false);
   return c;
 }
 
-QLineSeries* ChartsPanel::AddSeries(Chart& chart, const QString& name) {
+QLineSeries* ChartsPanel::AddSeries(Chart& chart, const QString& name, const QPen& pen) {
   auto* s = new QLineSeries;
   s->setName(name);
+  s->setPen(pen);
   chart.chart->addSeries(s);
   s->attachAxis(chart.x);
   s->attachAxis(chart.y);
@@ -138,7 +186,6 @@ void ChartsPanel::Show(Chart& chart, std::map<int, Line>& lines, double t, doubl
     for (const QPointF& p : line.points) shifted.append(QPointF(p.x() - t, p.y()));
     line.series->replace(shifted);
   }
-  chart.chart->legend()->setVisible(lines.size() <= kMaxLegend);
 }
 
 void ChartsPanel::showEvent(QShowEvent* event) {
@@ -167,10 +214,12 @@ void ChartsPanel::Tick(double loop_p99_ms) {
     }
     for (const auto& [id, row] : rows) {
       if (lines->count(id) == 0) {
-        (*lines)[id].series = AddSeries(chart, QStringLiteral("#%1").arg(id));
+        (*lines)[id].series =
+            AddSeries(chart, QStringLiteral("#%1").arg(id), PenFor(StyleFor(id - 1)));
       }
     }
   }
+  UpdateRendererLegend();
   for (const auto& [id, row] : rows) {
     if (row->snap.pid <= 0) continue;  // a dead renderer leaves a gap rather than a zero
     if (row->cpu_percent >= 0) Append(cpu_[id], t, row->cpu_percent);
@@ -190,6 +239,21 @@ void ChartsPanel::Tick(double loop_p99_ms) {
   Show(mem_chart_, mem_, t, kMinMemoryTop);
   Show(latency_chart_, latency_, t, kMinLatencyTop);
   PingAll();
+}
+
+void ChartsPanel::UpdateRendererLegend() {
+  QStringList entries;
+  for (const auto& [id, line] : cpu_)
+    entries << LegendEntry(StyleFor(id - 1), QStringLiteral("#%1").arg(id));
+  QString text = entries.isEmpty() ? QStringLiteral("No renderers")
+                                   : entries.join(QStringLiteral("&nbsp;&nbsp; "));
+  if (text != renderer_legend_->text()) renderer_legend_->setText(text);
+}
+
+QStringList ChartsPanel::renderer_legend() const {
+  QStringList ids;
+  for (const auto& [id, line] : cpu_) ids << QStringLiteral("#%1").arg(id);
+  return ids;
 }
 
 void ChartsPanel::PingAll() {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <QList>
+#include <QPen>
 #include <QPointF>
+#include <QStringList>
 #include <QWidget>
 #include <map>
 #include <vector>
@@ -13,6 +15,7 @@
 
 class QChart;
 class QChartView;
+class QLabel;
 class QLineSeries;
 class QValueAxis;
 
@@ -33,6 +36,12 @@ class ChartsPanel : public QWidget {
   // Control round trips answered so far (for tests and the curious).
   uint64_t pongs() const { return pongs_; }
   int series_count() const { return static_cast<int>(cpu_.size()); }
+  // What the legend above the CPU and memory charts lists ("#1", "#2", ...), and the charts
+  // themselves (for tests that check what Qt Charts had to elide).
+  QStringList renderer_legend() const;
+  std::vector<QChart*> charts() const {
+    return {cpu_chart_.chart, mem_chart_.chart, latency_chart_.chart};
+  }
 
  private:
   struct Chart {
@@ -46,8 +55,9 @@ class ChartsPanel : public QWidget {
     QList<QPointF> points;
   };
 
-  Chart MakeChart(const QString& title, const QString& y_title);
-  QLineSeries* AddSeries(Chart& chart, const QString& name);
+  Chart MakeChart(const QString& title);
+  QLineSeries* AddSeries(Chart& chart, const QString& name, const QPen& pen);
+  void UpdateRendererLegend();
   static void Append(Line& line, double t, double value);
   // Pushes the points to the chart, as seconds before t. Skipped while the panel is hidden.
   void Show(Chart& chart, std::map<int, Line>& lines, double t, double min_top);
@@ -61,6 +71,8 @@ class ChartsPanel : public QWidget {
   Chart cpu_chart_;
   Chart mem_chart_;
   Chart latency_chart_;
+  QLabel* renderer_legend_;
+  QLabel* latency_legend_;
   std::map<int, Line> cpu_;
   std::map<int, Line> mem_;
   std::map<int, Line> latency_;  // 0: control round trip, 1: heartbeat, 2: event loop p99

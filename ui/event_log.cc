@@ -191,20 +191,37 @@ EventLog::EventLog(BrokerBridge* bridge, QWidget* parent) : QWidget(parent) {
   layout->addLayout(bar);
   layout->addWidget(table_, 1);
 
-  connect(text_, &QLineEdit::textChanged, filter_, &EventLogFilter::SetText);
+  // Follow new events unless the person scrolled up to read. Whether the log follows is kept,
+  // not re-measured at each event: a filter change moves the rows under the scroll bar (cleared,
+  // the shown rows grow above where it stands), and that is no reason to stop following.
+  QScrollBar* sb = table_->verticalScrollBar();
+  connect(sb, &QScrollBar::valueChanged, this,
+          [this, sb](int value) { following_ = value >= sb->maximum() - 2; });
+  connect(text_, &QLineEdit::textChanged, this, [this](const QString& text) {
+    bool follow = following_;
+    filter_->SetText(text);
+    KeepFollowing(follow);
+  });
   connect(type_, &QComboBox::currentIndexChanged, this, [this](int index) {
+    bool follow = following_;
     int v = type_->itemData(index).toInt();
     filter_->SetType(v < 0 ? std::nullopt : std::optional(static_cast<EventType>(v)));
+    KeepFollowing(follow);
   });
   connect(save, &QPushButton::clicked, this, &EventLog::SaveWithDialog);
   connect(clear, &QPushButton::clicked, model_, &EventLogModel::Clear);
   connect(bridge, &BrokerBridge::brokerEvent, this, [this](const BrokerEvent& e) {
-    QScrollBar* sb = table_->verticalScrollBar();
-    bool at_bottom = sb->value() >= sb->maximum() - 2;
+    bool follow = following_;
     model_->Append(e);
-    // Follow new events unless the person scrolled up to read.
-    if (at_bottom) table_->scrollToBottom();
+    KeepFollowing(follow);
   });
+}
+
+bool EventLog::following() const { return following_; }
+
+void EventLog::KeepFollowing(bool follow) {
+  following_ = follow;
+  if (follow) table_->scrollToBottom();
 }
 
 Result<int> EventLog::SaveJsonLines(const QString& path) const {

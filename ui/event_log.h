@@ -79,17 +79,22 @@ class EventLog : public QWidget {
   EventLogFilter* filter() const { return filter_; }
   QLineEdit* filter_edit() const { return text_; }
   QComboBox* type_combo() const { return type_; }
+  QTableView* table() const { return table_; }
+  // Whether new events scroll into view (true until the person scrolls up).
+  bool following() const;
   // Writes the events the filter shows, one JSON object per line. Returns how many, or why not.
   Result<int> SaveJsonLines(const QString& path) const;
 
  private:
   void SaveWithDialog();
+  void KeepFollowing(bool follow);
 
   EventLogModel* model_;
   EventLogFilter* filter_;
   QTableView* table_;
   QLineEdit* text_;
   QComboBox* type_;
+  bool following_ = true;
 };
 
 }  // namespace sbx::ui

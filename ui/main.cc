@@ -26,16 +26,6 @@
 
 namespace {
 
-class JsonPrinter : public sbx::BrokerObserver {
- public:
-  void OnBrokerEvent(const sbx::BrokerEvent& e) override {
-    std::string line = sbx::DumpJson(sbx::EventToJson(e)) + "\n";
-    // A closed stdout (the reader went away) must not stop the window.
-    (void)sbx::WriteAll(STDOUT_FILENO,
-                        {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
-  }
-};
-
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view a(argv[i]);
@@ -113,7 +103,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "sbx: control socket at %s\n", path.c_str());
 
-  JsonPrinter printer;
+  sbx::EventPrinter printer(STDOUT_FILENO, sbx::EventPrinter::Format::kJson);
   if (options->cl.json) (*broker)->AddObserver(&printer);
   sbx::ui::BrokerBridge bridge(**broker);
   sbx::ui::MainWindow window(&bridge, {.stats = options->stats, .control_path = path});

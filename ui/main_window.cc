@@ -144,6 +144,9 @@ MainWindow::MainWindow(BrokerBridge* bridge, MainWindowOptions options, QWidget*
   connect(grid_, &RendererGrid::commandFailed, this, &MainWindow::ReportFailure);
   connect(task_manager_, &TaskManager::commandFailed, this, &MainWindow::ReportFailure);
   connect(model_, &RendererModel::refreshed, this, &MainWindow::OnRefreshed);
+  // The broker reports no event for a navigate (this window's or sbx-ctl's): the captions
+  // follow the page once a second, with the task manager.
+  connect(model_, &RendererModel::refreshed, grid_, &RendererGrid::RefreshCaptions);
   connect(bridge_, &BrokerBridge::brokerEvent, this, [this] { UpdateActions(); });
   connect(bridge_, &BrokerBridge::loopFailed, this, &MainWindow::ReportFailure);
   connect(bridge_, &BrokerBridge::shutdownFinished, this, [this] {
@@ -329,7 +332,9 @@ void MainWindow::CreateDocks() {
   charts_dock_->setWidget(charts_);
   addDockWidget(Qt::RightDockWidgetArea, charts_dock_);
   resizeDocks({log_dock_, charts_dock_}, {480, 480}, Qt::Horizontal);
-  resizeDocks({task_dock_}, {230}, Qt::Vertical);
+  // The charts get the larger share: three of them, each needing room for its labels.
+  resizeDocks({log_dock_, charts_dock_}, {200, 460}, Qt::Vertical);
+  resizeDocks({task_dock_}, {210}, Qt::Vertical);
 
   QAction* toggle = task_dock_->toggleViewAction();
   toggle->setObjectName(QStringLiteral("action-task-manager"));
@@ -416,6 +421,7 @@ void MainWindow::Navigate() {
   std::string target = *url;
   OnCurrent(QStringLiteral("navigate"),
             [target](Broker& b, int id) { return b.Navigate(id, target); });
+  if (auto* view = grid_->View(snap->id)) view->RefreshCaption();
 }
 
 void MainWindow::SetFps() {

@@ -90,6 +90,10 @@ int RendererGrid::visible_tiles() const {
   return n;
 }
 
+void RendererGrid::RefreshCaptions() {
+  for (const auto& [id, view] : views_) view->RefreshCaption();
+}
+
 void RendererGrid::SetCurrent(int id) {
   if (id != 0 && views_.find(id) == views_.end()) id = 0;
   if (id == current_) return;

@@ -35,6 +35,8 @@ class RendererGrid : public QScrollArea {
   uint64_t paints() const;
   uint64_t torn_reads() const;
   int visible_tiles() const;
+  // Re-reads every tile's caption (a navigate changes the page without an event).
+  void RefreshCaptions();
 
  signals:
   void currentChanged(int id);

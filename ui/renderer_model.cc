@@ -17,6 +17,53 @@ namespace {
 
 constexpr int kRefreshMs = 1000;
 
+// What each column measures, for its header's tooltip.
+QVariant HeaderToolTip(int section) {
+  switch (section) {
+    case RendererModel::kId:
+      return QStringLiteral("The broker's id for the renderer; it stays across restarts");
+    case RendererModel::kPage:
+      return QStringLiteral("The page the renderer shows (sbx://plasma, sbx://clock, ...)");
+    case RendererModel::kPid:
+      return QStringLiteral("The process id as the broker sees it; a new one each restart");
+    case RendererModel::kState:
+      return QStringLiteral("starting, running, unresponsive, exited, restarting or failed");
+    case RendererModel::kUptime:
+      return QStringLiteral("How long the current process has run (or ran, once it exited)");
+    case RendererModel::kCpu:
+      return QStringLiteral("CPU time over the last second, in % of one core (/proc/PID/stat)");
+    case RendererModel::kMemory:
+      return QStringLiteral(
+          "RSS: resident memory, pages shared with other processes counted in full. PSS "
+          "(where /proc/PID/smaps_rollup is readable): each shared page divided among the "
+          "processes sharing it, so the PSS of all renderers adds up to what they cost");
+    case RendererModel::kFramesPerSecond:
+      return QStringLiteral("Frames the renderer published per second, over the last second");
+    case RendererModel::kMessagesPerSecond:
+      return QStringLiteral(
+          "Messages from the renderer per second (pipe messages: frame-ready, pong, drill "
+          "reports, and heartbeats on the queue or the pipe), over the last second");
+    case RendererModel::kHeartbeatAge:
+      return QStringLiteral(
+          "Time since the last heartbeat arrived (one is due every 100 ms; none for the hang "
+          "timeout means unresponsive). (pipe): heartbeats ride the control pipe because no "
+          "message queue could be had");
+    case RendererModel::kRestarts:
+      return QStringLiteral(
+          "Times the broker restarted the renderer after it died (a Reload is not counted)");
+    case RendererModel::kLastExit:
+      return QStringLiteral(
+          "How the previous process ended: its classification and signal or "
+          "exit code");
+    case RendererModel::kSandbox:
+      return QStringLiteral(
+          "The running process's sandbox as /proc shows it (sbx-ctl sandbox "
+          "ID); - while no process runs");
+    default:
+      return {};
+  }
+}
+
 }  // namespace
 
 RendererModel::RendererModel(BrokerBridge* bridge, QObject* parent)
@@ -69,9 +116,7 @@ const RendererRow* RendererModel::Find(int id) const {
 
 QVariant RendererModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal) return {};
-  if (role == Qt::ToolTipRole && section == kSandbox) {
-    return QStringLiteral("The renderer's sandbox as /proc shows it (sbx-ctl sandbox ID)");
-  }
+  if (role == Qt::ToolTipRole) return HeaderToolTip(section);
   if (role != Qt::DisplayRole) return {};
   switch (section) {
     case kId:
@@ -134,7 +179,7 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
       return QStringLiteral("No message queue could be had: heartbeats ride the control pipe");
     }
     if (index.column() == kLastExit) return ToQString(s.last_exit.detail);
-    if (index.column() == kSandbox) return r.sandbox_details;
+    if (index.column() == kSandbox) return s.pid > 0 ? r.sandbox_details : QString();
     return {};
   }
   bool display = role == Qt::DisplayRole;
@@ -181,8 +226,9 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
     case kLastExit:
       return ExitText(s.last_exit);
     case kSandbox:
-      if (sort) return r.sandbox_rank;
-      return r.sandbox_verdict.isEmpty() ? QStringLiteral("-") : r.sandbox_verdict;
+      // The verdict was about a process; once it is gone there is nothing sandboxed to judge.
+      if (sort) return s.pid > 0 ? r.sandbox_rank : -1;
+      return s.pid <= 0 || r.sandbox_verdict.isEmpty() ? QStringLiteral("-") : r.sandbox_verdict;
     default:
       return {};
   }

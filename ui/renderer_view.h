@@ -1,7 +1,7 @@
 // One renderer's tile: a caption (id, page, pid, state) over its live frames, or over the panel
 // for the state it is in, as Chrome shows a tab's page, its "Page Unresponsive" dialog, its sad
-// tab and its crash-loop page. Buttons act through sbx::Broker; the view never signals a
-// process itself.
+// tab and its crash-loop page (ui/sad_tab.h). Buttons act through sbx::Broker; the view never
+// signals a process itself.
 #pragma once
 
 #include <QFrame>
@@ -14,31 +14,14 @@
 #include "broker/broker.h"
 
 class QLabel;
-class QPushButton;
 class QStackedWidget;
 class QTimer;
 
 namespace sbx::ui {
 
 class BrokerBridge;
-
-// A small busy indicator that animates only while visible.
-class Spinner : public QWidget {
-  Q_OBJECT
-
- public:
-  explicit Spinner(QWidget* parent = nullptr);
-  QSize sizeHint() const override { return {22, 22}; }
-
- protected:
-  void paintEvent(QPaintEvent* event) override;
-  void showEvent(QShowEvent* event) override;
-  void hideEvent(QHideEvent* event) override;
-
- private:
-  QTimer* timer_;
-  int angle_ = 0;
-};
+class RecoveryNote;
+class SadTab;
 
 // Paints the renderer's front buffer straight from shared memory.
 class FrameWidget : public QWidget {
@@ -102,6 +85,11 @@ class RendererView : public QFrame {
   // The process whose frames this view shows or waits for.
   pid_t pid() const { return pid_; }
   bool unresponsive_bar_visible() const;
+  QString unresponsive_text() const;
+  QString caption_text() const;
+  // The note a restarted renderer shows over its first frames ("Recovered from ... in N ms").
+  bool recovery_note_visible() const;
+  QString recovery_text() const;
   FrameWidget* frame_widget() const { return frame_; }
   void SetSelected(bool selected);
   bool selected() const { return selected_; }
@@ -111,6 +99,8 @@ class RendererView : public QFrame {
   void OnFrame(uint64_t frame_number);
   // The pacer asks once per display refresh whether a new frame is waiting.
   bool TakeDirty();
+  // Re-reads the caption from the broker: the page changes with no event (navigate).
+  void RefreshCaption();
 
  signals:
   void activated(int id);
@@ -127,8 +117,9 @@ class RendererView : public QFrame {
  private:
   void SetMode(Mode mode);
   void SyncFromSnapshot();
-  void UpdateCaption();
   void ShowSadTab(const ExitInfo& exit);
+  void ShowUnresponsive();
+  void OnReady(const BrokerEvent& event);
   void Report(const Result<void>& r, const char* what);
 
   BrokerBridge* bridge_;
@@ -137,23 +128,23 @@ class RendererView : public QFrame {
   pid_t pid_ = 0;
   bool dirty_ = false;
   bool selected_ = false;
+  // The last death (its t_ms on the broker's clock, and how), and whether the broker is
+  // restarting the renderer after it: the first frame then shows the recovery note.
+  int64_t death_t_ms_ = 0;
+  ExitInfo death_;
+  bool recovering_ = false;
 
   QLabel* caption_;
+  QString caption_html_;
   QStackedWidget* stack_;
   FrameWidget* frame_;
-  // The "Page unresponsive" bar over the frozen frame.
+  RecoveryNote* recovery_;
+  // The "Page unresponsive" bar over the frozen frame; its age is re-read while it shows.
   QFrame* bar_;
   QLabel* bar_text_;
+  QTimer* bar_tick_;
   QTimer* wait_timer_;  // Wait: hide the bar for one hang timeout, then ask again
-  // The sad tab.
-  QWidget* sad_;
-  QLabel* sad_title_;
-  QLabel* sad_details_;
-  QWidget* sad_restart_row_;
-  QLabel* sad_restart_text_;
-  // The crash-loop page.
-  QWidget* failed_;
-  QLabel* failed_details_;
+  SadTab* sad_;
 };
 
 }  // namespace sbx::ui

@@ -27,7 +27,7 @@ wait_state() {
 
 "$build/bin/sbx" --renderers 1 --page sbx://plasma --spawn sbx://clock \
   --spawn 'sbx://text/Hello%20from%20sbx' --spawn about:blank --no-restart --hang-timeout 1000 \
-  --control "$sock" --size 1600x1000 --screenshot "$out" --screenshot-after-ms 60000 &
+  --control "$sock" --screenshot "$out" --screenshot-after-ms 60000 &
 pid=$!
 wait_state running 4
 ctl kill 2 KILL >/dev/null

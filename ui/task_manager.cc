@@ -1,5 +1,6 @@
 #include "ui/task_manager.h"
 
+#include <QFontMetrics>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
@@ -8,6 +9,7 @@
 #include <QSortFilterProxyModel>
 #include <QTableView>
 #include <QVBoxLayout>
+#include <algorithm>
 #include <csignal>
 
 #include "ui/broker_bridge.h"
@@ -38,9 +40,7 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   table_->horizontalHeader()->setStretchLastSection(true);
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
   table_->setWordWrap(false);
-  const int widths[] = {36, 150, 60, 90, 80, 56, 150, 66, 76, 80, 60, 120};
-  for (int c = 0; c < static_cast<int>(std::size(widths)); ++c)
-    table_->setColumnWidth(c, widths[c]);
+  SizeColumns();
 
   end_ = new QPushButton(QStringLiteral("End process"), this);
   end_->setObjectName(QStringLiteral("end-process"));
@@ -66,6 +66,38 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
     end_->setEnabled(id != 0);
     if (!selecting_) emit selectedChanged(id);
   });
+}
+
+// Each column as wide as the longest text it usually holds, measured in the table's font, so
+// Page and Last exit are readable at the window's default size; Sandbox takes what is left.
+void TaskManager::SizeColumns() {
+  struct Sample {
+    RendererModel::Column column;
+    const char* text;
+  };
+  constexpr Sample kSamples[] = {
+      {RendererModel::kId, "999"},
+      {RendererModel::kPage, "sbx://text/Hello%20from%20sbx"},
+      {RendererModel::kPid, "4194304"},
+      {RendererModel::kState, "unresponsive"},
+      {RendererModel::kUptime, "59 min 59 s"},
+      {RendererModel::kCpu, "CPU %"},
+      {RendererModel::kMemory, "99.9 MiB (PSS 99.9 MiB)"},
+      {RendererModel::kFramesPerSecond, "Frames/s"},
+      {RendererModel::kMessagesPerSecond, "IPC msgs/s"},
+      {RendererModel::kHeartbeatAge, "12.3 s (pipe)"},
+      {RendererModel::kRestarts, "Restarts"},
+      {RendererModel::kLastExit, "sandbox-violation by SIGSYS"},
+  };
+  QFontMetrics body(table_->font());
+  QFontMetrics head(table_->horizontalHeader()->font());
+  for (const Sample& s : kSamples) {
+    QString header = model_->headerData(s.column, Qt::Horizontal).toString();
+    // Room for the cell's margins and, in the header, the sort arrow.
+    int width = std::max(body.horizontalAdvance(QString::fromLatin1(s.text)) + 16,
+                         head.horizontalAdvance(header) + 28);
+    table_->setColumnWidth(s.column, width);
+  }
 }
 
 int TaskManager::selected_id() const {

@@ -29,6 +29,7 @@ class TaskManager : public QWidget {
   void commandFailed(const QString& what);
 
  private:
+  void SizeColumns();
   void EndProcess();
 
   BrokerBridge* bridge_;

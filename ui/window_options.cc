@@ -10,74 +10,63 @@ namespace sbx::ui {
 
 namespace {
 
-template <typename T>
-bool ParseNumber(std::string_view s, T* out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
+bool ParseSize(std::string_view v, WindowOptions& w) {
+  auto x = v.find('x');
+  if (x == std::string_view::npos) return false;
+  auto width = ParseIntOption(v.substr(0, x), 320, 10000);
+  auto height = ParseIntOption(v.substr(x + 1), 240, 10000);
+  if (!width || !height) return false;
+  w.width = *width;
+  w.height = *height;
+  return true;
+}
+
+bool ParseSeconds(std::string_view v, double* out) {
+  double s = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), s);
+  if (ec != std::errc() || p != v.data() + v.size() || !(s > 0) || s > 3600) return false;
+  *out = s;
+  return true;
 }
 
 }  // namespace
 
+// The broker's parser reads every option; the window only adds its own to its table.
 Result<WindowOptions> ParseWindowCommandLine(const std::vector<std::string>& args) {
   WindowOptions w;
-  std::vector<std::string> rest;
-  if (!args.empty()) rest.push_back(args[0]);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    auto [name, inline_value] = SplitOption(arg);
-    auto value = [&]() -> Result<std::string_view> {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= args.size()) return OptionNeedsValue(name);
-      return std::string_view(args[++i]);
-    };
-    auto bad = [&](std::string_view v) { return BadOptionValue(name, v); };
-    if (name == "--spawn") {
-      auto v = value();
-      if (!v) return std::unexpected(v.error());
-      if (!IsValidUrl(*v)) return bad(*v);
-      w.spawn.emplace_back(*v);
-    } else if (name == "--stats") {
-      if (inline_value) return bad(*inline_value);
-      w.stats = true;
-    } else if (name == "--screenshot") {
-      auto v = value();
-      if (!v) return std::unexpected(v.error());
-      if (v->empty()) return bad(*v);
-      w.screenshot = std::string(*v);
-    } else if (name == "--screenshot-after-ms") {
-      auto v = value();
-      if (!v) return std::unexpected(v.error());
-      if (!ParseNumber(*v, &w.screenshot_after_ms) || w.screenshot_after_ms < 0 ||
-          w.screenshot_after_ms > 600'000) {
-        return bad(*v);
-      }
-    } else if (name == "--measure-latency") {
-      auto v = value();
-      if (!v) return std::unexpected(v.error());
-      if (!ParseNumber(*v, &w.measure_latency_s) || !(w.measure_latency_s > 0) ||
-          w.measure_latency_s > 3600) {
-        return bad(*v);
-      }
-    } else if (name == "--size") {
-      auto v = value();
-      if (!v) return std::unexpected(v.error());
-      auto x = v->find('x');
-      if (x == std::string_view::npos || !ParseNumber(v->substr(0, x), &w.width) ||
-          !ParseNumber(v->substr(x + 1), &w.height) || w.width < 320 || w.height < 240 ||
-          w.width > 10000 || w.height > 10000) {
-        return bad(*v);
-      }
-    } else {
-      if (name == "--renderers") w.renderers_given = true;
-      rest.emplace_back(arg);
-    }
-  }
+  const ExtraOption window_options[] = {
+      {"--spawn", true,
+       [&](std::string_view v) {
+         if (!IsValidUrl(v)) return false;
+         w.spawn.emplace_back(v);
+         return true;
+       }},
+      {"--stats", false,
+       [&](std::string_view) {
+         w.stats = true;
+         return true;
+       }},
+      {"--screenshot", true,
+       [&](std::string_view v) {
+         w.screenshot = std::string(v);
+         return !v.empty();
+       }},
+      {"--screenshot-after-ms", true,
+       [&](std::string_view v) {
+         auto ms = ParseIntOption(v, 0, 600'000);
+         if (ms) w.screenshot_after_ms = *ms;
+         return ms.has_value();
+       }},
+      {"--measure-latency", true,
+       [&](std::string_view v) { return ParseSeconds(v, &w.measure_latency_s); }},
+      {"--size", true, [&](std::string_view v) { return ParseSize(v, w); }},
+  };
   std::vector<const char*> argv;
-  for (const auto& s : rest) argv.push_back(s.c_str());
-  auto cl = ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+  for (const auto& s : args) argv.push_back(s.c_str());
+  auto cl = ParseCommandLine(static_cast<int>(argv.size()), argv.data(), window_options);
   if (!cl) return std::unexpected(cl.error());
   w.cl = std::move(*cl);
-  if (!w.renderers_given && w.spawn.empty()) w.cl.broker.renderers = 1;
+  if (!w.cl.renderers_given && w.spawn.empty()) w.cl.broker.renderers = 1;
   return w;
 }
 

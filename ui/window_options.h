@@ -1,5 +1,6 @@
-// The window's command line: every sbx-broker option (parsed by sbx::ParseCommandLine, so
-// scripts drive both the same way) plus a few that only a window has. Qt-free, so main() can
+// The window's command line: every sbx-broker option plus a few that only a window has, all
+// read by sbx::ParseCommandLine (the window's own as ExtraOptions), so scripts drive both the
+// same way. Qt-free, so main() can
 // check it before a QApplication exists.
 #pragma once
 
@@ -13,8 +14,8 @@ namespace sbx::ui {
 
 struct WindowOptions {
   CommandLine cl;
-  std::vector<std::string> spawn;  // --spawn URL (repeatable): more renderers at start
-  bool renderers_given = false;    // without --renderers or --spawn the window opens one
+  std::vector<std::string> spawn;  // --spawn URL (repeatable): more renderers at start;
+                                   // without --renderers or --spawn the window opens one
   bool stats = false;              // --stats: the event-loop latency overlay
   std::string screenshot;          // --screenshot PATH: save the window, then close it
   int screenshot_after_ms = 3000;

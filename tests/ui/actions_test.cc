@@ -119,6 +119,11 @@ TEST(ActionsTest, NewCloseNavigateFpsReload) {
   ask->url = "sbx://text/navigated";
   env.window->action(QStringLiteral("action-navigate"))->trigger();
   EXPECT_EQ(env.broker->Get(id)->page, "sbx://text/navigated");
+  // ... and the tile's caption says so at once, as the task manager does.
+  RendererView* view = env.window->grid()->View(id);
+  ASSERT_NE(view, nullptr);
+  EXPECT_TRUE(view->caption_text().contains(QStringLiteral("sbx://text/navigated")))
+      << view->caption_text().toStdString();
 
   // Frame rate reaches the renderer, which reports it in its heartbeats.
   ask->number = 7;

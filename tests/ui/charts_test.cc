@@ -3,8 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <QAbstractAxis>
+#include <QChart>
+#include <QFontMetrics>
 #include <QLabel>
+#include <QRegularExpression>
 #include <QStatusBar>
+#include <QTest>
 
 #include "tests/ui/ui_test_util.h"
 #include "ui/main_window.h"
@@ -33,6 +38,51 @@ TEST(ChartsTest, OneLinePerRendererAndControlRoundTripsMeasured) {
   ASSERT_TRUE(env.broker->Close(a));
   ASSERT_TRUE(env.recorder->WaitFor(EventType::kClosed, a));
   ASSERT_TRUE(WaitUntil([&] { return charts->series_count() == 1; }));
+}
+
+// At the size the window opens with, nothing in the charts is elided and the legend names
+// every renderer's line, with few renderers and with many.
+void ExpectLegible(WindowEnv& env, int renderers) {
+  ChartsPanel* charts = env.window->charts();
+  ASSERT_TRUE(WaitUntil([&] { return charts->series_count() == renderers; }, 30s));
+  QTest::qWait(50);  // the charts lay out on the next paint
+  QStringList legend = charts->renderer_legend();
+  for (const auto& snap : env.broker->List()) {
+    EXPECT_TRUE(legend.contains(QStringLiteral("#%1").arg(snap.id))) << snap.id;
+  }
+  auto* label = charts->findChild<QLabel*>(QStringLiteral("renderer-legend"));
+  ASSERT_NE(label, nullptr);
+  for (const auto& snap : env.broker->List()) {
+    QRegularExpression entry(QStringLiteral("#%1(?!\\d)").arg(snap.id));
+    EXPECT_TRUE(label->text().contains(entry)) << snap.id;
+  }
+  // The wrapped legend is shown whole, not clipped.
+  EXPECT_GE(label->height(), label->heightForWidth(label->width()));
+  for (QChart* chart : charts->charts()) {
+    QFontMetrics title(chart->titleFont());
+    EXPECT_LE(title.horizontalAdvance(chart->title()), chart->size().width() - 8)
+        << chart->title().toStdString();
+    EXPECT_GE(chart->plotArea().height(), 40) << chart->title().toStdString();
+    for (QAbstractAxis* axis : chart->axes()) {
+      EXPECT_FALSE(axis->labelsTruncated())
+          << chart->title().toStdString() << ", " << renderers << " renderers";
+    }
+  }
+}
+
+TEST(ChartsTest, LegibleAtTheDefaultSizeWithFourRenderers) {
+  WindowEnv env;
+  ASSERT_EQ(env.window->size(), QSize(1500, 950));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(env.broker->Spawn("sbx://clock"));
+  ExpectLegible(env, 4);
+}
+
+TEST(ChartsTest, LegibleAtTheDefaultSizeWithSixteenRenderers) {
+  BrokerOptions o = TestOptions();
+  o.fps = 5;  // sixteen renderers on two shared cores
+  WindowEnv env(o);
+  for (int i = 0; i < 16; ++i) ASSERT_TRUE(env.broker->Spawn("about:blank"));
+  ExpectLegible(env, 16);
 }
 
 }  // namespace

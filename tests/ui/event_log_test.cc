@@ -5,12 +5,16 @@
 #include <signal.h>
 
 #include <QComboBox>
+#include <QCoreApplication>
 #include <QLineEdit>
+#include <QScrollBar>
+#include <QTableView>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "tests/ui/ui_test_util.h"
 #include "tests/unit/test_util.h"
+#include "ui/broker_bridge.h"
 #include "ui/main_window.h"
 
 namespace sbx::ui::testing {
@@ -68,6 +72,60 @@ TEST(EventLogTest, LogsFiltersAndSavesJsonLines) {
   EXPECT_EQ(lines, clock_rows);
   log->filter_edit()->clear();
   EXPECT_FALSE(log->SaveJsonLines(QStringLiteral("/nonexistent-dir/x.jsonl")));
+}
+
+// The log follows new events until the person scrolls up, filtered or not, and a filter that
+// is cleared again does not stop it.
+TEST(EventLogTest, FollowsNewEventsAfterItsFilterIsCleared) {
+  auto broker = Broker::Create(TestOptions());
+  ASSERT_TRUE(broker);
+  BrokerBridge bridge(**broker);
+  EventLog log(&bridge);
+  log.resize(480, 240);
+  log.show();
+  QScrollBar* sb = log.table()->verticalScrollBar();
+  int next_id = 1;
+  auto emit_events = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      BrokerEvent e;
+      e.type = EventType::kSpawned;
+      e.id = next_id++;
+      e.page = e.id % 10 == 0 ? "sbx://clock" : "sbx://plasma";
+      emit bridge.brokerEvent(e);
+    }
+    QCoreApplication::processEvents();
+  };
+  auto at_bottom = [&] { return sb->maximum() > 0 && sb->value() == sb->maximum(); };
+  emit_events(60);
+  EXPECT_TRUE(at_bottom()) << sb->value() << " of " << sb->maximum();
+
+  log.filter_edit()->setText(QStringLiteral("sbx://clock"));
+  QCoreApplication::processEvents();
+  emit_events(60);
+  EXPECT_EQ(log.filter()->rowCount(), 12);
+  log.filter_edit()->clear();
+  QCoreApplication::processEvents();  // the view lays the rows out again before more arrive
+  emit_events(5);
+  EXPECT_TRUE(log.following());
+  EXPECT_TRUE(at_bottom()) << sb->value() << " of " << sb->maximum();
+
+  // The same through the kind filter.
+  log.type_combo()->setCurrentIndex(log.type_combo()->findText(QStringLiteral("ready")));
+  QCoreApplication::processEvents();
+  log.type_combo()->setCurrentIndex(0);
+  QCoreApplication::processEvents();
+  emit_events(5);
+  EXPECT_TRUE(at_bottom()) << sb->value() << " of " << sb->maximum();
+
+  // Scrolled up to read: new events leave the view where the person put it.
+  sb->setValue(0);
+  emit_events(5);
+  EXPECT_FALSE(log.following());
+  EXPECT_EQ(sb->value(), 0);
+  // Back at the bottom, it follows again.
+  sb->setValue(sb->maximum());
+  emit_events(5);
+  EXPECT_TRUE(at_bottom());
 }
 
 TEST(EventLogTest, BoundedInSize) {

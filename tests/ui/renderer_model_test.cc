@@ -117,5 +117,57 @@ TEST_F(ModelTest, SortRoleGivesNumbers) {
   }
 }
 
+TEST_F(ModelTest, EveryHeaderSaysWhatItsColumnMeasures) {
+  auto broker = Broker::Create(TestOptions());
+  ASSERT_TRUE(broker);
+  BrokerBridge bridge(**broker);
+  RendererModel model(&bridge);
+  for (int c = 0; c < RendererModel::kColumnCount; ++c) {
+    EXPECT_FALSE(model.headerData(c, Qt::Horizontal, Qt::ToolTipRole).toString().isEmpty()) << c;
+  }
+  auto tip = [&](int c) { return model.headerData(c, Qt::Horizontal, Qt::ToolTipRole).toString(); };
+  EXPECT_TRUE(tip(RendererModel::kMemory).contains(QStringLiteral("RSS")));
+  EXPECT_TRUE(tip(RendererModel::kMemory).contains(QStringLiteral("PSS")));
+  EXPECT_TRUE(tip(RendererModel::kMessagesPerSecond).contains(QStringLiteral("per second")));
+  EXPECT_TRUE(tip(RendererModel::kHeartbeatAge).contains(QStringLiteral("since the last")));
+}
+
+// A dead renderer has no sandbox to judge, and bringing it back by hand is not a restart.
+TEST_F(ModelTest, AnExitedRowHasNoSandboxVerdictAndAReloadIsNoRestart) {
+  BrokerOptions o = TestOptions();
+  o.restart = false;
+  auto broker = Broker::Create(o);
+  ASSERT_TRUE(broker);
+  BrokerBridge bridge(**broker);
+  EventRecorder rec(&bridge);
+  RendererModel model(&bridge);
+  QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::Warning);
+  auto id = (*broker)->Spawn("sbx://clock");
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(rec.WaitFor(EventType::kReady, *id));
+  ASSERT_TRUE(WaitUntil([&] {
+    model.Refresh();
+    const RendererRow* r = model.Find(*id);
+    return r != nullptr && !r->sandbox_verdict.isEmpty();
+  }));
+  EXPECT_NE(Cell(model, *id, RendererModel::kSandbox), QStringLiteral("-"));
+
+  size_t mark = rec.size();
+  ASSERT_TRUE(SignalPid((*broker)->Get(*id)->pid, SIGKILL));
+  ASSERT_TRUE(rec.WaitFor(EventType::kExited, *id, 10s, mark));
+  model.Refresh();
+  EXPECT_EQ(Cell(model, *id, RendererModel::kState), QStringLiteral("exited"));
+  EXPECT_EQ(Cell(model, *id, RendererModel::kSandbox), QStringLiteral("-"));
+  EXPECT_TRUE(model.data(model.index(model.RowForId(*id), RendererModel::kSandbox), Qt::ToolTipRole)
+                  .toString()
+                  .isEmpty());
+
+  ASSERT_TRUE((*broker)->Reload(*id));
+  ASSERT_TRUE(rec.WaitFor(EventType::kReady, *id, 10s, mark));
+  model.Refresh();
+  EXPECT_EQ(Cell(model, *id, RendererModel::kRestarts), QStringLiteral("0"));
+  EXPECT_EQ((*broker)->Stats().restarts, 0u);
+}
+
 }  // namespace
 }  // namespace sbx::ui::testing

@@ -14,8 +14,10 @@
 #include "ipc/posix.h"
 #include "tests/ui/ui_test_util.h"
 #include "ui/broker_bridge.h"
+#include "ui/format.h"
 #include "ui/main_window.h"
 #include "ui/renderer_grid.h"
+#include "ui/sad_tab.h"
 
 namespace sbx::ui::testing {
 namespace {
@@ -155,7 +157,10 @@ TEST(RendererViewTest, CrashLoopShowsItsOwnPanelAndReloadStartsAgain) {
     return false;
   }));
   ASSERT_TRUE(WaitUntil([&] { return view->mode() == Mode::kFailed; }, 2s));
-  auto* reload = view->findChild<QPushButton*>(QStringLiteral("failed-reload"));
+  auto* title = view->findChild<QLabel*>(QStringLiteral("sad-title"));
+  ASSERT_NE(title, nullptr);
+  EXPECT_TRUE(title->text().contains(QStringLiteral("keeps crashing")));
+  auto* reload = view->findChild<QPushButton*>(QStringLiteral("sad-reload"));
   ASSERT_NE(reload, nullptr);
   size_t mark = env.recorder->size();
   reload->click();
@@ -184,6 +189,65 @@ TEST(RendererViewTest, SadTabReloadWithoutAutoRestart) {
   reload->click();
   ASSERT_TRUE(env.recorder->WaitFor(EventType::kSpawned, id, 5s, mark));
   ASSERT_TRUE(WaitUntil([&] { return view->mode() == Mode::kLive; }));
+  // A reload a person asked for after reading the sad tab is no recovery to time.
+  EXPECT_FALSE(view->recovery_note_visible());
+}
+
+// The broker reports no event for a navigate: sbx-ctl's reaches the caption all the same.
+TEST(RendererViewTest, CaptionFollowsANavigateFromOutsideTheWindow) {
+  WindowEnv env;
+  int id = env.SpawnDrawing("sbx://plasma");
+  RendererView* view = env.window->grid()->View(id);
+  ASSERT_NE(view, nullptr);
+  EXPECT_TRUE(view->caption_text().contains(QStringLiteral("sbx://plasma")));
+  ASSERT_TRUE(env.broker->Navigate(id, "sbx://text/from-a-script"));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return view->caption_text().contains(QStringLiteral("sbx://text/from-a-script")); },
+      5s))
+      << view->caption_text().toStdString();
+  EXPECT_FALSE(view->caption_text().contains(QStringLiteral("sbx://plasma")));
+}
+
+TEST(RendererViewTest, UnresponsiveBarCountsTheSilenceUpWhileItShows) {
+  BrokerOptions o = TestOptions();
+  o.hang_timeout_ms = 300;
+  WindowEnv env(o);
+  int id = env.SpawnDrawing("sbx://clock");
+  RendererView* view = env.window->grid()->View(id);
+  ASSERT_NE(view, nullptr);
+  ASSERT_TRUE(SignalPid(view->pid(), SIGSTOP));
+  ASSERT_TRUE(WaitUntil([&] { return view->unresponsive_bar_visible(); }, 10s));
+  QString first = view->unresponsive_text();
+  EXPECT_TRUE(first.contains(QStringLiteral("no heartbeat for"))) << first.toStdString();
+  // Still stopped, so still silent, for longer: the bar's figure must grow.
+  ASSERT_TRUE(WaitUntil([&] { return view->unresponsive_text() != first; }, 5s))
+      << "the bar still says: " << first.toStdString();
+  EXPECT_TRUE(view->unresponsive_text().contains(QStringLiteral("no heartbeat for")));
+  EXPECT_TRUE(view->unresponsive_bar_visible());
+}
+
+// With automatic restart the sad tab lasts a few milliseconds; the new process's tile says
+// what happened and how long the recovery took, on the broker's own clock.
+TEST(RendererViewTest, RestartShowsWhatHappenedAndHowFastItRecovered) {
+  WindowEnv env;
+  int id = env.SpawnDrawing("sbx://clock");
+  RendererView* view = env.window->grid()->View(id);
+  ASSERT_NE(view, nullptr);
+  EXPECT_FALSE(view->recovery_note_visible());
+  pid_t old_pid = view->pid();
+  size_t mark = env.recorder->size();
+  ASSERT_TRUE(SignalPid(old_pid, SIGKILL));
+  auto exited = env.recorder->WaitFor(EventType::kExited, id, 5s, mark);
+  auto ready = env.recorder->WaitFor(EventType::kReady, id, 10s, mark);
+  ASSERT_TRUE(exited && ready);
+  ASSERT_TRUE(WaitUntil([&] { return view->recovery_note_visible(); }, 2s));
+  QString note = view->recovery_text();
+  EXPECT_TRUE(note.contains(QStringLiteral("killed by SIGKILL"))) << note.toStdString();
+  EXPECT_TRUE(note.contains(QStringLiteral("pid %1").arg(ready->pid))) << note.toStdString();
+  EXPECT_TRUE(note.contains(DurationText(ready->t_ms - exited->t_ms))) << note.toStdString();
+  // It goes away by itself.
+  EXPECT_TRUE(WaitUntil([&] { return !view->recovery_note_visible(); },
+                        std::chrono::milliseconds(RecoveryNote::kShownMs + 3000)));
 }
 
 }  // namespace

@@ -90,7 +90,9 @@ TEST(FrameBufferTest, SealedMemfdCannotBeResizedOrResealed) {
 TEST(FrameBufferTest, CreateWritesTheHeaderAndSizesTheFile) {
   auto reader = FrameReader::Create(kSmall);
   ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
-  const SharedFrameHeader* h = reader->header();
+  Mapping view = MapWritable(*reader);
+  ASSERT_NE(view.data(), nullptr);
+  const SharedFrameHeader* h = HostileView(view);
   EXPECT_EQ(h->magic, protocol::kFrameMagic);
   EXPECT_EQ(h->version, protocol::kFrameVersion);
   EXPECT_EQ(h->width, 64u);
@@ -150,6 +152,68 @@ TEST(FrameBufferTest, WriterPublishesIntoAlternatingBuffersAndReaderCopiesThem) 
   ASSERT_TRUE(older.has_value());
   EXPECT_EQ(older->frame_number, 4u);
   EXPECT_TRUE(IsUniform(out, 4));
+}
+
+// The zero-copy read the window paints from: the pixels in place, then the seqlock's verdict.
+TEST(FrameBufferTest, BeginReadPointsAtTheFrontBufferInPlace) {
+  auto reader = FrameReader::Create(kSmall);
+  ASSERT_TRUE(reader.has_value());
+  EXPECT_FALSE(reader->BeginRead().has_value()) << "nothing published yet";
+  auto writer = FrameWriter::Attach(reader->fd());
+  ASSERT_TRUE(writer.has_value());
+  for (uint64_t n = 1; n <= 3; ++n) {
+    FillFrame(writer->BeginFrame(), kSmall, PixelFor(n));
+    int index = writer->EndFrame(n);
+    auto view = reader->BeginRead();
+    ASSERT_TRUE(view.has_value()) << n;
+    EXPECT_EQ(view->frame_number, n);
+    EXPECT_EQ(view->buffer_index, index);
+    std::vector<uint8_t> seen(view->pixels, view->pixels + kSmall.frame_bytes());
+    EXPECT_TRUE(IsUniform(seen, n));
+    EXPECT_TRUE(reader->EndRead(*view));
+  }
+}
+
+TEST(FrameBufferTest, EndReadRejectsAViewTheWriterOverwroteMeanwhile) {
+  auto reader = FrameReader::Create(kSmall);
+  ASSERT_TRUE(reader.has_value());
+  auto writer = FrameWriter::Attach(reader->fd());
+  ASSERT_TRUE(writer.has_value());
+  FillFrame(writer->BeginFrame(), kSmall, PixelFor(1));
+  writer->EndFrame(1);
+  auto view = reader->BeginRead();
+  ASSERT_TRUE(view.has_value());
+  // One more frame goes to the other buffer: the view is still whole.
+  FillFrame(writer->BeginFrame(), kSmall, PixelFor(2));
+  writer->EndFrame(2);
+  EXPECT_TRUE(reader->EndRead(*view));
+  // The writer starts on the viewed buffer again: whatever was read may be torn.
+  writer->BeginFrame();
+  EXPECT_FALSE(reader->EndRead(*view));
+  writer->EndFrame(3);
+  EXPECT_FALSE(reader->EndRead(*view));
+  // A view naming a buffer that does not exist is never valid.
+  FrameReader::View forged = *view;
+  forged.buffer_index = 2;
+  EXPECT_FALSE(reader->EndRead(forged));
+}
+
+TEST(FrameBufferTest, BeginReadRefusesAHostileFrontIndexAndABufferBeingWritten) {
+  auto reader = FrameReader::Create(kSmall);
+  ASSERT_TRUE(reader.has_value());
+  Mapping hostile = MapWritable(*reader);
+  ASSERT_NE(hostile.data(), nullptr);
+  SharedFrameHeader* h = HostileView(hostile);
+  h->published.store(1);
+  for (uint32_t front : {2u, 0xffffffffu}) {
+    h->front.store(front);
+    EXPECT_FALSE(reader->BeginRead().has_value()) << front;
+  }
+  h->front.store(0);
+  h->seq[0].store(1);
+  EXPECT_FALSE(reader->BeginRead().has_value());
+  h->seq[0].store(2);
+  EXPECT_TRUE(reader->BeginRead().has_value());
 }
 
 TEST(FrameBufferTest, CopyFrameRejectsAnOutputSpanThatIsTooSmall) {
