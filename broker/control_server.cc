@@ -270,21 +270,27 @@ void ControlServer::OnAccept() {
       (void)::send(fd.get(), kDenied, sizeof kDenied - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
-    if (clients_.size() >= kMaxClients) {
-      static constexpr char kBusy[] = "{\"error\":\"too many control clients\"}\n";
-      (void)::send(fd.get(), kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-      continue;
-    }
-    uint64_t id = next_client_++;
-    int cfd = fd.get();
-    auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
-                                  [this, id](uint32_t ev) { OnClient(id, ev); });
-    if (!w) continue;
-    Client c;
-    c.fd = std::move(fd);
-    c.watch = *w;
-    clients_.emplace(id, std::move(c));
+    Adopt(std::move(fd), {});
   }
+}
+
+void ControlServer::Adopt(UniqueFd fd, std::string_view greeting) {
+  if (clients_.size() >= kMaxClients) {
+    static constexpr char kBusy[] = "{\"error\":\"too many control clients\"}\n";
+    (void)::send(fd.get(), kBusy, sizeof kBusy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return;
+  }
+  uint64_t id = next_client_++;
+  int cfd = fd.get();
+  auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
+                                [this, id](uint32_t ev) { OnClient(id, ev); });
+  if (!w) return;
+  Client c;
+  c.fd = std::move(fd);
+  c.watch = *w;
+  if (!greeting.empty()) c.out = std::string(greeting) + '\n';
+  clients_.emplace(id, std::move(c));
+  if (!greeting.empty()) FlushClient(id);
 }
 
 void ControlServer::OnClient(uint64_t id, uint32_t events) {

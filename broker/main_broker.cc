@@ -11,6 +11,7 @@
 #include "broker/cli.h"
 #include "broker/control_server.h"
 #include "broker/event_json.h"
+#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 
 namespace {
@@ -71,6 +72,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "sbx-broker: control socket at %s\n", path.c_str());
+  std::unique_ptr<sbx::TcpListener> tcp;
+  if (!cl->listen.empty()) {
+    auto l = sbx::StartTcpListener(**broker, **control, cl->listen);
+    if (!l) {
+      std::fprintf(stderr, "sbx-broker: %s\n", l.error().ToString().c_str());
+      return 1;
+    }
+    tcp = std::move(*l);
+    std::fprintf(stderr, "sbx-broker: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
+  }
 
   Printer printer(cl->json);
   (*broker)->AddObserver(&printer);
