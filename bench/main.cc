@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/figures.h"
+#include "bench/lecture.h"
 
 namespace sbx::bench {
 namespace {
@@ -88,6 +89,7 @@ struct Options {
   BenchConfig config;
   bool json = false;
   bool help = false;
+  bool lecture = false;
   std::string only;
 };
 
@@ -98,6 +100,7 @@ constexpr char kUsage[] =
     "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
+    "  --lecture             threads vs processes and every IPC approach, as a lecture's table\n"
     "figures:";
 
 void PrintUsage(FILE* out) {
@@ -129,6 +132,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.config.quick = true;
     } else if (arg == "--no-sandbox") {
       o.config.sandbox = false;
+    } else if (arg == "--lecture") {
+      o.lecture = true;
     } else if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--only" || arg.starts_with("--only=")) {
@@ -295,6 +300,8 @@ int Main(int argc, char** argv) {
                  options->config.renderer_path.c_str());
     return 1;
   }
+
+  if (options->lecture) return RunLecture(options->config, options->json);
 
   const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
   Report report(options->json);
