@@ -379,7 +379,8 @@ Result<Stream> TcpStream() {
   if (::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return SysError("connect 127.0.0.1");
   }
-  UniqueFd server(HandleEintr([&] { return ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC); }));
+  UniqueFd server(
+      HandleEintr([&] { return ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC); }));
   if (!server) return SysError("accept");
   int one = 1;
   // Small messages go out at once, as a request/reply protocol wants them.
@@ -627,12 +628,15 @@ Result<std::vector<LectureRow>> IpcRows(const BenchConfig& config) {
     const char* says;
   };
   const StreamKind kinds[] = {
-      {"pipe", &PipeStream, "pipe(): one-way bytes through the kernel, copied in and out; "
-                            "sbx's control channel to each renderer."},
-      {"Unix socket", &UnixStream, "socketpair(AF_UNIX): a pipe in both directions that can "
-                                   "also pass fds and credentials; sbx's control socket."},
-      {"TCP loopback", &TcpStream, "TCP on 127.0.0.1: the same bytes through the whole "
-                                   "network stack; what telnet to the broker uses."},
+      {"pipe", &PipeStream,
+       "pipe(): one-way bytes through the kernel, copied in and out; "
+       "sbx's control channel to each renderer."},
+      {"Unix socket", &UnixStream,
+       "socketpair(AF_UNIX): a pipe in both directions that can "
+       "also pass fds and credentials; sbx's control socket."},
+      {"TCP loopback", &TcpStream,
+       "TCP on 127.0.0.1: the same bytes through the whole "
+       "network stack; what telnet to the broker uses."},
   };
   for (const auto& k : kinds) {
     auto lat = StreamLatencyUs(config, k.make, kSmall);
@@ -815,14 +819,13 @@ void PrintLectureRow(const LectureRow& row, bool json) {
   } else {
     std::string cells;
     for (const auto& c : row.cells) cells += (cells.empty() ? "" : " | ") + CellText(c);
-    std::printf("%-18s %-26s %s\n%45s%s\n", row.section.c_str(), row.name.c_str(),
-                cells.c_str(), "", row.says.c_str());
+    std::printf("%-18s %-26s %s\n%45s%s\n", row.section.c_str(), row.name.c_str(), cells.c_str(),
+                "", row.says.c_str());
   }
   std::fflush(stdout);
 }
 
-bool MeasureLecture(const BenchConfig& config, void (*print)(const LectureRow&, bool),
-                    bool json) {
+bool MeasureLecture(const BenchConfig& config, void (*print)(const LectureRow&, bool), bool json) {
   bool ok = true;
   auto many = [&](const char* what, Result<std::vector<LectureRow>> rows) {
     if (!rows) {

@@ -88,8 +88,9 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
     out.len = sizeof in;
   }
   if (!IsLoopback(out.addr)) {
-    return bad("only loopback addresses (127.0.0.0/8, ::1) are served: the broker must not be "
-               "reachable from another machine");
+    return bad(
+        "only loopback addresses (127.0.0.0/8, ::1) are served: the broker must not be "
+        "reachable from another machine");
   }
   return out;
 }

@@ -1,6 +1,8 @@
 // --listen: the control protocol over TCP on loopback, for telnet. Only the broker's uid is
 // served (the owner of the connecting socket, from the kernel's socket diagnostics), and only
 // loopback addresses are accepted at start.
+#include "broker/tcp_listener.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -15,7 +17,6 @@
 #include "broker/broker.h"
 #include "broker/cli.h"
 #include "broker/control_server.h"
-#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 #include "tests/integration/harness.h"
 #include "tests/unit/test_util.h"

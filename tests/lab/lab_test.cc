@@ -139,8 +139,8 @@ class Shell {
     }
   }
   bool Type(const std::string& text) {
-    return stdin_ && WriteAll(stdin_.get(), {reinterpret_cast<const uint8_t*>(text.data()),
-                                             text.size()});
+    return stdin_ &&
+           WriteAll(stdin_.get(), {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
   }
   void CloseStdin() { stdin_.reset(); }
   bool Exited() {
@@ -213,8 +213,8 @@ class Lab {
 
   void Run(const Exercise& ex) {
     SCOPED_TRACE(ex.title);
-    Shell* last = nullptr;       // the block an "expect" refers to
-    size_t broker_mark = 0;      // terminal 1's output before the last command
+    Shell* last = nullptr;   // the block an "expect" refers to
+    size_t broker_mark = 0;  // terminal 1's output before the last command
     size_t last_mark = 0;
     for (size_t i = 0; i < ex.blocks.size(); ++i) {
       const Block& b = ex.blocks[i];
@@ -233,9 +233,10 @@ class Lab {
         last_mark = 0;
         ASSERT_TRUE(last->started()) << body;
         if (typed) {
-          std::string expect = i + 2 < ex.blocks.size() && ex.blocks[i + 2].info == "expect"
-                                   ? ReplaceAll(ex.blocks[i + 2].body, "4321", std::to_string(port_))
-                                   : "";
+          std::string expect =
+              i + 2 < ex.blocks.size() && ex.blocks[i + 2].info == "expect"
+                  ? ReplaceAll(ex.blocks[i + 2].body, "4321", std::to_string(port_))
+                  : "";
           RunInteractive(*last, ex.blocks[i + 1].body, expect);
           ++i;
         } else {
@@ -294,7 +295,9 @@ class Lab {
     }
     std::string list;
     for (const auto& m : missing) list += "  " + m + "\n";
-    EXPECT_TRUE(missing.empty()) << "missing lines:\n" << list << "in:\n" << s.output().substr(from);
+    EXPECT_TRUE(missing.empty()) << "missing lines:\n"
+                                 << list << "in:\n"
+                                 << s.output().substr(from);
   }
 
   // Types the lines, keeps stdin open until the expected lines are there, then ends the input

@@ -67,12 +67,23 @@ class LectureTest : public ::testing::Test {
 
 TEST_F(LectureTest, EveryRowOfTheTableIsMeasuredWithItsUnits) {
   const std::set<std::string> units = {"us", "ms", "KiB", "ns/page", "MiB/s"};
-  const char* expected[] = {"thread vs process",  "fork+exec",          "sbx renderer",
-                            "memory per thread",  "memory per process", "sandboxed renderer",
-                            "switch on one CPU",  "a thread's write",   "a child's write",
-                            "fork as the parent grows", "copy-on-write", "pipe",
-                            "Unix socket",        "TCP loopback",       "signal",
-                            "shared memory",      "POSIX queue"};
+  const char* expected[] = {"thread vs process",
+                            "fork+exec",
+                            "sbx renderer",
+                            "memory per thread",
+                            "memory per process",
+                            "sandboxed renderer",
+                            "switch on one CPU",
+                            "a thread's write",
+                            "a child's write",
+                            "fork as the parent grows",
+                            "copy-on-write",
+                            "pipe",
+                            "Unix socket",
+                            "TCP loopback",
+                            "signal",
+                            "shared memory",
+                            "POSIX queue"};
   for (const char* name : expected) {
     const json* row = Row(name);
     ASSERT_NE(row, nullptr) << "no row " << name;
