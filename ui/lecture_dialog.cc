@@ -43,9 +43,8 @@ LectureDialog::LectureDialog(QString bench, QWidget* parent)
   setObjectName(QStringLiteral("lecture-dialog"));
   setWindowTitle(QStringLiteral("The lecture's table: threads, processes and IPC, measured here"));
   table_ = new QTableWidget(0, 4, this);
-  table_->setHorizontalHeaderLabels(
-      {QStringLiteral("Topic"), QStringLiteral("Row"), QStringLiteral("Measured"),
-       QStringLiteral("What it shows")});
+  table_->setHorizontalHeaderLabels({QStringLiteral("Topic"), QStringLiteral("Row"),
+                                     QStringLiteral("Measured"), QStringLiteral("What it shows")});
   table_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
   table_->setWordWrap(true);
@@ -140,8 +139,8 @@ void AddLectureHelp(QMainWindow* window) {
   QMenu* help = window->menuBar()->addMenu(QStringLiteral("&Help"));
   QAction* a = help->addAction(QStringLiteral("The lecture's table..."));
   a->setObjectName(QStringLiteral("action-lecture"));
-  a->setStatusTip(QStringLiteral(
-      "Threads against processes and every IPC approach, measured on this machine"));
+  a->setStatusTip(
+      QStringLiteral("Threads against processes and every IPC approach, measured on this machine"));
   QObject::connect(a, &QAction::triggered, window, [window] {
     auto* d = window->findChild<LectureDialog*>();
     if (d == nullptr) {
