@@ -10,7 +10,7 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES := g++ cmake ninja-build pkg-config googletest libgtest-dev libgmock-dev \
 	nlohmann-json3-dev libseccomp-dev qt6-base-dev qt6-charts-dev libgl-dev xvfb xauth \
-	socat clang-format-14 clang-16 libclang-rt-16-dev
+	socat clang-format-14 clang-16 libclang-rt-16-dev telnet strace
 
 # One pinned formatter, Debian 12's own: another clang-format version formats some constructs
 # differently, and the check below must mean the same on every machine.

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/child_process.h"
 #include "bench/cpu_pin.h"
 #include "bench/figures.h"
 #include "ipc/posix.h"
@@ -42,89 +43,17 @@ constexpr int kWakeupTimeoutMs = 5000;
 // heartbeats and frames.
 constexpr long kIdleGapNs = 10'000'000;
 
-// A forked child this process must reap. Until Wait() succeeds, destruction kills and reaps it,
-// so an early error return leaves neither a zombie nor an orphan behind.
-class ChildProcess {
- public:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
-  ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
-  ChildProcess& operator=(ChildProcess&&) = delete;
-  ~ChildProcess() {
-    if (pid_ <= 0) return;
-    // Signalling by pid is safe here: the pid of an unreaped child cannot be reused. Best effort:
-    // a child that already exited makes kill fail, and waitpid reaps it all the same.
-    (void)::kill(pid_, SIGKILL);
-    int status = 0;
-    (void)HandleEintr([&] { return ::waitpid(pid_, &status, 0); });
-  }
-
-  pid_t pid() const { return pid_; }
-
-  // Reaps the child and returns its wait status.
-  Result<int> Wait() {
-    int status = 0;
-    if (HandleEintr([&] { return ::waitpid(pid_, &status, 0); }) < 0) return SysError("waitpid");
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_;
-};
-
-// Forks a child that runs `body` and then exits 0. The body runs after fork, so it keeps to
-// async-signal-safe calls: no allocation, no stdio (the guide's rule, even though this process
-// is single-threaded when it forks).
-template <typename F>
-Result<ChildProcess> Fork(F&& body) {
-  pid_t pid = ::fork();
-  if (pid < 0) return SysError("fork");
-  if (pid == 0) {
-    body();
-    ::_exit(0);
-  }
-  return ChildProcess(pid);
-}
-
-Result<void> ExpectExitCode(ChildProcess& child, int code, const char* what) {
-  auto status = child.Wait();
-  if (!status) return std::unexpected(status.error());
-  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != code) {
-    return MakeError(Errc::kState, std::string(what) + " ended with wait status " +
-                                       std::to_string(*status) + ", expected exit code " +
-                                       std::to_string(code));
-  }
+Result<void> SendAll(int mqd, const void* data, size_t n) {
+  int r = HandleEintr([&] { return ::mq_send(mqd, static_cast<const char*>(data), n, 0); });
+  if (r != 0) return SysError("mq_send");
   return {};
 }
 
-// Transfer loops for the forked children: like ReadFull/WriteAll, but they never allocate.
-bool RawReadExact(int fd, void* buf, size_t n) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
+}  // namespace
 
-bool RawWriteExact(int fd, const void* buf, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t r = ::write(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-// A blocking queue with the broker's attributes, unlinked as soon as it is open so that no
+// A blocking queue, unlinked as soon as it is open so that no
 // /dev/mqueue entry can outlive this process, however it ends.
-Result<UniqueFd> OpenUnlinkedQueue() {
+Result<UniqueFd> OpenUnlinkedQueue(long max_msg, long msg_size) {
   std::array<uint8_t, 8> rnd;
   if (auto r = RandomBytes(rnd); !r) return std::unexpected(r.error());
   uint64_t suffix;
@@ -132,19 +61,13 @@ Result<UniqueFd> OpenUnlinkedQueue() {
   char name[64];
   std::snprintf(name, sizeof name, "/sbx-bench-%d-%016" PRIx64, ::getpid(), suffix);
   mq_attr attr{};
-  attr.mq_maxmsg = protocol::kQueueMaxMsg;
-  attr.mq_msgsize = protocol::kQueueMsgSize;
+  attr.mq_maxmsg = max_msg;
+  attr.mq_msgsize = msg_size;
   mqd_t q = ::mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attr);
   if (q == static_cast<mqd_t>(-1)) return SysError("mq_open");
   UniqueFd queue(q);  // a mqd_t is a file descriptor on Linux
   if (::mq_unlink(name) != 0) return SysError("mq_unlink");
   return queue;
-}
-
-Result<void> SendAll(int mqd, const void* data, size_t n) {
-  int r = HandleEintr([&] { return ::mq_send(mqd, static_cast<const char*>(data), n, 0); });
-  if (r != 0) return SysError("mq_send");
-  return {};
 }
 
 // Times fork + exec + waitpid of `argv`, whose exit code must be `expected_code`. The child's
@@ -178,8 +101,6 @@ Result<Measurement> ForkExec(const BenchConfig& config, std::vector<std::string>
   if (!samples) return std::unexpected(samples.error());
   return Measurement{Summarize(std::move(*samples)), std::move(note)};
 }
-
-}  // namespace
 
 struct PipeEcho::Impl {
   ChildProcess child;

@@ -20,6 +20,7 @@
 #include "bench/cpu_pin.h"
 #include "bench/figures.h"
 #include "broker/broker.h"
+#include "broker/proc_stats.h"
 #include "ipc/posix.h"
 
 namespace sbx::bench {
@@ -495,6 +496,40 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
                          "; the broker's own figure for the same span, "
                          "in its ready events, median " +
                          FormatMs(broker_median_ms)};
+}
+
+std::optional<uint64_t> StatusKb(pid_t pid, const char* key) {
+  auto status = ReadProc(pid, "status");
+  if (!status) return std::nullopt;
+  std::string field = StatusField(*status, key);  // "48 kB"
+  uint64_t kb = 0;
+  auto [p, ec] = std::from_chars(field.data(), field.data() + field.size(), kb);
+  if (ec != std::errc() || p == field.data()) return std::nullopt;
+  return kb;
+}
+
+Result<RendererMemoryResult> RendererMemory(const BenchConfig& config) {
+  Recorder recorder;
+  auto broker = MakeBroker(config, /*restart=*/false, recorder);
+  if (!broker) return std::unexpected(broker.error());
+  auto id = SpawnReady(**broker, recorder);
+  if (!id) return std::unexpected(id.error());
+  // A few frames in, its buffers and stacks are touched as they will stay.
+  if (auto r = PumpFor(**broker, 200 * kNsPerMs); !r) return std::unexpected(r.error());
+  auto snap = (*broker)->Get(*id);
+  if (!snap || snap->pid <= 0) return MakeError(Errc::kState, "the renderer has no live process");
+  auto stats = ReadProcStats(snap->pid);
+  if (!stats) return std::unexpected(stats.error());
+  RendererMemoryResult out;
+  out.rss_kb = stats->rss_bytes / 1024;
+  if (stats->pss_bytes) out.pss_kb = *stats->pss_bytes / 1024;
+  out.page_tables_kb = StatusKb(snap->pid, "VmPTE");
+  out.confinement = DescribeConfinement(**broker, *id);
+  if (auto r = (*broker)->Close(*id); !r) return std::unexpected(r.error());
+  if (auto closed = Await(**broker, recorder, EventType::kClosed, *id, 0); !closed) {
+    return std::unexpected(closed.error());
+  }
+  return out;
 }
 
 }  // namespace sbx::bench

@@ -2,15 +2,20 @@
 // on the conditions that shape the number; none of them judges the number against a target.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bench/stats.h"
 #include "ipc/error.h"
+#include "ipc/protocol.h"
+#include "ipc/unique_fd.h"
 
 namespace sbx::bench {
 
@@ -155,5 +160,23 @@ struct KillCycleResult {
   Measurement exit_handling;
 };
 Result<KillCycleResult> KillCycle(const BenchConfig& config);
+
+// For the lecture's table (lecture.cc): a `kB` field of /proc/PID/status such as VmPTE.
+std::optional<uint64_t> StatusKb(pid_t pid, const char* key);
+// What one renderer costs in memory a few frames after its first, under config.sandbox.
+struct RendererMemoryResult {
+  uint64_t rss_kb = 0;
+  std::optional<uint64_t> pss_kb;  // hidden when the renderer is not dumpable
+  std::optional<uint64_t> page_tables_kb;
+  std::string confinement;
+};
+Result<RendererMemoryResult> RendererMemory(const BenchConfig& config);
+// A blocking POSIX queue (the broker's attributes by default) with a random name, unlinked at
+// once so that no /dev/mqueue entry can outlive this process, however it ends.
+Result<UniqueFd> OpenUnlinkedQueue(long max_msg = protocol::kQueueMaxMsg,
+                                   long msg_size = protocol::kQueueMsgSize);
+// fork + execve + waitpid of args[0] (which must exit with expected_code), timed.
+Result<Measurement> ForkExec(const BenchConfig& config, std::vector<std::string> args,
+                             int expected_code, std::string note);
 
 }  // namespace sbx::bench

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench/figures.h"
+#include "bench/lecture.h"
 
 namespace sbx::bench {
 namespace {
@@ -119,6 +120,7 @@ struct Options {
   bool json = false;
   bool help = false;
   bool check = false;  // a missed target makes the exit status 3
+  bool lecture = false;
   std::string only;
 };
 
@@ -131,6 +133,7 @@ constexpr char kUsage[] =
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
     "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
     "                        measured, which is checked always)\n"
+    "  --lecture             threads vs processes and every IPC approach, as a lecture's table\n"
     "figures:";
 
 void PrintUsage(FILE* out) {
@@ -164,6 +167,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.config.sandbox = false;
     } else if (arg == "--check") {
       o.check = true;
+    } else if (arg == "--lecture") {
+      o.lecture = true;
     } else if (arg == "--help" || arg == "-h") {
       o.help = true;
     } else if (arg == "--only" || arg.starts_with("--only=")) {
@@ -376,6 +381,8 @@ int Main(int argc, char** argv) {
                  options->config.renderer_path.c_str());
     return 1;
   }
+
+  if (options->lecture) return RunLecture(options->config, options->json);
 
   const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
   Report report(options->json);

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "broker/tcp_listener.h"
 #include "ipc/codec.h"
 
 namespace sbx {
@@ -71,6 +72,8 @@ const char* CommandLineHelp() {
          "  --page URL                 page for new renderers (default sbx://plasma)\n"
          "  --control PATH             control socket (default $XDG_RUNTIME_DIR/sbx/control,\n"
          "                             else /tmp/sbx-UID/control)\n"
+         "  --listen ADDRESS:PORT      also serve the control protocol over TCP, for telnet;\n"
+         "                             loopback only (127.0.0.1:PORT, [::1]:PORT)\n"
          "  --json                     one JSON object per event on stdout\n"
          "  --hang-timeout MS          no heartbeat for MS ms means unresponsive (default 2000)\n"
          "  --kill-hung                kill unresponsive renderers (status hung) and restart\n"
@@ -149,6 +152,11 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
       if (!v) return std::unexpected(v.error());
       if (v->empty()) return bad(*v);
       cl.control_path = std::string(*v);
+    } else if (name == "--listen") {
+      auto v = value();
+      if (!v) return std::unexpected(v.error());
+      if (auto a = ParseListenAddress(*v); !a) return std::unexpected(a.error());
+      cl.listen = std::string(*v);
     } else if (name == "--renderer-path") {
       auto v = value();
       if (!v) return std::unexpected(v.error());

@@ -15,6 +15,7 @@ namespace sbx {
 struct CommandLine {
   BrokerOptions broker;
   std::string control_path;  // empty: DefaultControlPath()
+  std::string listen;        // empty: no TCP listener; else a loopback ADDRESS:PORT (checked)
   bool json = false;
   bool help = false;
   bool renderers_given = false;  // --renderers was on the command line

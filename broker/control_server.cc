@@ -343,19 +343,25 @@ void ControlServer::OnAccept() {
       (void)::send(fd.get(), kDenied, sizeof kDenied - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       continue;
     }
-    // Full: the one idle longest goes, so idle connections can never lock everyone out.
-    if (clients_.size() >= kMaxClients) EvictIdlest();
-    uint64_t id = next_client_++;
-    int cfd = fd.get();
-    auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
-                                  [this, id](uint32_t ev) { OnClient(id, ev); });
-    if (!w) continue;
-    Client c;
-    c.fd = std::move(fd);
-    c.watch = *w;
-    c.last_active_ns = MonotonicNs();
-    clients_.emplace(id, std::move(c));
+    Adopt(std::move(fd), {});
   }
+}
+
+void ControlServer::Adopt(UniqueFd fd, std::string_view greeting) {
+  // Full: the one idle longest goes, so idle connections can never lock everyone out.
+  if (clients_.size() >= kMaxClients) EvictIdlest();
+  uint64_t id = next_client_++;
+  int cfd = fd.get();
+  auto w = broker_.loop().Watch(cfd, EPOLLIN | EPOLLRDHUP,
+                                [this, id](uint32_t ev) { OnClient(id, ev); });
+  if (!w) return;
+  Client c;
+  c.fd = std::move(fd);
+  c.watch = *w;
+  c.last_active_ns = MonotonicNs();
+  if (!greeting.empty()) c.out = std::string(greeting) + '\n';
+  clients_.emplace(id, std::move(c));
+  if (!greeting.empty()) FlushClient(id);
 }
 
 void ControlServer::EvictIdlest() {

@@ -61,6 +61,9 @@ class ControlServer {
   ~ControlServer();
 
   const std::string& path() const { return path_; }
+  // Serves a connection accepted and authorised elsewhere (the TCP listener) exactly like one
+  // from the Unix socket; `greeting`, if any, is the first line the client reads.
+  void Adopt(UniqueFd fd, std::string_view greeting);
   size_t client_count() const { return clients_.size(); }
 
  private:

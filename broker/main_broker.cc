@@ -11,6 +11,7 @@
 #include "broker/cli.h"
 #include "broker/control_server.h"
 #include "broker/event_json.h"
+#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 
 int main(int argc, char** argv) {
@@ -52,6 +53,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "sbx-broker: control socket at %s\n", path.c_str());
+  std::unique_ptr<sbx::TcpListener> tcp;
+  if (!cl->listen.empty()) {
+    auto l = sbx::StartTcpListener(**broker, **control, cl->listen);
+    if (!l) {
+      std::fprintf(stderr, "sbx-broker: %s\n", l.error().ToString().c_str());
+      return 1;
+    }
+    tcp = std::move(*l);
+    std::fprintf(stderr, "sbx-broker: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
+  }
 
   sbx::EventPrinter printer(STDOUT_FILENO, cl->json ? sbx::EventPrinter::Format::kJson
                                                     : sbx::EventPrinter::Format::kText);

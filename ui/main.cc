@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "broker/control_server.h"
 #include "broker/event_json.h"
+#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 #include "ui/broker_bridge.h"
 #include "ui/latency_probe.h"
@@ -102,6 +103,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "sbx: control socket at %s\n", path.c_str());
+  std::unique_ptr<sbx::TcpListener> tcp;
+  if (!options->cl.listen.empty()) {
+    auto l = sbx::StartTcpListener(**broker, **control, options->cl.listen);
+    if (!l) {
+      std::fprintf(stderr, "sbx: %s\n", l.error().ToString().c_str());
+      return 1;
+    }
+    tcp = std::move(*l);
+    std::fprintf(stderr, "sbx: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
+  }
 
   sbx::EventPrinter printer(STDOUT_FILENO, sbx::EventPrinter::Format::kJson);
   if (options->cl.json) (*broker)->AddObserver(&printer);

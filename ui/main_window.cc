@@ -22,6 +22,7 @@
 #include "ui/event_log.h"
 #include "ui/format.h"
 #include "ui/latency_probe.h"
+#include "ui/lecture_dialog.h"
 #include "ui/renderer_grid.h"
 #include "ui/renderer_model.h"
 #include "ui/renderer_view.h"
@@ -350,6 +351,7 @@ void MainWindow::CreateDocks() {
   view->addAction(charts_dock_->toggleViewAction());
   findChild<QToolBar*>(QStringLiteral("toolbar"))->addSeparator();
   findChild<QToolBar*>(QStringLiteral("toolbar"))->addAction(toggle);
+  AddLectureHelp(this);
 }
 
 void MainWindow::CreateStatusBar() {
