@@ -90,7 +90,9 @@ void Copy(std::span<const uint8_t> header) {
     SBX_FUZZ_CHECK(index < 0 || frame->buffer_index == index);
     const uint8_t fill = frame->buffer_index == 0 ? 0x11 : 0x22;
     SBX_FUZZ_CHECK(std::all_of(out.begin(), out.end(), [fill](uint8_t b) { return b == fill; }));
-    const auto& numbers = side.reader.header()->frame_number;
+    // Read through the renderer's own mapping: the reader keeps its header to itself.
+    const auto& numbers =
+        reinterpret_cast<const SharedFrameHeader*>(side.renderer_view.data())->frame_number;
     SBX_FUZZ_CHECK(frame->frame_number == numbers[frame->buffer_index].load());
   }
   (void)side.reader.published();
