@@ -612,7 +612,9 @@ Result<double> QueueUs(const BenchConfig& config, size_t n, int full, int quick)
 
 LectureRow IpcRow(std::string name, double latency_us, std::optional<double> mib_s,
                   std::string says) {
-  std::vector<LectureCell> cells = {Cell("64 B, one way", latency_us, "us")};
+  // A signal carries no bytes, only its number and one int: its latency is for that.
+  std::vector<LectureCell> cells = {
+      Cell(mib_s ? "64 B, one way" : "one int, one way", latency_us, "us")};
   cells.push_back(mib_s ? Cell("1 MiB", *mib_s, "MiB/s")
                         : Fact("1 MiB", "cannot carry it (a signal holds one int)"));
   return {"ipc", std::move(name), std::move(cells), std::move(says)};
