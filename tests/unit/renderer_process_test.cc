@@ -1,5 +1,5 @@
 // The range checks a renderer's heartbeat figures pass before the broker uses them.
-#include "broker/renderer_host.h"
+#include "broker/renderer_process.h"
 
 #include <gtest/gtest.h>
 
