@@ -1,0 +1,275 @@
+// A renderer slot on its own: a RendererHost over a small RendererHostEnv with a real EventLoop
+// and real sbx-renderer processes (unsandboxed, as --no-sandbox runs them), no Broker. What is
+// checked is the slot's part: a restart builds a new process, a crash loop ends in `failed`, a
+// reload starts afresh, and the reasons a close or a kill gives name the exit.
+#include "broker/renderer_host.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "ipc/posix.h"
+#include "tests/unit/test_util.h"
+
+namespace sbx {
+namespace {
+
+// sbx-renderer is built next to the test binaries.
+std::string RendererNextToUs() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "sbx-renderer";
+  std::string self(buf, static_cast<size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "sbx-renderer";
+}
+
+class TestEnv final : public RendererHostEnv {
+ public:
+  // value(): a loop that cannot be made throws, and GoogleTest reports it.
+  TestEnv() : loop_(EventLoop::Create().value()) {
+    settings.renderer_path = RendererNextToUs();
+    // Fast restarts, so a crash loop is over in well under a second.
+    settings.restart_policy = {3, 30'000, 1, 2};
+    settings.term_grace_ms = 2000;
+  }
+
+  EventLoop& loop() override { return loop_; }
+  const BrokerOptions& options() const override { return settings; }
+  BrokerStats& counters() override { return stats; }
+  void Emit(const BrokerEvent& e) override { events.push_back(e); }
+  void NotifyFrame(int, uint64_t) override { ++frames; }
+  void NotifyHeartbeat(int, const protocol::Heartbeat&, int64_t) override { ++heartbeats; }
+  Result<LaunchSite> PrepareLaunch() override {
+    return LaunchSite{settings.renderer_path, sandbox::Level::kOff, std::nullopt, ""};
+  }
+  void ReapLater(ChildProcess child) override {
+    if (child.valid()) retired.push_back(std::move(child));
+  }
+
+  // Dispatches until `done` holds or the deadline passes; returns done().
+  template <typename Pred>
+  bool RunUntil(Pred done) {
+    const int64_t deadline = test::DeadlineIn(test::kDeadlineMs);
+    while (!done() && MonotonicNs() < deadline) {
+      if (!loop_.Dispatch(test::RemainingMs(deadline))) return false;
+    }
+    return done();
+  }
+  bool RunUntilEvent(EventType type, size_t count = 1) {
+    return RunUntil([&] { return Count(type) >= count; });
+  }
+  size_t Count(EventType type) const {
+    size_t n = 0;
+    for (const auto& e : events) n += e.type == type;
+    return n;
+  }
+  const BrokerEvent* Last(EventType type) const {
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->type == type) return &*it;
+    }
+    return nullptr;
+  }
+  std::vector<EventType> Types() const {
+    std::vector<EventType> out;
+    for (const auto& e : events) out.push_back(e.type);
+    return out;
+  }
+
+  BrokerOptions settings;  // what options() returns, changed as a person would
+  BrokerStats stats;
+  std::vector<BrokerEvent> events;
+  int frames = 0;
+  int heartbeats = 0;
+  std::vector<ChildProcess> retired;
+
+ private:
+  EventLoop loop_;
+};
+
+// Declared after the env it uses, so it goes first.
+struct Slot {
+  TestEnv env;
+  RendererHost host{env, 7, "sbx://clock"};
+
+  bool StartReady() {
+    host.Start();
+    return env.RunUntilEvent(EventType::kReady);
+  }
+  // How a SIGKILL for `reason` ended the process, or nullopt if no exit came.
+  std::optional<ExitInfo> KillAndWait(KillReason reason) {
+    size_t before = env.Count(EventType::kExited);
+    if (!host.Signal(SIGKILL, reason)) return std::nullopt;
+    if (!env.RunUntilEvent(EventType::kExited, before + 1)) return std::nullopt;
+    return env.Last(EventType::kExited)->exit;
+  }
+  // How a close ended the process, or nullopt if the slot did not end closed with an exit.
+  std::optional<ExitInfo> CloseAndWait(RendererHost::CloseHow how) {
+    host.RequestClose(how);
+    if (!env.RunUntilEvent(EventType::kClosed)) return std::nullopt;
+    return env.Last(EventType::kClosed)->exit;
+  }
+};
+
+TEST(RendererHostTest, StartsAProcessThatBecomesReady) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  EXPECT_EQ(s.host.state(), RendererState::kRunning);
+  ASSERT_TRUE(s.host.alive());
+  const BrokerEvent* spawned = s.env.Last(EventType::kSpawned);
+  ASSERT_NE(spawned, nullptr);
+  EXPECT_EQ(spawned->id, 7);
+  EXPECT_GT(spawned->pid, 0);
+  EXPECT_EQ(s.host.Snapshot(MonotonicNs()).pid, spawned->pid);
+  EXPECT_NE(s.host.frames(), nullptr);
+  EXPECT_EQ(s.env.stats.spawns, 1u);
+}
+
+TEST(RendererHostTest, ARestartBuildsANewProcess) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  pid_t first_pid = s.host.Snapshot(MonotonicNs()).pid;
+  ASSERT_TRUE(s.KillAndWait(KillReason::kNone));
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kReady, 2));
+  EXPECT_EQ(s.env.Types(), (std::vector<EventType>{EventType::kSpawned, EventType::kReady,
+                                                   EventType::kExited, EventType::kRestarting,
+                                                   EventType::kSpawned, EventType::kReady}));
+  EXPECT_EQ(s.env.Last(EventType::kExited)->exit->status, ExitStatus::kKilled);
+  EXPECT_EQ(s.env.Last(EventType::kExited)->pid, first_pid);
+  ASSERT_NE(s.host.process(), nullptr);
+  RendererSnapshot snap = s.host.Snapshot(MonotonicNs());
+  EXPECT_NE(snap.pid, first_pid);
+  EXPECT_EQ(snap.restarts, 1);
+  EXPECT_EQ(snap.state, RendererState::kRunning);
+  // Nothing of the old process is carried over: the new one counts only its own frames.
+  EXPECT_LT(snap.frames, static_cast<uint64_t>(s.env.frames));
+}
+
+TEST(RendererHostTest, ACrashLoopEndsInFailedWithNoProcess) {
+  Slot s;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kFailed));
+  // max_crashes 3: three exits restart, the fourth is the loop.
+  EXPECT_EQ(s.env.Count(EventType::kExited), 4u);
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 3u);
+  EXPECT_EQ(s.env.Count(EventType::kSpawned), 0u);
+  EXPECT_EQ(s.env.Last(EventType::kExited)->exit->status, ExitStatus::kLaunchFailed);
+  EXPECT_EQ(s.host.state(), RendererState::kFailed);
+  EXPECT_FALSE(s.host.alive());
+  EXPECT_EQ(s.host.process(), nullptr);
+  RendererSnapshot snap = s.host.Snapshot(MonotonicNs());
+  EXPECT_EQ(snap.pid, 0);
+  EXPECT_EQ(snap.restarts, 3);
+  EXPECT_EQ(snap.last_exit.status, ExitStatus::kLaunchFailed);
+  // Failed stays failed: no timer is left to start it again.
+  EXPECT_EQ(s.env.loop().NextTimerIn(), -1);
+}
+
+TEST(RendererHostTest, AReloadOfAFailedSlotStartsAfreshAndIsNotARestart) {
+  Slot s;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kFailed));
+  s.env.settings.renderer_path = RendererNextToUs();
+  ASSERT_TRUE(s.host.Reload());
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kReady));
+  EXPECT_EQ(s.host.state(), RendererState::kRunning);
+  EXPECT_EQ(s.host.Snapshot(MonotonicNs()).restarts, 3);
+}
+
+TEST(RendererHostTest, WithoutRestartAnExitStaysExited) {
+  Slot s;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.KillAndWait(KillReason::kNone));
+  EXPECT_EQ(s.host.state(), RendererState::kExited);
+  EXPECT_EQ(s.host.process(), nullptr);
+  EXPECT_EQ(s.host.frames(), nullptr);  // the sad tab shows no pixels
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 0u);
+  EXPECT_EQ(s.host.Send(protocol::MsgType::kPing).error().code, Errc::kState);
+}
+
+TEST(RendererHostTest, TheBrokersKillReasonNamesTheExit) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  for (auto [reason, status] : {std::pair{KillReason::kNone, ExitStatus::kKilled},
+                                std::pair{KillReason::kHung, ExitStatus::kHung},
+                                std::pair{KillReason::kBadMessage, ExitStatus::kBadMessage}}) {
+    auto exit = s.KillAndWait(reason);
+    ASSERT_TRUE(exit);
+    EXPECT_EQ(exit->status, status) << ExitStatusName(exit->status);
+    // The next process starts with no reason of its own: the last one's died with it.
+    ASSERT_TRUE(s.env.RunUntil([&] { return s.host.state() == RendererState::kRunning; }));
+  }
+}
+
+TEST(RendererHostTest, CloseAsksARunningRendererToLeave) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  auto exit = s.CloseAndWait(RendererHost::CloseHow::kAsk);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status, ExitStatus::kExited);  // left by itself, exit code 0
+  EXPECT_EQ(s.host.state(), RendererState::kClosed);
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 0u);
+}
+
+TEST(RendererHostTest, TerminateSendsSigterm) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  auto exit = s.CloseAndWait(RendererHost::CloseHow::kTerminate);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status, ExitStatus::kKilled);
+  EXPECT_EQ(exit->signal, SIGTERM);
+}
+
+TEST(RendererHostTest, CloseOfASlotWithNoProcessIsImmediate) {
+  Slot s;
+  s.env.settings.restart = false;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_EQ(s.host.state(), RendererState::kExited);
+  s.host.RequestClose(RendererHost::CloseHow::kAsk);
+  EXPECT_EQ(s.host.state(), RendererState::kClosed);
+  ASSERT_NE(s.env.Last(EventType::kClosed), nullptr);
+  EXPECT_FALSE(s.env.Last(EventType::kClosed)->exit);
+}
+
+TEST(RendererHostTest, TheWatchdogKillsARendererThatStopsAsHung) {
+  Slot s;
+  s.env.settings.hang_timeout_ms = 200;
+  s.env.settings.kill_hung = true;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.host.Signal(SIGSTOP, KillReason::kNone));
+  // What Broker::Tick does for every slot.
+  std::function<void()> tick = [&] {
+    s.host.CheckWatchdog(MonotonicNs());
+    s.env.loop().AddTimer(MonotonicNs() + WatchdogPeriodMs(200) * 1'000'000, tick);
+  };
+  tick();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kExited));
+  EXPECT_EQ(s.env.Count(EventType::kUnresponsive), 1u);
+  const BrokerEvent* exited = s.env.Last(EventType::kExited);
+  EXPECT_EQ(exited->exit->status, ExitStatus::kHung);
+  EXPECT_EQ(exited->detail, "killed by the hang watchdog");
+}
+
+TEST(RendererHostTest, PingsFailWhenTheProcessDies) {
+  Slot s;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.host.Signal(SIGSTOP, KillReason::kNone));  // so no pong can come first
+  std::optional<Result<int64_t>> answer;
+  ASSERT_TRUE(s.host.Ping([&](Result<int64_t> rtt) { answer = rtt; }));
+  ASSERT_TRUE(s.host.Signal(SIGKILL, KillReason::kNone));
+  ASSERT_TRUE(s.env.RunUntil([&] { return answer.has_value(); }));
+  ASSERT_FALSE(*answer);
+  EXPECT_EQ(answer->error().code, Errc::kState);
+}
+
+}  // namespace
+}  // namespace sbx
