@@ -155,8 +155,11 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   auto site = env_.PrepareLaunch();
   if (!site) return std::unexpected(site.error());
 
-  LaunchArgs args{id_,         page, opt.fps, queue ? Heartbeat::kQueue : Heartbeat::kPipe,
-                  site->level, ""};
+  LaunchArgs args;  // the sandbox fields come from the site
+  args.id = id_;
+  args.page = page;
+  args.fps = opt.fps;
+  args.heartbeat = queue ? Heartbeat::kQueue : Heartbeat::kPipe;
   auto child = sbx::Launch(RendererSpec(opt, *site, std::move(args),
                                         {to_renderer->read.get(), from_renderer->write.get(),
                                          frames_->fd(), queue ? queue->writer.get() : -1}));
