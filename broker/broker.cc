@@ -242,10 +242,8 @@ Result<int> Broker::Spawn(std::string_view url) {
   if (!IsValidUrl(page)) return MakeError(Errc::kInvalidArgument, "invalid url");
   int id = next_id_++;
   RendererHostEnv& env = *this;
-  auto host = std::make_unique<RendererHost>(env, id, std::move(page));
-  RendererHost* h = host.get();
-  hosts_.emplace(id, std::move(host));
-  h->Start();
+  auto& host = hosts_[id] = std::make_unique<RendererHost>(env, id, std::move(page));
+  host->Start();
   return id;
 }
 
