@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "broker/cmd_prefix.h"
+#include "broker/hang_watchdog.h"
 #include "broker/renderer_host.h"
 #include "ipc/codec.h"
 #include "ipc/posix.h"
@@ -116,8 +117,14 @@ Broker::~Broker() {
   holder_.reset();
 }
 
-NamespaceSpec Broker::RendererNamespaces() const {
-  return NamespaceSpec{holder_ ? holder_->pidfd() : -1};
+Result<LaunchSite> Broker::PrepareLaunch() {
+  LaunchSite site{renderer_path_, sandbox_level_, std::nullopt, ""};
+  if (sandbox_level_ == sandbox::Level::kFull) {
+    if (auto h = EnsureNamespaceHolder(); !h) return std::unexpected(h.error());
+    site.namespaces = NamespaceSpec{holder_->pidfd()};
+    site.sandbox_root = sandbox_root();
+  }
+  return site;
 }
 
 Result<void> Broker::EnsureNamespaceHolder() {
@@ -174,6 +181,7 @@ void Broker::Emit(const BrokerEvent& e) {
   BrokerEvent copy = e;
   copy.t_ms = NowMs();
   for (auto* o : std::vector(observers_)) o->OnBrokerEvent(copy);
+  if (e.type == EventType::kClosed) ScheduleRemoval(e.id);
 }
 
 void Broker::NotifyFrame(int id, uint64_t frame) {
@@ -217,8 +225,8 @@ void Broker::Tick() {
     strays_seen_ = ReapStrayChildren() > 0;
     next_stray_sweep_ns_ = now + kStraySweepPeriodNs;
   }
-  int64_t period_ms = std::clamp<int64_t>(options_.hang_timeout_ms / 4, 10, 250);
-  tick_timer_ = loop_.AddTimer(now + period_ms * 1'000'000, [this] { Tick(); });
+  tick_timer_ = loop_.AddTimer(now + WatchdogPeriodMs(options_.hang_timeout_ms) * 1'000'000,
+                               [this] { Tick(); });
 }
 
 Result<void> Broker::Start() {
@@ -233,10 +241,9 @@ Result<int> Broker::Spawn(std::string_view url) {
   std::string page(url.empty() ? std::string_view(options_.page) : url);
   if (!IsValidUrl(page)) return MakeError(Errc::kInvalidArgument, "invalid url");
   int id = next_id_++;
-  auto host = std::make_unique<RendererHost>(*this, id, std::move(page));
-  RendererHost* h = host.get();
-  hosts_.emplace(id, std::move(host));
-  h->Start();
+  RendererHostEnv& env = *this;
+  auto& host = hosts_[id] = std::make_unique<RendererHost>(env, id, std::move(page));
+  host->Start();
   return id;
 }
 

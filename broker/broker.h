@@ -114,9 +114,44 @@ struct BrokerStats {
   int64_t uptime_ms = 0;
 };
 
+// Where and how a renderer is launched: the binary, the sandbox level and, at the full level,
+// the namespaces to join and the empty root to chroot into.
+struct LaunchSite {
+  std::string renderer_path;
+  sandbox::Level level = sandbox::Level::kFull;
+  std::optional<NamespaceSpec> namespaces;
+  std::string sandbox_root;
+};
+
+// What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
+// that owns them, and nothing more: the loop they run on, the live settings, the counters, where
+// their events go, and the two services only the owner of every child can give. The Broker is
+// one; a unit test provides another over a real EventLoop.
+class RendererHostEnv {
+ public:
+  virtual EventLoop& loop() = 0;
+  virtual const BrokerOptions& options() const = 0;
+  virtual BrokerStats& counters() = 0;
+  // The event sink. An event's id, pid and page are filled in; the sink stamps the time. A
+  // kClosed event means the slot is done and may be destroyed once the handler returns.
+  virtual void Emit(const BrokerEvent& e) = 0;
+  virtual void NotifyFrame(int id, uint64_t frame) = 0;
+  virtual void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) = 0;
+  // The binary and sandbox for the next launch (at the full level this may have to recreate the
+  // namespace holder, and fail).
+  virtual Result<LaunchSite> PrepareLaunch() = 0;
+  // Takes a child that has finished its work (a namespace init, a joiner) and reaps it once it
+  // exits, off the caller's path.
+  virtual void ReapLater(ChildProcess child) = 0;
+
+ protected:
+  ~RendererHostEnv() = default;
+};
+
 class RendererHost;
 
-class Broker {
+// Privately a RendererHostEnv: only the hosts it creates see that side of it.
+class Broker : private RendererHostEnv {
  public:
   static Result<std::unique_ptr<Broker>> Create(BrokerOptions options);
   // Public only in form: the key is private, so Create() is the one way in.
@@ -131,8 +166,9 @@ class Broker {
   // Kills and reaps every renderer that is still alive.
   ~Broker();
 
-  EventLoop& loop() { return loop_; }
+  EventLoop& loop() override { return loop_; }
   BrokerOptions& options() { return options_; }  // live settings: restart, hang timeout, ...
+  const BrokerOptions& options() const override { return options_; }
   void AddObserver(BrokerObserver* o);
   void RemoveObserver(BrokerObserver* o);
 
@@ -178,18 +214,19 @@ class Broker {
   Result<SandboxReport> Sandbox(int id) const;
 
  private:
-  friend class RendererHost;
-  NamespaceSpec RendererNamespaces() const;
+  // RendererHostEnv.
+  BrokerStats& counters() override { return stats_; }
+  void Emit(const BrokerEvent& e) override;
+  void NotifyFrame(int id, uint64_t frame) override;
+  void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) override;
+  Result<LaunchSite> PrepareLaunch() override;
+  // Meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
+  void ReapLater(ChildProcess child) override;
+
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
   Result<RendererHost*> Find(int id) const;
-  void Emit(const BrokerEvent& e);
-  void NotifyFrame(int id, uint64_t frame);
-  void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns);
   void ScheduleRemoval(int id);
-  // Takes a child that has finished its work (a namespace init, a joiner) and reaps it once it
-  // exits; meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
-  void ReapLater(ChildProcess child);
   void Tick();
 
   EventLoop loop_;

@@ -1,88 +1,205 @@
-// The range checks a renderer's heartbeat figures pass before the broker uses them.
+// A renderer slot on its own: a RendererHost over a small RendererHostEnv with a real EventLoop
+// and real sbx-renderer processes (unsandboxed, as --no-sandbox runs them), no Broker. What is
+// checked is the slot's part: a restart builds a new process, a crash loop ends in `failed`, a
+// reload starts afresh, and the reasons a close or a kill gives name the exit.
 #include "broker/renderer_host.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
-#include <cstdint>
-#include <limits>
+#include <string>
+#include <vector>
+
+#include "ipc/posix.h"
+#include "tests/unit/renderer_env.h"
+#include "tests/unit/test_util.h"
 
 namespace sbx {
 namespace {
 
-constexpr int64_t kSpawn = 1'000'000'000;         // the broker's clock at launch
-constexpr int64_t kNow = kSpawn + 2'000'000'000;  // two seconds later
-constexpr unsigned kCpus = 2;
+using test::RendererNextToUs;
+using test::TestEnv;
 
-protocol::Heartbeat Plausible() {
-  protocol::Heartbeat hb{};
-  hb.magic = protocol::kHeartbeatMagic;
-  hb.frames = 60;
-  hb.mono_ns = kNow - 1'000'000;
-  hb.cpu_ns = 300'000'000;
-  hb.render_us = 2'000;
-  hb.fps = 30;
-  return hb;
-}
+// Declared after the env it uses, so it goes first.
+struct Slot {
+  TestEnv env;
+  RendererHost host{env, 7, "sbx://clock"};
 
-TEST(ImpossibleHeartbeatTest, AcceptsWhatARealRendererSends) {
-  EXPECT_EQ(ImpossibleHeartbeat(Plausible(), {}, kSpawn, kNow, kCpus), std::nullopt);
-  // Every thread busy for its whole life, sent at the very instants that bracket it.
-  protocol::Heartbeat busy = Plausible();
-  busy.mono_ns = kNow;
-  busy.cpu_ns = static_cast<uint64_t>(kNow - kSpawn) * kCpus;
-  EXPECT_EQ(ImpossibleHeartbeat(busy, {}, kSpawn, kNow, kCpus), std::nullopt);
-  protocol::Heartbeat first = Plausible();
-  first.mono_ns = kSpawn;
-  first.frames = first.cpu_ns = first.render_us = 0;
-  EXPECT_EQ(ImpossibleHeartbeat(first, {}, kSpawn, kNow, kCpus), std::nullopt);
-}
-
-// The values that overflowed the broker's latency arithmetic (UBSan, under fuzzing) and that
-// showed in `list` as facts (cpu_ms 18446744073709).
-TEST(ImpossibleHeartbeatTest, RejectsTheValuesFoundByFuzzing) {
-  for (int64_t mono : {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
-                       int64_t{0}, int64_t{-1}, kSpawn - 1, kNow + 1}) {
-    protocol::Heartbeat hb = Plausible();
-    hb.mono_ns = mono;
-    auto why = ImpossibleHeartbeat(hb, {}, kSpawn, kNow, kCpus);
-    ASSERT_TRUE(why) << mono;
-    EXPECT_NE(why->find("timestamp"), std::string::npos) << *why;
+  bool StartReady() {
+    host.Start();
+    return env.RunUntilEvent(EventType::kReady);
   }
-  protocol::Heartbeat cpu = Plausible();
-  cpu.cpu_ns = std::numeric_limits<uint64_t>::max();
-  EXPECT_TRUE(ImpossibleHeartbeat(cpu, {}, kSpawn, kNow, kCpus));
-  protocol::Heartbeat render = Plausible();
-  render.render_us = std::numeric_limits<uint32_t>::max();
-  EXPECT_TRUE(ImpossibleHeartbeat(render, {}, kSpawn, kNow, kCpus));
-  protocol::Heartbeat frames = Plausible();
-  frames.frames = std::numeric_limits<uint64_t>::max();
-  EXPECT_TRUE(ImpossibleHeartbeat(frames, {}, kSpawn, kNow, kCpus));
-}
-
-TEST(ImpossibleHeartbeatTest, RejectsMoreCpuThanEveryCpuForItsWholeLife) {
-  protocol::Heartbeat hb = Plausible();
-  hb.mono_ns = kNow;
-  hb.cpu_ns = static_cast<uint64_t>(kNow - kSpawn) * kCpus + kCpus;
-  EXPECT_TRUE(ImpossibleHeartbeat(hb, {}, kSpawn, kNow, kCpus));
-}
-
-TEST(ImpossibleHeartbeatTest, RejectsFiguresThatGoBackwards) {
-  protocol::Heartbeat last = Plausible();
-  for (auto change : {+[](protocol::Heartbeat& h) { h.mono_ns -= 1; },
-                      +[](protocol::Heartbeat& h) { h.frames -= 1; },
-                      +[](protocol::Heartbeat& h) { h.cpu_ns -= 1; }}) {
-    protocol::Heartbeat hb = last;
-    change(hb);
-    EXPECT_TRUE(ImpossibleHeartbeat(hb, last, kSpawn, kNow, kCpus));
+  // How a SIGKILL for `reason` ended the process, or nullopt if no exit came.
+  std::optional<ExitInfo> KillAndWait(KillReason reason) {
+    size_t before = env.Count(EventType::kExited);
+    if (!host.Signal(SIGKILL, reason)) return std::nullopt;
+    if (!env.RunUntilEvent(EventType::kExited, before + 1)) return std::nullopt;
+    return env.Last(EventType::kExited)->exit;
   }
-  EXPECT_EQ(ImpossibleHeartbeat(last, last, kSpawn, kNow, kCpus), std::nullopt);
+  // How a close ended the process, or nullopt if the slot did not end closed with an exit.
+  std::optional<ExitInfo> CloseAndWait(RendererHost::CloseHow how) {
+    host.RequestClose(how);
+    if (!env.RunUntilEvent(EventType::kClosed)) return std::nullopt;
+    return env.Last(EventType::kClosed)->exit;
+  }
+};
+
+TEST(RendererHostTest, StartsAProcessThatBecomesReady) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  EXPECT_EQ(s.host.state(), RendererState::kRunning);
+  ASSERT_TRUE(s.host.alive());
+  const BrokerEvent* spawned = s.env.Last(EventType::kSpawned);
+  ASSERT_NE(spawned, nullptr);
+  EXPECT_EQ(spawned->id, 7);
+  EXPECT_GT(spawned->pid, 0);
+  EXPECT_EQ(s.host.Snapshot(MonotonicNs()).pid, spawned->pid);
+  EXPECT_NE(s.host.frames(), nullptr);
+  EXPECT_EQ(s.env.stats.spawns, 1u);
 }
 
-TEST(MaxFramesAfterTest, AllowsTheFloodLimitsBurstAndRateAndNoMore) {
-  EXPECT_GE(MaxFramesAfter(0), 4u * protocol::kMaxFps);
-  EXPECT_GE(MaxFramesAfter(10'000'000'000), 10u * 2u * protocol::kMaxFps);
-  EXPECT_LT(MaxFramesAfter(10'000'000'000), 100'000u);
-  EXPECT_EQ(MaxFramesAfter(-5), MaxFramesAfter(0));
+TEST(RendererHostTest, ARestartBuildsANewProcess) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  pid_t first_pid = s.host.Snapshot(MonotonicNs()).pid;
+  ASSERT_TRUE(s.KillAndWait(KillReason::kNone));
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kReady, 2));
+  EXPECT_EQ(s.env.Types(), (std::vector<EventType>{EventType::kSpawned, EventType::kReady,
+                                                   EventType::kExited, EventType::kRestarting,
+                                                   EventType::kSpawned, EventType::kReady}));
+  EXPECT_EQ(s.env.Last(EventType::kExited)->exit->status, ExitStatus::kKilled);
+  EXPECT_EQ(s.env.Last(EventType::kExited)->pid, first_pid);
+  ASSERT_NE(s.host.process(), nullptr);
+  RendererSnapshot snap = s.host.Snapshot(MonotonicNs());
+  EXPECT_NE(snap.pid, first_pid);
+  EXPECT_EQ(snap.restarts, 1);
+  EXPECT_EQ(snap.state, RendererState::kRunning);
+  // Nothing of the old process is carried over: the new one counts only its own frames.
+  EXPECT_LT(snap.frames, static_cast<uint64_t>(s.env.frames));
+}
+
+TEST(RendererHostTest, ACrashLoopEndsInFailedWithNoProcess) {
+  Slot s;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kFailed));
+  // max_crashes 3: three exits restart, the fourth is the loop.
+  EXPECT_EQ(s.env.Count(EventType::kExited), 4u);
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 3u);
+  EXPECT_EQ(s.env.Count(EventType::kSpawned), 0u);
+  EXPECT_EQ(s.env.Last(EventType::kExited)->exit->status, ExitStatus::kLaunchFailed);
+  EXPECT_EQ(s.host.state(), RendererState::kFailed);
+  EXPECT_FALSE(s.host.alive());
+  EXPECT_EQ(s.host.process(), nullptr);
+  RendererSnapshot snap = s.host.Snapshot(MonotonicNs());
+  EXPECT_EQ(snap.pid, 0);
+  EXPECT_EQ(snap.restarts, 3);
+  EXPECT_EQ(snap.last_exit.status, ExitStatus::kLaunchFailed);
+  // Failed stays failed: no timer is left to start it again.
+  EXPECT_EQ(s.env.loop().NextTimerIn(), -1);
+}
+
+TEST(RendererHostTest, AReloadOfAFailedSlotStartsAfreshAndIsNotARestart) {
+  Slot s;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kFailed));
+  s.env.settings.renderer_path = RendererNextToUs();
+  ASSERT_TRUE(s.host.Reload());
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kReady));
+  EXPECT_EQ(s.host.state(), RendererState::kRunning);
+  EXPECT_EQ(s.host.Snapshot(MonotonicNs()).restarts, 3);
+}
+
+TEST(RendererHostTest, WithoutRestartAnExitStaysExited) {
+  Slot s;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.KillAndWait(KillReason::kNone));
+  EXPECT_EQ(s.host.state(), RendererState::kExited);
+  EXPECT_EQ(s.host.process(), nullptr);
+  EXPECT_EQ(s.host.frames(), nullptr);  // the sad tab shows no pixels
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 0u);
+  EXPECT_EQ(s.host.Send(protocol::MsgType::kPing).error().code, Errc::kState);
+}
+
+TEST(RendererHostTest, TheBrokersKillReasonNamesTheExit) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  for (auto [reason, status] : {std::pair{KillReason::kNone, ExitStatus::kKilled},
+                                std::pair{KillReason::kHung, ExitStatus::kHung},
+                                std::pair{KillReason::kBadMessage, ExitStatus::kBadMessage}}) {
+    auto exit = s.KillAndWait(reason);
+    ASSERT_TRUE(exit);
+    EXPECT_EQ(exit->status, status) << ExitStatusName(exit->status);
+    // The next process starts with no reason of its own: the last one's died with it.
+    ASSERT_TRUE(s.env.RunUntil([&] { return s.host.state() == RendererState::kRunning; }));
+  }
+}
+
+TEST(RendererHostTest, CloseAsksARunningRendererToLeave) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  auto exit = s.CloseAndWait(RendererHost::CloseHow::kAsk);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status, ExitStatus::kExited);  // left by itself, exit code 0
+  EXPECT_EQ(s.host.state(), RendererState::kClosed);
+  EXPECT_EQ(s.env.Count(EventType::kRestarting), 0u);
+}
+
+TEST(RendererHostTest, TerminateSendsSigterm) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  auto exit = s.CloseAndWait(RendererHost::CloseHow::kTerminate);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status, ExitStatus::kKilled);
+  EXPECT_EQ(exit->signal, SIGTERM);
+}
+
+TEST(RendererHostTest, CloseOfASlotWithNoProcessIsImmediate) {
+  Slot s;
+  s.env.settings.restart = false;
+  s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
+  s.host.Start();
+  ASSERT_EQ(s.host.state(), RendererState::kExited);
+  s.host.RequestClose(RendererHost::CloseHow::kAsk);
+  EXPECT_EQ(s.host.state(), RendererState::kClosed);
+  ASSERT_NE(s.env.Last(EventType::kClosed), nullptr);
+  EXPECT_FALSE(s.env.Last(EventType::kClosed)->exit);
+}
+
+TEST(RendererHostTest, TheWatchdogKillsARendererThatStopsAsHung) {
+  Slot s;
+  s.env.settings.hang_timeout_ms = 200;
+  s.env.settings.kill_hung = true;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.host.Signal(SIGSTOP, KillReason::kNone));
+  // What Broker::Tick does for every slot.
+  std::function<void()> tick = [&] {
+    s.host.CheckWatchdog(MonotonicNs());
+    s.env.loop().AddTimer(MonotonicNs() + WatchdogPeriodMs(200) * 1'000'000, tick);
+  };
+  tick();
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kExited));
+  EXPECT_EQ(s.env.Count(EventType::kUnresponsive), 1u);
+  const BrokerEvent* exited = s.env.Last(EventType::kExited);
+  EXPECT_EQ(exited->exit->status, ExitStatus::kHung);
+  EXPECT_EQ(exited->detail, "killed by the hang watchdog");
+}
+
+TEST(RendererHostTest, PingsFailWhenTheProcessDies) {
+  Slot s;
+  s.env.settings.restart = false;
+  ASSERT_TRUE(s.StartReady());
+  ASSERT_TRUE(s.host.Signal(SIGSTOP, KillReason::kNone));  // so no pong can come first
+  std::optional<Result<int64_t>> answer;
+  ASSERT_TRUE(s.host.Ping([&](Result<int64_t> rtt) { answer = rtt; }));
+  ASSERT_TRUE(s.host.Signal(SIGKILL, KillReason::kNone));
+  ASSERT_TRUE(s.env.RunUntil([&] { return answer.has_value(); }));
+  ASSERT_FALSE(*answer);
+  EXPECT_EQ(answer->error().code, Errc::kState);
 }
 
 }  // namespace

@@ -1,0 +1,46 @@
+// Death detection: how the broker learns that a renderer is gone, and what it calls the death.
+//
+// A renderer is always the broker's direct child (sandboxed too: the launcher starts it with
+// CLONE_PARENT), so the pidfd clone3 returned for it turns readable the moment it exits. The
+// event loop watches that pidfd like any other fd; there is no SIGCHLD handler. When it fires,
+// RendererProcess calls DetectDeath: waitid(P_PIDFD) reaps (ChildProcess::TryReap),
+// ClassifyExit names the status (exit_status.h), and ExplainExit adds why. The process then
+// releases every kernel object it held, and its slot (RendererHost::OnExit) decides what
+// follows: a restart, `failed` after a crash loop, or `closed`.
+//
+// A launch that fails is a death too (LaunchFailedExit), handled and restarted like any other.
+// A closed pipe is not a death, only a sign of one: the process gets kPipeClosedGraceNs for its
+// pidfd to report the exit, and is killed as `bad-message` if it keeps running without the pipe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/child_process.h"
+#include "broker/exit_status.h"
+#include "ipc/error.h"
+
+namespace sbx {
+
+inline constexpr int64_t kPipeClosedGraceNs = 1'000'000'000;
+
+// Completes a reaped exit's detail: the broker's own reason (`kill_note`: the protocol
+// violation, "killed by the hang watchdog") when the status says the broker's kill is what ended
+// it, else, if nothing else is known, that a wrapper (--renderer-cmd-prefix) stands between the
+// broker and the renderer and the status may be the wrapper's.
+ExitInfo ExplainExit(ExitInfo reaped, std::string_view kill_note,
+                     const std::vector<std::string>& cmd_prefix);
+
+// The exit a failed launch is reported as.
+ExitInfo LaunchFailedExit(const Error& e);
+
+// Reaps `process` if it has exited (never blocks) and returns its explained exit; nullopt while
+// it runs. `reason` is why the broker signalled it, if it did.
+std::optional<ExitInfo> DetectDeath(ChildProcess& process, KillReason reason,
+                                    std::string_view kill_note,
+                                    const std::vector<std::string>& cmd_prefix);
+
+}  // namespace sbx

@@ -1,0 +1,511 @@
+#include "broker/renderer_process.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <thread>
+#include <utility>
+
+#include "broker/death_detection.h"
+#include "broker/launcher.h"
+#include "ipc/codec.h"
+#include "ipc/launch_args.h"
+#include "ipc/message_queue.h"
+#include "ipc/posix.h"
+
+namespace sbx {
+
+namespace {
+
+using protocol::MsgType;
+
+constexpr int64_t kPingTimeoutNs = 5'000'000'000;
+// A real renderer writes each message with one write() of at most PIPE_BUF bytes, which a pipe
+// delivers whole; part of a message still unfinished this long later is one that stopped halfway.
+constexpr int64_t kPartialMessageNs = 1'000'000'000;
+// Expired ping tokens kept for a late pong. More than a stopped renderer can have missed: the
+// broker's outbound queue (256 KiB) and the pipe (64 KiB) hold about 13,600 pings of 24 bytes, and
+// one that does not drain them is killed as hung.
+constexpr size_t kMaxExpiredPings = 16'384;
+// Inbound budget: frame-ready and heartbeat messages a renderer may send, as a token bucket.
+// Twice the highest frame rate plus heartbeats; a renderer above it is flooding the broker.
+constexpr double kInboundBurst = 4.0 * protocol::kMaxFps;
+constexpr double kInboundPerSecond = 2.0 * protocol::kMaxFps + 20.0;
+// Bytes one wakeup may read from a renderer, so one chatty renderer cannot starve the others.
+constexpr size_t kReadBudget = 64 * 1024;
+constexpr int kQueueBudget = 32;
+
+unsigned CpuCount() {
+  static const unsigned kCpus = std::max(1u, std::thread::hardware_concurrency());
+  return kCpus;
+}
+
+// The heartbeat queue, or nullopt and why not: the renderer then sends heartbeats on the pipe.
+std::optional<QueuePair> HeartbeatQueue(bool disabled, std::string& why_not) {
+  if (disabled) {
+    why_not = "disabled by option";
+    return std::nullopt;
+  }
+  auto q = CreateQueuePair(protocol::kQueueMaxMsg, protocol::kQueueMsgSize);
+  if (!q) {
+    why_not = q.error().ToString();
+    return std::nullopt;
+  }
+  return std::move(*q);
+}
+
+LaunchSpec RendererSpec(const BrokerOptions& opt, const LaunchSite& site, LaunchArgs args,
+                        const LaunchFds& fds) {
+  LaunchSpec spec;
+  spec.argv = opt.cmd_prefix;
+  spec.search_path = !opt.cmd_prefix.empty();
+  spec.argv.push_back(site.renderer_path);
+  args.sandbox = site.level;
+  args.sandbox_root = site.sandbox_root;
+  for (auto& a : ToArgv(args)) spec.argv.push_back(std::move(a));
+  spec.fds = FdMap(fds);
+  spec.namespaces = site.namespaces;
+  return spec;
+}
+
+}  // namespace
+
+uint64_t MaxFramesAfter(int64_t elapsed_ns) {
+  double s = static_cast<double>(std::max<int64_t>(elapsed_ns, 0)) / 1e9;
+  return static_cast<uint64_t>(kInboundBurst + s * kInboundPerSecond);
+}
+
+std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
+                                               const protocol::Heartbeat& last, int64_t spawn_ns,
+                                               int64_t now_ns, unsigned cpus) {
+  // The renderer reads the same CLOCK_MONOTONIC as the broker, after the broker took spawn_ns
+  // and before it took now_ns. Checked first: every other bound and the latency derive from it.
+  if (hb.mono_ns < spawn_ns || hb.mono_ns > now_ns) {
+    return "heartbeat timestamp " + std::to_string(hb.mono_ns) + " outside the renderer's life";
+  }
+  if (hb.mono_ns < last.mono_ns) return "heartbeat timestamp went backwards";
+  if (hb.frames < last.frames) return "heartbeat frame count went backwards";
+  if (hb.cpu_ns < last.cpu_ns) return "heartbeat CPU time went backwards";
+  // Unsigned from here: both are non-negative and hb.mono_ns >= spawn_ns.
+  auto lived_ns = static_cast<uint64_t>(hb.mono_ns - spawn_ns);
+  if (hb.cpu_ns / std::max(cpus, 1u) > lived_ns) {
+    return "heartbeat claims more CPU time than the renderer has lived";
+  }
+  if (static_cast<uint64_t>(hb.render_us) * 1000 > lived_ns) {
+    return "heartbeat claims a frame took longer than the renderer has lived";
+  }
+  if (hb.frames > MaxFramesAfter(hb.mono_ns - spawn_ns)) {
+    return "heartbeat claims more frames than the flood limit lets through";
+  }
+  return std::nullopt;
+}
+
+Result<std::unique_ptr<RendererProcess>> RendererProcess::Launch(RendererHostEnv& env, int id,
+                                                                 const std::string& page,
+                                                                 Delegate& delegate) {
+  auto p = std::make_unique<RendererProcess>(Key{}, env, id, delegate);
+  // On failure the half-made process goes here: its destructor releases what was made.
+  if (auto r = p->Spawn(page); !r) return std::unexpected(r.error());
+  return p;
+}
+
+RendererProcess::RendererProcess(Key, RendererHostEnv& env, int id, Delegate& delegate)
+    : env_(env), loop_(env.loop()), id_(id), delegate_(&delegate) {
+  figures_.spawn_ns = MonotonicNs();
+  inbound_tokens_ = kInboundBurst;
+  inbound_refill_ns_ = figures_.spawn_ns;
+}
+
+RendererProcess::~RendererProcess() {
+  ReleaseKernelObjects();
+  if (process_.valid()) {
+    // Bounded (ChildProcess), the renderer before its init, which cannot finish exiting while
+    // the renderer is unreaped. The owner is going away, so nothing is left to reap later.
+    process_ = {};
+    init_ = {};
+    return;
+  }
+  // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
+  // copy of our address space, so it is reaped whenever it is done, off this path. Then the
+  // frame buffer is unmapped (a member), also off the detection path.
+  if (!init_.valid()) return;
+  (void)init_.Signal(SIGKILL);
+  env_.ReapLater(std::move(init_));
+}
+
+Result<void> RendererProcess::Spawn(const std::string& page) {
+  const BrokerOptions& opt = env_.options();
+  auto frames = FrameReader::Create(opt.geometry);
+  if (!frames) return std::unexpected(frames.error());
+  frames_.emplace(std::move(*frames));
+
+  std::optional<QueuePair> queue = HeartbeatQueue(opt.force_queue_fallback, fallback_reason_);
+  figures_.heartbeat_fallback = !queue;
+  if (!queue) {
+    std::fprintf(stderr, "sbx: renderer %d: no message queue (%s); heartbeats use the pipe\n", id_,
+                 fallback_reason_.c_str());
+  }
+  auto to_renderer = MakePipe(false);
+  if (!to_renderer) return std::unexpected(to_renderer.error());
+  auto from_renderer = MakePipe(false);
+  if (!from_renderer) return std::unexpected(from_renderer.error());
+  auto site = env_.PrepareLaunch();
+  if (!site) return std::unexpected(site.error());
+
+  LaunchArgs args;  // the sandbox fields come from the site
+  args.id = id_;
+  args.page = page;
+  args.fps = opt.fps;
+  args.heartbeat = queue ? Heartbeat::kQueue : Heartbeat::kPipe;
+  auto child = sbx::Launch(RendererSpec(opt, *site, std::move(args),
+                                        {to_renderer->read.get(), from_renderer->write.get(),
+                                         frames_->fd(), queue ? queue->writer.get() : -1}));
+  if (!child) return std::unexpected(child.error());
+  // Reaped off the spawn path: its exit tears down a copy of our address space.
+  env_.ReapLater(std::move(child->joiner));
+  figures_.pid = child->process.pid() > 0 ? child->process.pid() : 0;
+  process_ = std::move(child->process);
+  init_ = std::move(child->init);
+  ++env_.counters().spawns;
+
+  auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
+                                 protocol::Direction::kToBroker);
+  // The child's ends close here, at the end of scope: from now on EOF means the renderer.
+  if (!channel) {
+    (void)Signal(SIGKILL, KillReason::kNone);
+    kill_note_ = "channel setup failed: " + channel.error().ToString();
+  } else {
+    channel_.emplace(std::move(*channel));
+  }
+  if (queue) queue_ = std::move(queue->reader);
+  // The renderer is our direct child even when sandboxed, so its own pidfd tells us of its end.
+  auto w = loop_.Watch(process_.pidfd(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
+  if (!w) {
+    // Without the exit watch we could never reap it: kill and reap now.
+    (void)process_.KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
+    return std::unexpected(w.error());
+  }
+  exit_watch_ = *w;
+  WatchChannelAndQueue();
+  PayloadWriter hello;
+  hello.U32(static_cast<uint32_t>(figures_.pid))
+      .U32(opt.fps)
+      .U32(static_cast<uint32_t>(::getpid()));
+  (void)Send(MsgType::kHello, hello.data());
+  return {};
+}
+
+void RendererProcess::WatchChannelAndQueue() {
+  if (channel_) {
+    if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
+      in_watch_ = *r;
+    // Watched from the start, with no events asked for until output waits: epoll still reports
+    // EPOLLERR once the renderer closes the pipe it reads commands from.
+    if (auto r = loop_.Watch(channel_->out_fd(), 0,
+                             [this](uint32_t events) { OnControlWritable(events); }))
+      out_watch_ = *r;
+    want_writable_ = false;
+  }
+  if (queue_.valid()) {
+    if (auto r = loop_.Watch(queue_.get(), EPOLLIN, [this](uint32_t) { OnQueueReadable(); }))
+      queue_watch_ = *r;
+  }
+}
+
+void RendererProcess::ReleaseKernelObjects() {
+  for (auto* t : {&exit_watch_, &in_watch_, &out_watch_, &queue_watch_}) {
+    loop_.Unwatch(*t);
+    *t = 0;
+  }
+  for (auto* t : {&kill_timer_, &eof_timer_, &partial_timer_}) {
+    loop_.CancelTimer(*t);
+    *t = 0;
+  }
+  channel_.reset();
+  queue_.reset();
+}
+
+void RendererProcess::OnExitReadable() {
+  auto exit = DetectDeath(process_, kill_reason_, kill_note_, env_.options().cmd_prefix);
+  if (!exit) return;
+  // Every fd of the process closes right here; the frame buffer and the init wait until the
+  // exit is handled (the destructor), off the detection path.
+  ReleaseKernelObjects();
+  FailPings("renderer exited");
+  // Last: the delegate may destroy this object.
+  delegate_->OnExit(std::move(*exit));
+}
+
+Result<void> RendererProcess::Send(MsgType type, std::span<const uint8_t> payload) {
+  if (!channel_ || !alive()) return MakeError(Errc::kState, "renderer is not running");
+  auto r = channel_->Send(type, payload);
+  if (!r) {
+    if (r.error().code == Errc::kOverflow)
+      Kill(KillReason::kHung, "does not drain its control pipe");
+    return r;
+  }
+  UpdateWriteInterest();
+  return {};
+}
+
+void RendererProcess::UpdateWriteInterest() {
+  bool want = channel_ && channel_->HasPendingOutput();
+  // Only on a change: a send that the pipe took whole (nearly all) costs no epoll_ctl.
+  if (out_watch_ == 0 || want == want_writable_) return;
+  if (loop_.Modify(out_watch_, want ? EPOLLOUT : 0u)) want_writable_ = want;
+}
+
+void RendererProcess::OnControlWritable(uint32_t events) {
+  if (!channel_) return;
+  bool closed = (events & (EPOLLERR | EPOLLHUP)) != 0;
+  if (!closed) {
+    auto r = channel_->Flush();
+    if (r) return UpdateWriteInterest();
+    closed = r.error().code == Errc::kPeerClosed;
+  }
+  // Level-triggered: stop the watch, or the error would wake the loop until the renderer is gone.
+  loop_.Unwatch(out_watch_);
+  out_watch_ = 0;
+  if (closed) StartPipeClosedGrace("closed the pipe it reads commands from", MonotonicNs());
+}
+
+void RendererProcess::StartPipeClosedGrace(std::string what, int64_t now) {
+  // Usually the process is exiting and the pidfd is about to say so; a renderer that keeps
+  // running without one of its pipes is broken.
+  if (eof_timer_ != 0) return;
+  eof_timer_ = loop_.AddTimer(now + kPipeClosedGraceNs, [this, what = std::move(what)]() mutable {
+    eof_timer_ = 0;
+    if (alive()) Violation(std::move(what));
+  });
+}
+
+Result<void> RendererProcess::Signal(int sig, KillReason reason) {
+  if (!process_.valid()) return MakeError(Errc::kState, "renderer has no live process");
+  if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
+  // A renderer that exited and awaits reaping is not an error; its pidfd will report the exit.
+  return process_.Signal(sig);
+}
+
+void RendererProcess::Kill(KillReason reason, std::string why) {
+  kill_note_ = std::move(why);
+  (void)Signal(SIGKILL, reason);
+}
+
+void RendererProcess::KillAfter(int64_t grace_ns, KillReason reason) {
+  loop_.CancelTimer(kill_timer_);
+  kill_timer_ = loop_.AddTimer(MonotonicNs() + grace_ns, [this, reason] {
+    kill_timer_ = 0;
+    (void)Signal(SIGKILL, reason);
+  });
+}
+
+void RendererProcess::Violation(std::string what) {
+  if (being_killed()) return;
+  ++env_.counters().bad_messages;
+  std::fprintf(stderr, "sbx: renderer %d (pid %d) broke the protocol: %s; killing it\n", id_,
+               figures_.pid, what.c_str());
+  Kill(KillReason::kBadMessage, std::move(what));
+  // Stop reading from it: nothing more it says can be trusted.
+  loop_.Unwatch(in_watch_);
+  in_watch_ = 0;
+  loop_.Unwatch(queue_watch_);
+  queue_watch_ = 0;
+}
+
+bool RendererProcess::TakeInboundToken(int64_t now_ns) {
+  double elapsed_s = static_cast<double>(now_ns - inbound_refill_ns_) / 1e9;
+  inbound_refill_ns_ = now_ns;
+  inbound_tokens_ = std::min(kInboundBurst, inbound_tokens_ + elapsed_s * kInboundPerSecond);
+  if (inbound_tokens_ < 1.0) return false;
+  inbound_tokens_ -= 1.0;
+  return true;
+}
+
+void RendererProcess::OnControlReadable() {
+  if (!channel_) return;
+  // Reused across calls (no allocation per batch); moved out while handling, since a handler
+  // may re-enter this process (a pong callback that pings again).
+  std::vector<Message> messages = std::move(inbox_);
+  messages.clear();
+  auto open = channel_->Receive(messages, kReadBudget);
+  int64_t now = MonotonicNs();
+  struct GiveBack {
+    std::vector<Message>& from;
+    std::vector<Message>& to;
+    ~GiveBack() { to = std::move(from); }
+  } give_back{messages, inbox_};
+  for (const auto& m : messages) {
+    if (kill_reason_ == KillReason::kBadMessage) return;
+    HandleMessage(m, now);
+  }
+  if (kill_reason_ == KillReason::kBadMessage) return;
+  if (!open) {
+    if (open.error().code == Errc::kProtocol || open.error().code == Errc::kOverflow) {
+      return Violation(open.error().what);
+    }
+    // A read error on our own pipe end: treat like EOF below.
+  } else if (*open) {
+    return TrackPartialMessage(!messages.empty(), now);
+  }
+  loop_.Unwatch(in_watch_);
+  in_watch_ = 0;
+  StartPipeClosedGrace("closed its control pipe", now);
+}
+
+void RendererProcess::TrackPartialMessage(bool progressed, int64_t now) {
+  if (!channel_ || channel_->buffered_input() == 0) {
+    partial_since_ns_ = 0;
+    loop_.CancelTimer(partial_timer_);
+    partial_timer_ = 0;
+    return;
+  }
+  // A read that completed messages and ended inside the next one starts that one's clock; one
+  // that only added bytes to it (a trickle) does not.
+  if (partial_since_ns_ != 0 && !progressed) return;
+  partial_since_ns_ = now;
+  loop_.CancelTimer(partial_timer_);
+  partial_timer_ = loop_.AddTimer(now + kPartialMessageNs, [this] { OnPartialMessageDeadline(); });
+}
+
+void RendererProcess::OnPartialMessageDeadline() {
+  partial_timer_ = 0;
+  if (!alive() || being_killed() || in_watch_ == 0) return;
+  // The rest may be waiting in the pipe unread (the broker itself may have been slow): read
+  // first, which restarts the clock if a message completed.
+  OnControlReadable();
+  if (partial_since_ns_ != 0 && MonotonicNs() - partial_since_ns_ >= kPartialMessageNs) {
+    Violation("sent part of a message, then nothing for 1 s");
+  }
+}
+
+void RendererProcess::HandleMessage(const Message& m, int64_t now) {
+  ++messages_in_;
+  ++env_.counters().messages_in;
+  switch (m.type) {
+    case MsgType::kFrameReady:
+      return HandleFrameReady(m, now);
+    case MsgType::kPong:
+      return HandlePong(m, now);
+    case MsgType::kDrillReport: {
+      if (!TakeInboundToken(now)) return Violation("message flood");
+      auto text = DecodeDrillReport(m);
+      if (!text) return Violation(text.error().what);
+      return delegate_->OnDrillReport(*text);
+    }
+    case MsgType::kHeartbeat: {
+      if (!figures_.heartbeat_fallback)
+        return Violation("heartbeat on the pipe while a queue exists");
+      if (!TakeInboundToken(now)) return Violation("message flood");
+      auto hb = DecodeHeartbeat(m.payload);
+      if (!hb) return Violation(hb.error().what);
+      return HandleHeartbeat(*hb, now);
+    }
+    default:
+      return Violation("message type not for the broker");
+  }
+}
+
+void RendererProcess::HandleFrameReady(const Message& m, int64_t now) {
+  if (!TakeInboundToken(now)) return Violation("message flood");
+  auto f = DecodeFrameReady(m);
+  if (!f) return Violation(f.error().what);
+  if (figures_.frames > 0 && f->frame_number <= last_frame_number_) {
+    return Violation("frame number went backwards");
+  }
+  if (f->frame_number > MaxFramesAfter(now - figures_.spawn_ns)) {
+    return Violation("frame number beyond what the flood limit lets through");
+  }
+  last_frame_number_ = f->frame_number;
+  ++figures_.frames;
+  if (first_frame_ns_ == 0) {
+    first_frame_ns_ = now;
+    delegate_->OnFirstFrame(now - figures_.spawn_ns);
+  }
+  delegate_->OnFrame(f->frame_number);
+}
+
+void RendererProcess::HandlePong(const Message& m, int64_t now) {
+  auto token = DecodeU64(m);
+  if (!token) return Violation(token.error().what);
+  auto it = pings_.find(*token);
+  if (it == pings_.end()) {
+    // Late, for a ping given up on: not a violation, and nobody is waiting for it any more.
+    if (expired_pings_.erase(*token) == 1) return;
+    return Violation("unsolicited pong (a token never sent, or answered already)");
+  }
+  auto cb = std::move(it->second.callback);
+  int64_t rtt = now - it->second.sent_ns;
+  pings_.erase(it);
+  if (cb) cb(rtt);
+}
+
+void RendererProcess::OnQueueReadable() {
+  std::array<uint8_t, protocol::kQueueMsgSize> buf;
+  for (int i = 0; i < kQueueBudget && queue_.valid(); ++i) {
+    auto n = QueueReceive(queue_.get(), buf);
+    if (!n) {
+      loop_.Unwatch(queue_watch_);
+      queue_watch_ = 0;
+      return;
+    }
+    if (!*n) return;
+    int64_t now = MonotonicNs();
+    ++messages_in_;
+    ++env_.counters().messages_in;
+    if (!TakeInboundToken(now)) return Violation("message flood");
+    auto hb = DecodeHeartbeat(std::span(buf).first(**n));
+    if (!hb) return Violation(hb.error().what);
+    HandleHeartbeat(*hb, now);
+    if (kill_reason_ == KillReason::kBadMessage) return;
+  }
+}
+
+void RendererProcess::HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now) {
+  if (auto bad =
+          ImpossibleHeartbeat(hb, figures_.last_heartbeat, figures_.spawn_ns, now, CpuCount())) {
+    return Violation(std::move(*bad));
+  }
+  figures_.last_heartbeat = hb;
+  figures_.last_heartbeat_ns = now;
+  ++env_.counters().heartbeats;
+  delegate_->OnHeartbeat(hb, now - hb.mono_ns);
+}
+
+Result<void> RendererProcess::Ping(PingCallback callback) {
+  uint64_t token = next_ping_token_++;
+  PayloadWriter w;
+  w.U64(token);
+  int64_t sent = MonotonicNs();
+  if (auto r = Send(MsgType::kPing, w.data()); !r) return r;
+  pings_.emplace(token, PendingPing{sent, std::move(callback)});
+  return {};
+}
+
+void RendererProcess::ExpirePings(int64_t now) {
+  for (auto it = pings_.begin(); it != pings_.end();) {
+    if (now - it->second.sent_ns <= kPingTimeoutNs) {
+      ++it;
+      continue;
+    }
+    auto cb = std::move(it->second.callback);
+    expired_pings_.insert(it->first);
+    // Tokens only grow, so the first is the oldest.
+    if (expired_pings_.size() > kMaxExpiredPings) expired_pings_.erase(expired_pings_.begin());
+    it = pings_.erase(it);
+    if (cb) cb(MakeError(Errc::kTimeout, "no pong within 5 s"));
+  }
+}
+
+void RendererProcess::FailPings(const std::string& why) {
+  auto pings = std::move(pings_);
+  pings_.clear();
+  expired_pings_.clear();
+  for (auto& [token, p] : pings) {
+    if (p.callback) p.callback(MakeError(Errc::kState, why));
+  }
+}
+
+}  // namespace sbx

@@ -1,0 +1,183 @@
+// Internal to the broker core. One RendererProcess is one launched renderer process and
+// everything that dies with it: the process (and, sandboxed, its namespace's init), its control
+// channel, its frame buffer, its heartbeat queue, their event-loop watches, the inbound rate
+// limit and the pings waiting for a pong. Its slot (RendererHost) holds at most one; a restart
+// builds a new one, so nothing of a dead process is ever reset by hand. A spare, pre-started
+// renderer would be a RendererProcess whose delegate is not a slot yet.
+//
+// Everything the process sends is validated here; a violation kills it (`bad-message`) and
+// stops reading from it. What passes is reported to the Delegate, which owns the state machine.
+// Its destructor kills and reaps a process that is still running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/child_process.h"
+#include "broker/event_loop.h"
+#include "broker/exit_status.h"
+#include "broker/hang_watchdog.h"
+#include "ipc/channel.h"
+#include "ipc/frame_buffer.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+// Why a heartbeat carries figures no real renderer can send, or nullopt when every field is in
+// range. `last` is the previous heartbeat accepted from the same process ({} before the first);
+// spawn_ns and now_ns (CLOCK_MONOTONIC, as the renderer's own clock) bracket its life so far, and
+// `cpus` is how many CPUs its threads could have run on at once.
+std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
+                                               const protocol::Heartbeat& last, int64_t spawn_ns,
+                                               int64_t now_ns, unsigned cpus);
+// The most frames a renderer can have published `elapsed_ns` after its launch: what the broker's
+// flood limit lets through.
+uint64_t MaxFramesAfter(int64_t elapsed_ns);
+
+// What a process's life so far shows in its slot's snapshot; kept by the slot once it is gone.
+struct ProcessFigures {
+  pid_t pid = 0;
+  int64_t spawn_ns = 0;
+  bool heartbeat_fallback = false;  // no message queue: heartbeats ride the pipe
+  uint64_t frames = 0;
+  int64_t last_heartbeat_ns = 0;
+  protocol::Heartbeat last_heartbeat{};
+};
+
+class RendererProcess {
+ public:
+  // What the process tells its owner, on the loop thread, after validating it.
+  class Delegate {
+   public:
+    virtual void OnFirstFrame(int64_t since_spawn_ns) = 0;
+    virtual void OnFrame(uint64_t frame_number) = 0;
+    virtual void OnHeartbeat(const protocol::Heartbeat& hb, int64_t latency_ns) = 0;
+    virtual void OnDrillReport(const std::string& text) = 0;
+    // The process is gone and reaped, and its pings have failed. The delegate may destroy this
+    // RendererProcess here: nothing of it is touched after the call.
+    virtual void OnExit(ExitInfo info) = 0;
+
+   protected:
+    ~Delegate() = default;
+  };
+  using PingCallback = Broker::PingCallback;
+
+  // Launches renderer `id` on `page` and sends it the hello. An error means no process runs.
+  static Result<std::unique_ptr<RendererProcess>> Launch(RendererHostEnv& env, int id,
+                                                         const std::string& page,
+                                                         Delegate& delegate);
+  // Public only in form: the key is private, so Launch() is the one way in.
+  struct Key {
+   private:
+    friend class RendererProcess;
+    Key() = default;
+  };
+  RendererProcess(Key, RendererHostEnv& env, int id, Delegate& delegate);
+  RendererProcess(const RendererProcess&) = delete;
+  RendererProcess& operator=(const RendererProcess&) = delete;
+  // A process still running is SIGKILLed and reaped, then its init; the init of one already
+  // reaped is handed to the environment to reap.
+  ~RendererProcess();
+
+  void SetDelegate(Delegate& delegate) { delegate_ = &delegate; }
+
+  Result<void> Send(protocol::MsgType type, std::span<const uint8_t> payload = {});
+  // `reason`, if the broker has one, names the exit; the first reason given wins.
+  Result<void> Signal(int sig, KillReason reason);
+  // SIGKILL for the broker's own reason; `why` becomes the exit's detail.
+  void Kill(KillReason reason, std::string why);
+  // SIGKILL (for `reason`) once grace_ns have passed, unless the process is gone by then.
+  void KillAfter(int64_t grace_ns, KillReason reason);
+  Result<void> Ping(PingCallback callback);
+  // Fails the pings that have waited more than 5 s for their pong.
+  void ExpirePings(int64_t now_ns);
+
+  // True until it has been reaped.
+  bool alive() const { return process_.valid(); }
+  // Whether the broker has already signalled it for a reason of its own.
+  bool being_killed() const { return kill_reason_ != KillReason::kNone; }
+  bool has_frame() const { return first_frame_ns_ != 0; }
+  bool has_pending_output() const { return channel_ && channel_->HasPendingOutput(); }
+  SignsOfLife signs_of_life() const {
+    return {figures_.spawn_ns, first_frame_ns_, figures_.last_heartbeat_ns};
+  }
+  const ProcessFigures& figures() const { return figures_; }
+  uint64_t messages_in() const { return messages_in_; }
+  const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
+  // Set when there is no message queue: why not.
+  const std::string& fallback_reason() const { return fallback_reason_; }
+
+ private:
+  struct PendingPing {
+    int64_t sent_ns;
+    PingCallback callback;
+  };
+
+  Result<void> Spawn(const std::string& page);
+  void WatchChannelAndQueue();
+  void OnExitReadable();
+  void OnControlReadable();
+  void OnControlWritable(uint32_t events);
+  void TrackPartialMessage(bool progressed, int64_t now_ns);
+  void OnPartialMessageDeadline();
+  // A renderer that closed one of its pipe ends gets a grace period to exit, then `bad-message`.
+  void StartPipeClosedGrace(std::string what, int64_t now_ns);
+  void OnQueueReadable();
+  void HandleMessage(const Message& m, int64_t now_ns);
+  void HandleFrameReady(const Message& m, int64_t now_ns);
+  void HandlePong(const Message& m, int64_t now_ns);
+  void HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now_ns);
+  bool TakeInboundToken(int64_t now_ns);
+  void Violation(std::string what);
+  void ReleaseKernelObjects();
+  void FailPings(const std::string& why);
+  void UpdateWriteInterest();
+
+  RendererHostEnv& env_;
+  EventLoop& loop_;
+  const int id_;
+  Delegate* delegate_;
+
+  ChildProcess process_;  // the renderer: signals go here
+  ChildProcess init_;     // sandboxed: the namespace's init, killed once the renderer is gone
+  std::optional<Channel> channel_;
+  std::optional<FrameReader> frames_;
+  UniqueFd queue_;
+  std::string fallback_reason_;
+  std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
+
+  EventLoop::Token exit_watch_ = 0;
+  EventLoop::Token in_watch_ = 0;
+  EventLoop::Token out_watch_ = 0;  // from launch to exit; EPOLLOUT only while output waits
+  bool want_writable_ = false;
+  EventLoop::Token queue_watch_ = 0;
+  EventLoop::Token kill_timer_ = 0;
+  EventLoop::Token eof_timer_ = 0;
+  EventLoop::Token partial_timer_ = 0;
+  int64_t partial_since_ns_ = 0;  // when the unfinished message in the decoder began, or 0
+
+  KillReason kill_reason_ = KillReason::kNone;
+  std::string kill_note_;  // why the broker killed it, for the exit's detail
+  ProcessFigures figures_;
+  int64_t first_frame_ns_ = 0;
+  uint64_t last_frame_number_ = 0;
+  uint64_t messages_in_ = 0;
+  double inbound_tokens_ = 0;
+  int64_t inbound_refill_ns_ = 0;
+  uint64_t next_ping_token_ = 1;
+  std::map<uint64_t, PendingPing> pings_;
+  // Pings whose 5 s ran out unanswered: their pong may still come (a renderer stopped for a while
+  // answers what it missed when it resumes) and is accepted once, without a callback.
+  std::set<uint64_t> expired_pings_;
+};
+
+}  // namespace sbx
