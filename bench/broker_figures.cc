@@ -362,6 +362,53 @@ Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
       Measurement{Summarize(std::move(samples)), std::move(note), std::move(warnings)}};
 }
 
+namespace {
+
+struct Kill {
+  int64_t killed_ns;
+  int64_t pidfd_ns;  // only in the split pass
+  int64_t exited_ns;
+  int64_t ready_ns;
+};
+
+// Kills the renderer and waits for its replacement to be ready. With `split`, the bench first
+// waits on a pidfd of its own, so the loop dispatches only once the exit is already visible.
+Result<Kill> KillOnce(Broker& b, Recorder& recorder, int id, bool split) {
+  auto snap = b.Get(id);
+  if (!snap || snap->pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
+  UniqueFd own_pidfd;
+  if (split) {
+    auto pidfd = PidfdOpen(snap->pid);
+    if (!pidfd) return std::unexpected(pidfd.error());
+    own_pidfd = std::move(*pidfd);
+  }
+  Kill k{};
+  size_t from = recorder.size();
+  // The pid cannot be reused under us: only this thread's broker reaps it.
+  k.killed_ns = MonotonicNs();
+  if (::kill(snap->pid, SIGKILL) != 0) return SysError("kill");
+  if (split) {
+    auto readable = WaitReadable(own_pidfd.get(), static_cast<int>(kEventTimeoutNs / kNsPerMs));
+    k.pidfd_ns = MonotonicNs();
+    if (!readable) return std::unexpected(readable.error());
+    if (!*readable) return MakeError(Errc::kTimeout, "renderer pidfd not readable after SIGKILL");
+  }
+  auto exited = Await(b, recorder, EventType::kExited, id, from);
+  if (!exited) return std::unexpected(exited.error());
+  const RecordedEvent exit_event = recorder.events()[*exited];
+  k.exited_ns = exit_event.at_ns;
+  const auto& info = exit_event.event.exit;
+  if (!info || info->status != ExitStatus::kKilled || info->signal != SIGKILL) {
+    return MakeError(Errc::kState, "SIGKILL was classified as " + DescribeExit(exit_event.event));
+  }
+  auto ready = Await(b, recorder, EventType::kReady, id, *exited + 1);
+  if (!ready) return std::unexpected(ready.error());
+  k.ready_ns = recorder.events()[*ready].at_ns;
+  return k;
+}
+
+}  // namespace
+
 Result<KillCycleResult> KillCycle(const BenchConfig& config) {
   Recorder recorder;
   auto broker = MakeBroker(config, /*restart=*/true, recorder);
@@ -372,48 +419,6 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
   if (auto r = PumpFor(b, 100 * kNsPerMs); !r) return std::unexpected(r.error());
   const std::string confinement = DescribeConfinement(b, *id);
 
-  struct Kill {
-    int64_t killed_ns;
-    int64_t pidfd_ns;  // only in the split pass
-    int64_t exited_ns;
-    int64_t ready_ns;
-  };
-  // Kills the renderer and waits for its replacement to be ready. With `split`, the bench first
-  // waits on a pidfd of its own, so the loop dispatches only once the exit is already visible.
-  auto kill_once = [&](bool split) -> Result<Kill> {
-    auto snap = b.Get(*id);
-    if (!snap || snap->pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
-    UniqueFd own_pidfd;
-    if (split) {
-      auto pidfd = PidfdOpen(snap->pid);
-      if (!pidfd) return std::unexpected(pidfd.error());
-      own_pidfd = std::move(*pidfd);
-    }
-    Kill k{};
-    size_t from = recorder.size();
-    // The pid cannot be reused under us: only this thread's broker reaps it.
-    k.killed_ns = MonotonicNs();
-    if (::kill(snap->pid, SIGKILL) != 0) return SysError("kill");
-    if (split) {
-      auto readable = WaitReadable(own_pidfd.get(), static_cast<int>(kEventTimeoutNs / kNsPerMs));
-      k.pidfd_ns = MonotonicNs();
-      if (!readable) return std::unexpected(readable.error());
-      if (!*readable) return MakeError(Errc::kTimeout, "renderer pidfd not readable after SIGKILL");
-    }
-    auto exited = Await(b, recorder, EventType::kExited, *id, from);
-    if (!exited) return std::unexpected(exited.error());
-    const RecordedEvent exit_event = recorder.events()[*exited];
-    k.exited_ns = exit_event.at_ns;
-    const auto& info = exit_event.event.exit;
-    if (!info || info->status != ExitStatus::kKilled || info->signal != SIGKILL) {
-      return MakeError(Errc::kState, "SIGKILL was classified as " + DescribeExit(exit_event.event));
-    }
-    auto ready = Await(b, recorder, EventType::kReady, *id, *exited + 1);
-    if (!ready) return std::unexpected(ready.error());
-    k.ready_ns = recorder.events()[*ready].at_ns;
-    return k;
-  };
-
   const int warmup = Count(config, 3, 2);
   const int count = Count(config, 150, 15);
   const int split_count = Count(config, 40, 8);
@@ -423,7 +428,7 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
   std::vector<int64_t> exit_handling;
   for (int i = 0; i < warmup + count + split_count; ++i) {
     bool split = i >= warmup + count;
-    auto k = kill_once(split);
+    auto k = KillOnce(b, recorder, *id, split);
     if (!k) return std::unexpected(k.error());
     if (split) {
       renderer_exit.push_back(k->pidfd_ns - k->killed_ns);

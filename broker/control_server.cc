@@ -170,119 +170,154 @@ Result<std::string> DefaultControlPath() {
   return dir + "/control";
 }
 
+namespace {
+
+using Words = std::vector<std::string_view>;
+using Reply = std::function<void(json)>;
+
+// The renderer id in words[1], when the command has between min_words and max_words words.
+std::optional<int> NeedId(const Words& words, size_t min_words, size_t max_words) {
+  if (words.size() < min_words || words.size() > max_words) return std::nullopt;
+  return ParseId(words[1]);
+}
+
+void Usage(const Reply& reply, std::string_view form) {
+  reply(ErrorJson("usage: " + std::string(form)));
+}
+
+void ListCommand(Broker& broker, const Words& words, const Reply& reply) {
+  if (words.size() != 1) return Usage(reply, "list");
+  json rs = json::array();
+  for (const auto& s : broker.List()) {
+    json row = SnapshotToJson(s);
+    auto report = broker.Sandbox(s.id);
+    row["sandbox"] = report
+                         ? SandboxReportToJson(*report)
+                         : json{{"level", std::string(sandbox::LevelName(broker.sandbox_level()))},
+                                {"verdict", "no live process"}};
+    rs.push_back(std::move(row));
+  }
+  reply({{"renderers", rs}});
+}
+
+void SpawnCommand(Broker& broker, const Words& words, const Reply& reply) {
+  if (words.size() > 2) return Usage(reply, "spawn [URL]");
+  if (words.size() == 2 && !IsValidUrl(words[1])) return reply(ErrorJson(InvalidUrl(words[1])));
+  auto id = broker.Spawn(words.size() == 2 ? words[1] : std::string_view());
+  if (!id) return reply(ErrorJson(id.error().ToString()));
+  reply({{"ok", true}, {"id", *id}});
+}
+
+void KillCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 2, 3);
+  if (!id) return Usage(reply, "kill ID [SIGNAL]");
+  int sig = SIGTERM;
+  if (words.size() == 3) {
+    sig = SignalFromName(std::string(words[2]));
+    if (sig < 0) return reply(ErrorJson(UnknownSignal(words[2])));
+  }
+  reply(ResultJson(broker.Kill(*id, sig)));
+}
+
+void CrashCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 3, 3);
+  if (!id) return Usage(reply, "crash ID segv|abort|stack-overflow|escape");
+  protocol::CrashKind kind;
+  if (!protocol::CrashKindFromName(words[2], &kind)) {
+    return reply(ErrorJson("unknown crash kind: " + std::string(words[2]) +
+                           " (segv, abort, stack-overflow, escape)"));
+  }
+  reply(ResultJson(broker.Crash(*id, kind)));
+}
+
+// hang, oom, bad-ipc, reload, close: a renderer id and nothing else.
+void OneIdCommand(Broker& broker, const Words& words, const Reply& reply) {
+  std::string_view cmd = words[0];
+  auto id = NeedId(words, 2, 2);
+  if (!id) return Usage(reply, std::string(cmd) + " ID");
+  if (cmd == "hang") return reply(ResultJson(broker.Hang(*id)));
+  if (cmd == "oom") return reply(ResultJson(broker.Oom(*id)));
+  if (cmd == "bad-ipc") return reply(ResultJson(broker.BadIpc(*id)));
+  if (cmd == "close") return reply(ResultJson(broker.Close(*id)));
+  reply(ResultJson(broker.Reload(*id)));
+}
+
+void SandboxCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 2, 2);
+  if (!id) return Usage(reply, "sandbox ID");
+  auto report = broker.Sandbox(*id);
+  if (!report) return reply(ErrorJson(report.error().ToString()));
+  json j = SandboxReportToJson(*report);
+  j["id"] = *id;
+  reply(j);
+}
+
+void NavigateCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 3, 3);
+  if (!id) return Usage(reply, "navigate ID URL");
+  if (!IsValidUrl(words[2])) return reply(ErrorJson(InvalidUrl(words[2])));
+  reply(ResultJson(broker.Navigate(*id, words[2])));
+}
+
+void FpsCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 3, 3);
+  if (!id) return Usage(reply, "fps ID N");  // before words[2]: the line may have fewer words
+  uint32_t fps = 0;
+  const char* end = words[2].data() + words[2].size();
+  auto parsed = std::from_chars(words[2].data(), end, fps);
+  bool digits = parsed.ptr == end &&
+                (parsed.ec == std::errc() || parsed.ec == std::errc::result_out_of_range);
+  if (!digits) return Usage(reply, "fps ID N");
+  if (parsed.ec != std::errc() || fps < protocol::kMinFps || fps > protocol::kMaxFps) {
+    return reply(ErrorJson(FpsOutOfRange(words[2])));
+  }
+  reply(ResultJson(broker.SetFps(*id, fps)));
+}
+
+void PingCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 2, 2);
+  if (!id) return Usage(reply, "ping ID");
+  int rid = *id;
+  // Shared so that the error path below and the callback do not both reply.
+  auto replied = std::make_shared<bool>(false);
+  auto r = broker.Ping(rid, [reply, replied, rid](Result<int64_t> rtt) {
+    *replied = true;
+    if (!rtt) return reply(ErrorJson(rtt.error().ToString()));
+    reply({{"id", rid}, {"rtt_us", static_cast<double>(*rtt) / 1000.0}});
+  });
+  if (!r && !*replied) reply(ErrorJson(r.error().ToString()));
+}
+
+void HelpCommand(Broker&, const Words&, const Reply& reply) { reply(HelpJson()); }
+
+void StatsCommand(Broker& broker, const Words& words, const Reply& reply) {
+  if (words.size() != 1) return Usage(reply, "stats");
+  reply(StatsToJson(broker.Stats()));
+}
+
+struct Command {
+  std::string_view name;
+  void (*run)(Broker&, const Words&, const Reply&);
+};
+
+// Every command the control socket knows; HelpJson() describes each of them.
+constexpr Command kCommands[] = {
+    {"help", HelpCommand},         {"list", ListCommand},    {"stats", StatsCommand},
+    {"spawn", SpawnCommand},       {"close", OneIdCommand},  {"kill", KillCommand},
+    {"crash", CrashCommand},       {"hang", OneIdCommand},   {"oom", OneIdCommand},
+    {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand}, {"sandbox", SandboxCommand},
+    {"navigate", NavigateCommand}, {"fps", FpsCommand},      {"ping", PingCommand},
+};
+
+}  // namespace
+
 void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(json)> reply) {
   auto words = SplitWords(line);
   if (words.empty()) return reply(ErrorJson("empty command; try help"));
-  std::string_view cmd = words[0];
-  auto need_id = [&](size_t min_words, size_t max_words) -> std::optional<int> {
-    if (words.size() < min_words || words.size() > max_words) return std::nullopt;
-    return ParseId(words[1]);
-  };
-  auto usage = [&](const char* form) { reply(ErrorJson(std::string("usage: ") + form)); };
-
-  if (cmd == "help") return reply(HelpJson());
-  if (cmd == "list") {
-    if (words.size() != 1) return usage("list");
-    json rs = json::array();
-    for (const auto& s : broker.List()) {
-      json row = SnapshotToJson(s);
-      auto report = broker.Sandbox(s.id);
-      row["sandbox"] =
-          report ? SandboxReportToJson(*report)
-                 : json{{"level", std::string(sandbox::LevelName(broker.sandbox_level()))},
-                        {"verdict", "no live process"}};
-      rs.push_back(std::move(row));
-    }
-    return reply({{"renderers", rs}});
+  for (const Command& c : kCommands) {
+    if (c.name == words[0]) return c.run(broker, words, reply);
   }
-  if (cmd == "stats") {
-    if (words.size() != 1) return usage("stats");
-    return reply(StatsToJson(broker.Stats()));
-  }
-  if (cmd == "spawn") {
-    if (words.size() > 2) return usage("spawn [URL]");
-    if (words.size() == 2 && !IsValidUrl(words[1])) return reply(ErrorJson(InvalidUrl(words[1])));
-    auto id = broker.Spawn(words.size() == 2 ? words[1] : std::string_view());
-    if (!id) return reply(ErrorJson(id.error().ToString()));
-    return reply({{"ok", true}, {"id", *id}});
-  }
-  if (cmd == "close") {
-    auto id = need_id(2, 2);
-    if (!id) return usage("close ID");
-    return reply(ResultJson(broker.Close(*id)));
-  }
-  if (cmd == "kill") {
-    auto id = need_id(2, 3);
-    if (!id) return usage("kill ID [SIGNAL]");
-    int sig = SIGTERM;
-    if (words.size() == 3) {
-      sig = SignalFromName(std::string(words[2]));
-      if (sig < 0) return reply(ErrorJson(UnknownSignal(words[2])));
-    }
-    return reply(ResultJson(broker.Kill(*id, sig)));
-  }
-  if (cmd == "crash") {
-    auto id = need_id(3, 3);
-    if (!id) return usage("crash ID segv|abort|stack-overflow|escape");
-    protocol::CrashKind kind;
-    if (!protocol::CrashKindFromName(words[2], &kind)) {
-      return reply(ErrorJson("unknown crash kind: " + std::string(words[2]) +
-                             " (segv, abort, stack-overflow, escape)"));
-    }
-    return reply(ResultJson(broker.Crash(*id, kind)));
-  }
-  if (cmd == "hang" || cmd == "oom" || cmd == "bad-ipc" || cmd == "reload") {
-    auto id = need_id(2, 2);
-    if (!id) return usage((std::string(cmd) + " ID").c_str());
-    if (cmd == "hang") return reply(ResultJson(broker.Hang(*id)));
-    if (cmd == "oom") return reply(ResultJson(broker.Oom(*id)));
-    if (cmd == "bad-ipc") return reply(ResultJson(broker.BadIpc(*id)));
-    return reply(ResultJson(broker.Reload(*id)));
-  }
-  if (cmd == "sandbox") {
-    auto id = need_id(2, 2);
-    if (!id) return usage("sandbox ID");
-    auto report = broker.Sandbox(*id);
-    if (!report) return reply(ErrorJson(report.error().ToString()));
-    json j = SandboxReportToJson(*report);
-    j["id"] = *id;
-    return reply(j);
-  }
-  if (cmd == "navigate") {
-    auto id = need_id(3, 3);
-    if (!id) return usage("navigate ID URL");
-    if (!IsValidUrl(words[2])) return reply(ErrorJson(InvalidUrl(words[2])));
-    return reply(ResultJson(broker.Navigate(*id, words[2])));
-  }
-  if (cmd == "fps") {
-    auto id = need_id(3, 3);
-    if (!id) return usage("fps ID N");  // before words[2]: the line may have fewer words
-    uint32_t fps = 0;
-    const char* end = words[2].data() + words[2].size();
-    auto parsed = std::from_chars(words[2].data(), end, fps);
-    bool digits = parsed.ptr == end &&
-                  (parsed.ec == std::errc() || parsed.ec == std::errc::result_out_of_range);
-    if (!digits) return usage("fps ID N");
-    if (parsed.ec != std::errc() || fps < protocol::kMinFps || fps > protocol::kMaxFps) {
-      return reply(ErrorJson(FpsOutOfRange(words[2])));
-    }
-    return reply(ResultJson(broker.SetFps(*id, fps)));
-  }
-  if (cmd == "ping") {
-    auto id = need_id(2, 2);
-    if (!id) return usage("ping ID");
-    int rid = *id;
-    // Shared so that the error path below and the callback do not both reply.
-    auto replied = std::make_shared<bool>(false);
-    auto r = broker.Ping(rid, [reply, replied, rid](Result<int64_t> rtt) {
-      *replied = true;
-      if (!rtt) return reply(ErrorJson(rtt.error().ToString()));
-      reply({{"id", rid}, {"rtt_us", static_cast<double>(*rtt) / 1000.0}});
-    });
-    if (!r && !*replied) reply(ErrorJson(r.error().ToString()));
-    return;
-  }
-  reply(ErrorJson("unknown command: " + Shown(cmd) + "; try help"));
+  reply(ErrorJson("unknown command: " + Shown(words[0]) + "; try help"));
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(Broker& broker, std::string path) {

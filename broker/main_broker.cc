@@ -9,9 +9,8 @@
 
 #include "broker/broker.h"
 #include "broker/cli.h"
-#include "broker/control_server.h"
+#include "broker/control_fronts.h"
 #include "broker/event_json.h"
-#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 
 int main(int argc, char** argv) {
@@ -38,31 +37,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sbx-broker: %s\n", broker.error().ToString().c_str());
     return 1;
   }
-  std::string path = cl->control_path;
-  if (path.empty()) {
-    auto p = sbx::DefaultControlPath();
-    if (!p) {
-      std::fprintf(stderr, "sbx-broker: %s\n", p.error().ToString().c_str());
-      return 1;
-    }
-    path = *p;
-  }
-  auto control = sbx::ControlServer::Create(**broker, path);
-  if (!control) {
-    std::fprintf(stderr, "sbx-broker: control socket: %s\n", control.error().ToString().c_str());
+  auto fronts = sbx::OpenControlFronts(**broker, *cl);
+  if (!fronts) {
+    std::fprintf(stderr, "sbx-broker: %s\n", fronts.error().ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr, "sbx-broker: control socket at %s\n", path.c_str());
-  std::unique_ptr<sbx::TcpListener> tcp;
-  if (!cl->listen.empty()) {
-    auto l = sbx::StartTcpListener(**broker, **control, cl->listen);
-    if (!l) {
-      std::fprintf(stderr, "sbx-broker: %s\n", l.error().ToString().c_str());
-      return 1;
-    }
-    tcp = std::move(*l);
-    std::fprintf(stderr, "sbx-broker: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
-  }
+  std::fputs(sbx::DescribeControlFronts(*fronts, "sbx-broker: ").c_str(), stderr);
 
   sbx::EventPrinter printer(STDOUT_FILENO, cl->json ? sbx::EventPrinter::Format::kJson
                                                     : sbx::EventPrinter::Format::kText);

@@ -28,8 +28,17 @@ struct Error {
   std::string ToString() const;
 };
 
+// std::expected itself may be dropped silently; a Result may not: ignoring one is a compile
+// error (-Werror), and a deliberate discard says so with (void) and a comment. It is the
+// expected in every other respect, and converts from one (what and_then/transform return).
 template <typename T>
-using Result = std::expected<T, Error>;
+class [[nodiscard]] Result : public std::expected<T, Error> {
+ public:
+  using Base = std::expected<T, Error>;
+  using Base::Base;
+  constexpr Result(const Base& b) : Base(b) {}        // NOLINT: implicit by design
+  constexpr Result(Base&& b) : Base(std::move(b)) {}  // NOLINT: implicit by design
+};
 
 // Captures errno at the call site; use right after the failing syscall.
 inline std::unexpected<Error> SysError(std::string what) {

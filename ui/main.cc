@@ -15,9 +15,8 @@
 #include <string_view>
 
 #include "broker/broker.h"
-#include "broker/control_server.h"
+#include "broker/control_fronts.h"
 #include "broker/event_json.h"
-#include "broker/tcp_listener.h"
 #include "ipc/posix.h"
 #include "ui/broker_bridge.h"
 #include "ui/latency_probe.h"
@@ -45,8 +44,123 @@ bool AllDrawing(sbx::Broker& broker) {
   return true;
 }
 
+// --screenshot: the window saved once (after a delay, or on SIGUSR1), then closed.
+class Screenshot {
+ public:
+  Screenshot(QWidget& window, std::string file) : window_(window), file_(std::move(file)) {}
+  void Take() {
+    if (file_.empty() || taken_) return;
+    taken_ = true;
+    QString file = QString::fromStdString(file_);
+    QPixmap shot = window_.grab();
+    if (!shot.save(file, "PNG")) {
+      std::fprintf(stderr, "sbx: cannot save %s\n", file.toUtf8().constData());
+      exit_code_ = 1;
+    } else {
+      std::fprintf(stderr, "sbx: saved %s (%dx%d)\n",
+                   QFileInfo(file).absoluteFilePath().toUtf8().constData(), shot.width(),
+                   shot.height());
+    }
+    window_.close();
+  }
+  int exit_code() const { return exit_code_; }
+
+ private:
+  QWidget& window_;
+  std::string file_;
+  bool taken_ = false;
+  int exit_code_ = 0;
+};
+
+// SIGUSR1 takes the screenshot; SIGINT and SIGTERM close the window, which closes the broker.
+void OnSignals(int sigfd, QWidget& window, Screenshot& screenshot) {
+  signalfd_siginfo si;
+  while (::read(sigfd, &si, sizeof si) == sizeof si) {
+    if (si.ssi_signo == SIGUSR1) {
+      screenshot.Take();
+      continue;
+    }
+    std::fprintf(stderr, "sbx: %s, closing every renderer\n",
+                 sbx::SignalName(static_cast<int>(si.ssi_signo)));
+    window.close();
+  }
+}
+
+// --measure-latency: waits (up to 30 s) until every renderer draws, then samples the GUI
+// thread's timer lateness every 5 ms for the requested time, prints it and closes the window.
+class LatencyRun {
+ public:
+  LatencyRun(sbx::Broker& broker, sbx::ui::BrokerBridge& bridge, sbx::ui::MainWindow& window,
+             const sbx::ui::WindowOptions& options)
+      : broker_(broker), bridge_(bridge), window_(window), options_(options) {
+    if (options.measure_latency_s <= 0) return;
+    waited_.start();
+    QObject::connect(&poll_, &QTimer::timeout, &window, [this] { Poll(); });
+    poll_.start(100);
+  }
+
+ private:
+  struct Counts {
+    uint64_t repaints = 0, paints = 0, torn = 0, dispatches = 0;
+  };
+  Counts Now() const {
+    const auto* grid = window_.grid();
+    return {grid->repaints(), grid->paints(), grid->torn_reads(), bridge_.dispatches()};
+  }
+
+  void Poll() {
+    if (!measuring_.isValid()) {
+      if (!AllDrawing(broker_) && waited_.elapsed() < 30'000) return;
+      // Let the first frames settle (font caches, first layout) before measuring.
+      if (waited_.elapsed() < 2000) return;
+      measuring_.start();
+      start_ = Now();
+      probe_.Start();
+      return;
+    }
+    if (measuring_.elapsed() < static_cast<qint64>(options_.measure_latency_s * 1000)) return;
+    probe_.Stop();
+    poll_.stop();
+    Report();
+    window_.close();
+  }
+
+  void Report() const {
+    double secs = static_cast<double>(measuring_.elapsed()) / 1000.0;
+    sbx::ui::LatencySummary s = probe_.Total();
+    auto stats = broker_.Stats();
+    Counts end = Now();
+    auto per_s = [secs](uint64_t a, uint64_t b) { return static_cast<double>(b - a) / secs; };
+    std::printf(
+        "sbx: event-loop latency over %.1f s, %d renderers (%d running) at %u fps, "
+        "platform %s:\n"
+        "  timer lateness p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu samples, 5 ms timer)\n"
+        "  %d of %d tiles visible; tile paints %.0f/s (%.0f/s asked), torn reads %llu, "
+        "broker dispatches %.0f/s\n",
+        secs, stats.renderers, stats.running, options_.cl.broker.fps,
+        QApplication::platformName().toUtf8().constData(), s.p50_ms, s.p99_ms, s.max_ms, s.samples,
+        window_.grid()->visible_tiles(), stats.renderers, per_s(start_.paints, end.paints),
+        per_s(start_.repaints, end.repaints),
+        static_cast<unsigned long long>(end.torn - start_.torn),
+        per_s(start_.dispatches, end.dispatches));
+    std::fflush(stdout);
+  }
+
+  sbx::Broker& broker_;
+  sbx::ui::BrokerBridge& bridge_;
+  sbx::ui::MainWindow& window_;
+  const sbx::ui::WindowOptions& options_;
+  sbx::ui::LatencyProbe probe_{5, /*keep_all=*/true};
+  QElapsedTimer waited_;
+  QElapsedTimer measuring_;
+  QTimer poll_;
+  Counts start_;
+};
+
 }  // namespace
 
+// The window's start-up in the order it happens: signals blocked before Qt starts a thread,
+// options, the broker and its control fronts, the window, then the optional timed runs.
 int main(int argc, char** argv) {
   if (WantsHelp(argc, argv)) {
     std::printf(
@@ -85,34 +199,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sbx: %s\n", broker.error().ToString().c_str());
     return 1;
   }
-  std::string path = options->cl.control_path;
-  if (path.empty()) {
-    auto p = sbx::DefaultControlPath();
-    if (!p) {
-      std::fprintf(stderr, "sbx: %s\n", p.error().ToString().c_str());
-      return 1;
-    }
-    path = *p;
-  }
-  auto control = sbx::ControlServer::Create(**broker, path);
-  if (!control) {
-    std::fprintf(stderr,
-                 "sbx: control socket: %s\n(another sbx or sbx-broker may be running; pass "
-                 "--control PATH)\n",
-                 control.error().ToString().c_str());
+  auto fronts = sbx::OpenControlFronts(**broker, options->cl);
+  if (!fronts) {
+    std::fprintf(stderr, "sbx: %s\n", fronts.error().ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr, "sbx: control socket at %s\n", path.c_str());
-  std::unique_ptr<sbx::TcpListener> tcp;
-  if (!options->cl.listen.empty()) {
-    auto l = sbx::StartTcpListener(**broker, **control, options->cl.listen);
-    if (!l) {
-      std::fprintf(stderr, "sbx: %s\n", l.error().ToString().c_str());
-      return 1;
-    }
-    tcp = std::move(*l);
-    std::fprintf(stderr, "sbx: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
-  }
+  std::fputs(sbx::DescribeControlFronts(*fronts, "sbx: ").c_str(), stderr);
+  const std::string& path = fronts->path;
 
   sbx::EventPrinter printer(STDOUT_FILENO, sbx::EventPrinter::Format::kJson);
   if (options->cl.json) (*broker)->AddObserver(&printer);
@@ -136,92 +229,17 @@ int main(int argc, char** argv) {
     }
   }
 
-  int exit_code = 0;
-  bool shot_taken = false;
-  auto take_screenshot = [&] {
-    if (options->screenshot.empty() || shot_taken) return;
-    shot_taken = true;
-    QString file = QString::fromStdString(options->screenshot);
-    QPixmap shot = window.grab();
-    if (!shot.save(file, "PNG")) {
-      std::fprintf(stderr, "sbx: cannot save %s\n", file.toUtf8().constData());
-      exit_code = 1;
-    } else {
-      std::fprintf(stderr, "sbx: saved %s (%dx%d)\n",
-                   QFileInfo(file).absoluteFilePath().toUtf8().constData(), shot.width(),
-                   shot.height());
-    }
-    window.close();
-  };
+  Screenshot screenshot(window, options->screenshot);
   if (!options->screenshot.empty()) {
-    QTimer::singleShot(options->screenshot_after_ms, &window, take_screenshot);
+    QTimer::singleShot(options->screenshot_after_ms, &window, [&] { screenshot.Take(); });
   }
-
   QSocketNotifier signal_notifier(sigfd.get(), QSocketNotifier::Read);
-  QObject::connect(&signal_notifier, &QSocketNotifier::activated, &window, [&] {
-    signalfd_siginfo si;
-    while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
-      if (si.ssi_signo == SIGUSR1) {
-        take_screenshot();
-        continue;
-      }
-      std::fprintf(stderr, "sbx: %s, closing every renderer\n",
-                   sbx::SignalName(static_cast<int>(si.ssi_signo)));
-      window.close();
-    }
-  });
+  QObject::connect(&signal_notifier, &QSocketNotifier::activated, &window,
+                   [&] { OnSignals(sigfd.get(), window, screenshot); });
 
-  // --measure-latency: wait (up to 30 s) until every renderer draws, then sample the GUI
-  // thread's timer lateness every 5 ms for the requested time.
-  sbx::ui::LatencyProbe probe(5, /*keep_all=*/true);
-  QElapsedTimer measuring;
-  QElapsedTimer waited;
-  QTimer measure_poll;
-  uint64_t repaints_at_start = 0;
-  uint64_t paints_at_start = 0;
-  uint64_t torn_at_start = 0;
-  uint64_t dispatches_at_start = 0;
-  if (options->measure_latency_s > 0) {
-    waited.start();
-    QObject::connect(&measure_poll, &QTimer::timeout, &window, [&] {
-      if (!measuring.isValid()) {
-        if (!AllDrawing(**broker) && waited.elapsed() < 30'000) return;
-        // Let the first frames settle (font caches, first layout) before measuring.
-        if (waited.elapsed() < 2000) return;
-        measuring.start();
-        repaints_at_start = window.grid()->repaints();
-        paints_at_start = window.grid()->paints();
-        torn_at_start = window.grid()->torn_reads();
-        dispatches_at_start = bridge.dispatches();
-        probe.Start();
-        return;
-      }
-      if (measuring.elapsed() < static_cast<qint64>(options->measure_latency_s * 1000)) return;
-      probe.Stop();
-      measure_poll.stop();
-      double secs = static_cast<double>(measuring.elapsed()) / 1000.0;
-      sbx::ui::LatencySummary s = probe.Total();
-      auto stats = (*broker)->Stats();
-      std::printf(
-          "sbx: event-loop latency over %.1f s, %d renderers (%d running) at %u fps, "
-          "platform %s:\n"
-          "  timer lateness p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu samples, 5 ms timer)\n"
-          "  %d of %d tiles visible; tile paints %.0f/s (%.0f/s asked), torn reads %llu, "
-          "broker dispatches %.0f/s\n",
-          secs, stats.renderers, stats.running, options->cl.broker.fps,
-          QApplication::platformName().toUtf8().constData(), s.p50_ms, s.p99_ms, s.max_ms,
-          s.samples, window.grid()->visible_tiles(), stats.renderers,
-          static_cast<double>(window.grid()->paints() - paints_at_start) / secs,
-          static_cast<double>(window.grid()->repaints() - repaints_at_start) / secs,
-          static_cast<unsigned long long>(window.grid()->torn_reads() - torn_at_start),
-          static_cast<double>(bridge.dispatches() - dispatches_at_start) / secs);
-      std::fflush(stdout);
-      window.close();
-    });
-    measure_poll.start(100);
-  }
+  LatencyRun latency(**broker, bridge, window, *options);
 
   int rc = QApplication::exec();
   (*broker)->RemoveObserver(&printer);
-  return rc != 0 ? rc : exit_code;
+  return rc != 0 ? rc : screenshot.exit_code();
 }

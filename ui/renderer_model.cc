@@ -150,6 +150,7 @@ QVariant RendererModel::headerData(int section, Qt::Orientation orientation, int
   }
 }
 
+// One case per role, each a short switch over the columns: long, but it reads as the table.
 QVariant RendererModel::data(const QModelIndex& index, int role) const {
   if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) {
     return {};

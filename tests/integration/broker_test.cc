@@ -193,6 +193,7 @@ TEST(BrokerTest, ARendererStoppedPastThePingTimeoutSurvivesItsLatePongs) {
   ASSERT_TRUE(ready);
   int pid = PidOf(*ready);
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  ASSERT_TRUE(WaitProcessStopped(pid, kEventTimeout));
   json missed = b.Ctl("ping 1");  // answered by the broker's 5 s timeout
   ::kill(pid, SIGCONT);
   EXPECT_NE(missed.value("error", "").find("no pong"), std::string::npos) << missed.dump();

@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "broker/broker.h"
 #include "broker/launcher.h"
@@ -247,6 +251,38 @@ bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout) {
   if (!pidfd) return !ProcessAlive(pid);
   auto ready = WaitReadable(pidfd->get(), static_cast<int>(timeout.count()));
   return ready && *ready;
+}
+
+namespace {
+
+// Whether every thread listed in /proc/PID/task is in state T; false if there are none.
+bool AllThreadsStopped(pid_t pid) {
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks("/proc/" + std::to_string(pid) + "/task", ec);
+  if (ec) return false;
+  int threads = 0;
+  for (const auto& task : tasks) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    // "TID (comm) STATE ...": comm may hold spaces and parentheses, so read after the last ')'.
+    auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) return false;
+    if (line[close + 2] != 'T') return false;
+    ++threads;
+  }
+  return threads > 0;
+}
+
+}  // namespace
+
+bool WaitProcessStopped(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!AllThreadsStopped(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 }  // namespace sbx::testing
