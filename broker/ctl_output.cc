@@ -64,7 +64,7 @@ std::string LastExit(const json& row) {
   return out;
 }
 
-std::string Heartbeat(const json& row) {
+std::string HeartbeatCell(const json& row) {
   std::string via = Text(row, "heartbeat");
   int64_t age = Integer(row, "heartbeat_age_ms", -1);
   return age < 0 ? via : via + " " + Duration(age) + " ago";
@@ -94,7 +94,7 @@ std::string FormatRendererTable(const json& reply) {
     for (const json& r : reply["renderers"]) {
       rows.push_back({Text(r, "id"), Text(r, "pid"), Text(r, "state"), Text(r, "page", 32),
                       Duration(Integer(r, "uptime_ms", -1)), Text(r, "fps"), Text(r, "restarts"),
-                      Heartbeat(r), LastExit(r), Sandbox(r)});
+                      HeartbeatCell(r), LastExit(r), Sandbox(r)});
     }
   }
   std::vector<size_t> width(kColumns, 0);
