@@ -37,6 +37,8 @@ std::string_view EventTypeName(EventType t) {
       return "closed";
     case EventType::kDrillReport:
       return "drill-report";
+    case EventType::kLog:
+      return "log";
   }
   return "unknown";
 }
@@ -74,10 +76,15 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   options.cmd_prefix = std::move(*prefix);
   // A renderer that dies while we write to it must be an EPIPE error, never a fatal signal.
   if (auto r = IgnoreSignal(SIGPIPE); !r) return std::unexpected(r.error());
+  // Every renderer's fd 0, so that none reads the broker's (the user's terminal, or data piped
+  // into the broker). Opened once, before any renderer exists: a launch never opens a path.
+  UniqueFd dev_null(HandleEintr([] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }));
+  if (!dev_null) return SysError("open /dev/null");
   auto loop = EventLoop::Create();
   if (!loop) return std::unexpected(loop.error());
   std::string path = options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
   auto b = std::make_unique<Broker>(Key{}, std::move(*loop), std::move(options), std::move(path));
+  b->dev_null_ = std::move(dev_null);
   if (!b->options_.sandbox) {
     b->sandbox_level_ = sandbox::Level::kOff;
     b->sandbox_note_ = "--no-sandbox";

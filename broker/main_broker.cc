@@ -11,8 +11,13 @@
 #include "broker/cli.h"
 #include "broker/control_server.h"
 #include "broker/event_json.h"
+#include "broker/output_sink.h"
 #include "broker/tcp_listener.h"
 #include "ipc/posix.h"
+
+namespace {
+constexpr int kFinalDrainMs = 1000;
+}  // namespace
 
 int main(int argc, char** argv) {
   auto cl = sbx::ParseCommandLine(argc, argv);
@@ -64,8 +69,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sbx-broker: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
   }
 
-  sbx::EventPrinter printer(STDOUT_FILENO, cl->json ? sbx::EventPrinter::Format::kJson
-                                                    : sbx::EventPrinter::Format::kText);
+  // Events go out through a bounded buffer that never blocks the loop: a slow reader of stdout
+  // loses events (counted, and told on stderr), never the broker's attention.
+  auto out = sbx::OutputSink::Create((*broker)->loop(), STDOUT_FILENO, "sbx-broker");
+  if (!out) {
+    std::fprintf(stderr, "sbx-broker: stdout: %s\n", out.error().ToString().c_str());
+    return 1;
+  }
+  sbx::EventPrinter printer(
+      **out, cl->json ? sbx::EventPrinter::Format::kJson : sbx::EventPrinter::Format::kText);
   (*broker)->AddObserver(&printer);
   auto watch = (*broker)->loop().Watch(sigfd.get(), EPOLLIN, [&](uint32_t) {
     signalfd_siginfo si;
@@ -90,5 +102,7 @@ int main(int argc, char** argv) {
     }
   }
   (*broker)->RemoveObserver(&printer);
+  // The last events (every renderer's `closed`) get a moment to reach a reader that is there.
+  (*out)->Drain(kFinalDrainMs);
   return 0;
 }

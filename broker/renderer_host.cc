@@ -10,6 +10,7 @@
 
 #include "broker/cmd_prefix.h"
 #include "broker/launcher.h"
+#include "broker/renderer_log.h"
 #include "ipc/codec.h"
 #include "ipc/launch_args.h"
 #include "ipc/message_queue.h"
@@ -157,6 +158,9 @@ void RendererHost::Start() {
   if (!to_renderer) return LaunchFailed(to_renderer.error());
   auto from_renderer = MakePipe(false);
   if (!from_renderer) return LaunchFailed(from_renderer.error());
+  // Its stdout and stderr: log events, never the broker's own output.
+  auto log = RendererLog::Create(loop_, [this](BrokerEvent e) { Emit(EventType::kLog, e); });
+  if (!log) return LaunchFailed(log.error());
 
   LaunchSpec spec;
   spec.argv = opt.cmd_prefix;
@@ -173,6 +177,7 @@ void RendererHost::Start() {
   for (auto& a : ToArgv(args)) spec.argv.push_back(std::move(a));
   spec.fds = FdMap({to_renderer->read.get(), from_renderer->write.get(), frames_->fd(),
                     queue ? queue->writer.get() : -1});
+  spec.stdio = {broker_.dev_null_.get(), log->child_end.get(), log->child_end.get()};
 
   auto child = Launch(spec);
   if (!child) return LaunchFailed(child.error());
@@ -181,6 +186,7 @@ void RendererHost::Start() {
   pid_ = child->process.pid() > 0 ? child->process.pid() : 0;
   process_ = std::move(child->process);
   init_ = std::move(child->init);
+  log_ = std::move(log->log);
   ++broker_.stats_.spawns;
 
   auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
@@ -247,6 +253,7 @@ void RendererHost::ReleaseProcess() {
   partial_timer_ = 0;
   channel_.reset();
   queue_.reset();
+  log_.reset();
   process_ = {};
   // The sad tab shows no pixels, and a restart maps a new buffer: the memfd goes with the process.
   frames_.reset();
@@ -544,6 +551,8 @@ void RendererHost::OnExitReadable() {
   // Unmapped after the exit is handled too: it is off the detection path, like the init.
   std::optional<FrameReader> frames = std::move(frames_);
   frames_.reset();
+  // What it wrote last (a crash message, say) comes before its exit.
+  if (log_) log_->Finish();
   ReleaseProcess();
   HandleExit(std::move(info));
   RetireInit(std::move(init));

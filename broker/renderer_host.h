@@ -34,6 +34,8 @@ std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
 // flood limit lets through.
 uint64_t MaxFramesAfter(int64_t elapsed_ns);
 
+class RendererLog;
+
 class RendererHost {
  public:
   RendererHost(Broker& broker, int id, std::string page);
@@ -107,6 +109,7 @@ class RendererHost {
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;
+  std::unique_ptr<RendererLog> log_;  // its stdout and stderr
   bool fallback_ = false;
 
   EventLoop::Token exit_watch_ = 0;

@@ -114,7 +114,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sbx: telnet %s\n", sbx::TelnetTarget(*tcp).c_str());
   }
 
-  sbx::EventPrinter printer(STDOUT_FILENO, sbx::EventPrinter::Format::kJson);
+  auto out = sbx::OutputSink::Create((*broker)->loop(), STDOUT_FILENO, "sbx");
+  if (!out) {
+    std::fprintf(stderr, "sbx: stdout: %s\n", out.error().ToString().c_str());
+    return 1;
+  }
+  sbx::EventPrinter printer(**out, sbx::EventPrinter::Format::kJson);
   if (options->cl.json) (*broker)->AddObserver(&printer);
   sbx::ui::BrokerBridge bridge(**broker);
   sbx::ui::MainWindow window(&bridge, {.stats = options->stats, .control_path = path});
