@@ -26,9 +26,8 @@ std::span<const uint8_t> Bytes(std::string_view s) {
 // Opening /proc/self/fd/N again makes a new description of the same pipe, FIFO or terminal that
 // only we hold, so the flag changes nothing for anyone else. A socket cannot be opened again,
 // but send() takes MSG_DONTWAIT per call. A regular file never waits for a reader.
-Result<std::unique_ptr<OutputSink>> OutputSink::Create(EventLoop& loop, int fd,
-                                                       std::string program, int report_fd,
-                                                       size_t capacity) {
+Result<std::unique_ptr<OutputSink>> OutputSink::Create(EventLoop& loop, int fd, std::string program,
+                                                       int report_fd, size_t capacity) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return SysError("fstat " + std::to_string(fd));
   Mode mode = Mode::kDirect;
@@ -53,8 +52,8 @@ Result<std::unique_ptr<OutputSink>> OutputSink::Create(EventLoop& loop, int fd,
       }
     }
   }
-  return std::make_unique<OutputSink>(loop, fd, std::move(own), mode, std::move(program),
-                                      report_fd, capacity);
+  return std::make_unique<OutputSink>(loop, fd, std::move(own), mode, std::move(program), report_fd,
+                                      capacity);
 }
 
 OutputSink::OutputSink(EventLoop& loop, int fd, UniqueFd own, Mode mode, std::string program,
@@ -115,9 +114,8 @@ void OutputSink::Flush() {
   while (!buffer_.empty()) {
     ssize_t n;
     if (mode_ == Mode::kSocket) {
-      n = HandleEintr([&] {
-        return ::send(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-      });
+      n = HandleEintr(
+          [&] { return ::send(fd_, buffer_.data(), buffer_.size(), MSG_DONTWAIT | MSG_NOSIGNAL); });
     } else if (mode_ == Mode::kNonBlocking) {
       n = HandleEintr([&] { return ::write(fd_, buffer_.data(), buffer_.size()); });
     } else {

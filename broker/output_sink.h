@@ -73,7 +73,7 @@ class OutputSink {
   size_t capacity_;
   std::string buffer_;
   EventLoop::Token watch_ = 0;
-  bool broken_ = false;          // the reader is gone: every later line is dropped
+  bool broken_ = false;           // the reader is gone: every later line is dropped
   uint64_t dropped_episode_ = 0;  // dropped since the buffer was last empty
   uint64_t dropped_total_ = 0;
 };

@@ -115,7 +115,8 @@ LineLimiter::LineLimiter(int64_t now_ns) : refilled_ns_(now_ns) { partial_.reser
 void LineLimiter::Refill(int64_t now_ns) {
   double elapsed_s = static_cast<double>(std::max<int64_t>(now_ns - refilled_ns_, 0)) / 1e9;
   refilled_ns_ = std::max(refilled_ns_, now_ns);
-  for (Bucket* b : {&bytes_, &lines_}) b->tokens = std::min(b->rate, b->tokens + elapsed_s * b->rate);
+  for (Bucket* b : {&bytes_, &lines_})
+    b->tokens = std::min(b->rate, b->tokens + elapsed_s * b->rate);
 }
 
 void LineLimiter::DropBytes(uint64_t n) {

@@ -29,8 +29,8 @@ namespace sbx {
 
 // One thing the log has to say: a line the renderer wrote, or a note of what was dropped.
 struct LogRecord {
-  std::string line;        // sanitized; empty in a note
-  bool truncated = false;  // the line was longer than kMaxLine; its rest is counted as dropped
+  std::string line;            // sanitized; empty in a note
+  bool truncated = false;      // the line was longer than kMaxLine; its rest is counted as dropped
   uint64_t dropped_lines = 0;  // a note: whole lines dropped since the last note
   uint64_t dropped_bytes = 0;  // a note: bytes dropped since the last note (newlines not counted)
   bool is_note() const { return dropped_lines != 0 || dropped_bytes != 0; }
@@ -75,7 +75,7 @@ class LineLimiter {
   void Refill(int64_t now_ns);
   void DropBytes(uint64_t n);
 
-  std::string partial_;     // the line so far, at most kMaxLine bytes
+  std::string partial_;      // the line so far, at most kMaxLine bytes
   bool discarding_ = false;  // inside the dropped rest of an over-long line
   Bucket bytes_{kBytesPerSecond, kBytesPerSecond};
   Bucket lines_{kLinesPerSecond, kLinesPerSecond};

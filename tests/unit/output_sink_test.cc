@@ -3,8 +3,8 @@
 #include "broker/output_sink.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,8 +58,8 @@ struct SinkOverPipe {
     if (auto p = MakePipe(true)) report = std::move(*p);
     if (auto l = EventLoop::Create()) loop.emplace(std::move(*l));
     if (!loop || !out.write || !report.write) return;
-    if (auto s = OutputSink::Create(*loop, out.write.get(), "sbx-test", report.write.get(),
-                                    kCapacity)) {
+    if (auto s =
+            OutputSink::Create(*loop, out.write.get(), "sbx-test", report.write.get(), kCapacity)) {
       sink = std::move(*s);
     }
   }
@@ -103,7 +103,8 @@ TEST(OutputSinkTest, OnceTheReaderReadsEveryKeptLineArrivesWholeAndInOrder) {
   for (size_t at = 0; at < got.size();) {
     size_t nl = got.find('\n', at);
     ASSERT_NE(nl, std::string::npos) << "a partial line at the end";
-    EXPECT_EQ(got.substr(at, nl - at), "line " + std::to_string(expect) + " " + std::string(100, '.'));
+    EXPECT_EQ(got.substr(at, nl - at),
+              "line " + std::to_string(expect) + " " + std::string(100, '.'));
     ++expect;
     at = nl + 1;
   }

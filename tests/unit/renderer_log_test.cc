@@ -104,7 +104,9 @@ TEST(SanitizeLogLineTest, ControlCharactersAndBrokenUtf8BecomeVisibleAndValid) {
   EXPECT_EQ(SanitizeLogLine("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");
   EXPECT_EQ(SanitizeLogLine("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
   // C1 CSI, a right-to-left override, a line separator.
-  EXPECT_EQ(SanitizeLogLine("\xc2\x9b" "2J"), "\\u009b2J");
+  EXPECT_EQ(SanitizeLogLine("\xc2\x9b"
+                            "2J"),
+            "\\u009b2J");
   EXPECT_EQ(SanitizeLogLine("x\xe2\x80\xaey"), "x\\u202ey");
   EXPECT_EQ(SanitizeLogLine("x\xe2\x80\xa8y"), "x\\u2028y");
 }
