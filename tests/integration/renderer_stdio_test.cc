@@ -18,8 +18,13 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 
 std::vector<std::string> EvilBroker(const std::string& mode) {
-  return {"--renderers", "1",        "--no-restart", "--renderer-path", BinPath("sbx-evil-renderer"),
-          "--page",      "evil://" + mode};
+  return {"--renderers",
+          "1",
+          "--no-restart",
+          "--renderer-path",
+          BinPath("sbx-evil-renderer"),
+          "--page",
+          "evil://" + mode};
 }
 
 std::optional<json> WaitForLog(BrokerProcess& b, int id, const std::string& line,
@@ -68,8 +73,8 @@ TEST(RendererStdioTest, StdinIsEmptyAndStdoutAndStderrArriveAsLogEventsOfTheirRe
   auto in = MakePipe(false);
   ASSERT_TRUE(in);
   const std::string typed = "my password\n";
-  ASSERT_TRUE(WriteAll(in->write.get(), {reinterpret_cast<const uint8_t*>(typed.data()),
-                                         typed.size()}));
+  ASSERT_TRUE(
+      WriteAll(in->write.get(), {reinterpret_cast<const uint8_t*>(typed.data()), typed.size()}));
   BrokerProcess b(EvilBroker("stdio"), {.stdin_fd = in->read.get()});
   in->read.reset();
   ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s)) << json(b.history()).dump();
