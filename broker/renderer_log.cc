@@ -184,10 +184,7 @@ Result<RendererLog::Pipe> RendererLog::Create(EventLoop& loop, Sink sink) {
   if (auto r = SetNonBlocking(pipe->read.get(), true); !r) return std::unexpected(r.error());
   Pipe out;
   out.log = std::make_unique<RendererLog>(loop, std::move(pipe->read), std::move(sink));
-  auto w = loop.Watch(out.log->fd_.get(), EPOLLIN,
-                      [log = out.log.get()](uint32_t) { log->OnReadable(); });
-  if (!w) return std::unexpected(w.error());
-  out.log->watch_ = *w;
+  if (auto r = out.log->StartWatch(); !r) return std::unexpected(r.error());
   out.child_end = std::move(pipe->write);
   return out;
 }
@@ -199,28 +196,53 @@ RendererLog::~RendererLog() {
   *alive_ = false;
   loop_.Unwatch(watch_);
   loop_.CancelTimer(note_timer_);
+  loop_.CancelTimer(resume_timer_);
+}
+
+Result<void> RendererLog::StartWatch() {
+  auto w = loop_.Watch(fd_.get(), EPOLLIN, [this](uint32_t) { OnReadable(); });
+  if (!w) return std::unexpected(w.error());
+  watch_ = *w;
+  return {};
 }
 
 bool RendererLog::ReadSome(size_t budget) {
   std::array<uint8_t, kChunk> buf;
-  while (budget > 0 && fd_.valid()) {
+  while (budget > 0 && !eof_) {
     auto n = sbx::ReadSome(fd_.get(), std::span(buf).first(std::min(budget, buf.size())));
-    if (!n) return n.error().sys_errno == EAGAIN;
-    if (*n == 0) return false;
+    if (!n && n.error().sys_errno == EAGAIN) return true;
+    if (!n || *n == 0) {
+      eof_ = true;
+      break;
+    }
     limiter_.Feed(std::span(buf).first(*n), MonotonicNs(), batch_);
     budget -= *n;
   }
-  return fd_.valid();
+  return !eof_;
 }
 
 void RendererLog::OnReadable() {
   batch_.clear();
-  if (!ReadSome(kReadBudget)) {
-    // EOF while the process lives (it closed fds 1 and 2): level-triggered, the hang-up would
-    // wake the loop until the process is gone.
-    limiter_.Finish(MonotonicNs(), batch_);
+  uint64_t dropped_before = limiter_.total_dropped_lines();
+  bool open = ReadSome(kReadBudget);
+  bool pause = open && limiter_.total_dropped_lines() > dropped_before;
+  if (!open || pause) {
     loop_.Unwatch(watch_);
     watch_ = 0;
+  }
+  if (!open) {
+    // EOF while the process lives (it closed fds 1 and 2): unwatched, since a level-triggered
+    // hang-up would wake the loop until the process is gone.
+    limiter_.Finish(MonotonicNs(), batch_);
+  } else if (pause) {
+    // Past its rate: read again only after a pause. Draining a flood as fast as it comes would
+    // let one renderer spend the broker's CPU at the speed it writes (two `yes` loops kept the
+    // broker 74% busy); paused, the broker reads at most kReadBudget per kPauseNs, and the
+    // renderer finds its pipe full meanwhile, which only slows the writer that floods.
+    resume_timer_ = loop_.AddTimer(MonotonicNs() + kPauseNs, [this] {
+      resume_timer_ = 0;
+      (void)StartWatch();
+    });
   }
   ScheduleNote();
   Deliver(batch_);
@@ -238,9 +260,12 @@ void RendererLog::ScheduleNote() {
 
 void RendererLog::Finish() {
   batch_.clear();
-  if (watch_ != 0) (void)ReadSome(kFinishBudget);
+  (void)ReadSome(kFinishBudget);
   loop_.Unwatch(watch_);
   watch_ = 0;
+  loop_.CancelTimer(resume_timer_);
+  resume_timer_ = 0;
+  eof_ = true;
   fd_.reset();
   limiter_.Finish(MonotonicNs(), batch_);
   loop_.CancelTimer(note_timer_);

@@ -5,9 +5,12 @@
 // The bounds, per renderer (docs/PROTOCOL.md, "Output"): a line is at most kMaxLine bytes (the
 // rest of a longer one is dropped up to its newline); lines pass at most kBytesPerSecond and
 // kLinesPerSecond (token buckets, one second of burst); each wakeup reads at most kReadBudget
-// bytes. What does not pass is dropped and counted, and the counts come out as a note at most
-// once a second and when the renderer is gone. Every line is made valid UTF-8 with no control
-// characters before it leaves, so it cannot break a JSON consumer, a terminal or the window.
+// bytes, and a wakeup that had to drop lines for their rate is followed by a pause of kPauseNs
+// before the next read, so a flood costs the broker at most kReadBudget per pause however fast
+// the renderer writes. What does not pass is dropped and counted, and the counts come out as a note
+// at most once a second and when the renderer is gone. Every line is made valid UTF-8 with no
+// control characters before it leaves, so it cannot break a JSON consumer, a terminal or the
+// window.
 #pragma once
 
 #include <cstddef>
@@ -95,6 +98,7 @@ class RendererLog {
   static constexpr size_t kReadBudget = 64 * 1024;
   static constexpr size_t kFinishBudget = 1024 * 1024;
   static constexpr int64_t kNoteIntervalNs = 1'000'000'000;
+  static constexpr int64_t kPauseNs = 50'000'000;
   using Sink = std::function<void(BrokerEvent)>;
 
   // The log and the pipe's write end, which goes to the child as its fds 1 and 2 (and is closed
@@ -119,6 +123,7 @@ class RendererLog {
  private:
   // Reads at most `budget` bytes; false once the pipe is at EOF or broken.
   bool ReadSome(size_t budget);
+  Result<void> StartWatch();
   void OnReadable();
   void ScheduleNote();
   void Deliver(std::vector<LogRecord>& records);
@@ -128,6 +133,8 @@ class RendererLog {
   Sink sink_;
   LineLimiter limiter_;
   EventLoop::Token watch_ = 0;
+  EventLoop::Token resume_timer_ = 0;  // paused after a wakeup that dropped lines for rate
+  bool eof_ = false;
   EventLoop::Token note_timer_ = 0;
   std::vector<LogRecord> batch_;  // reused across wakeups
   // Shared with Deliver's loop, which stops if a record's sink destroyed this object anyway.

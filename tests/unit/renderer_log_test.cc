@@ -194,6 +194,32 @@ TEST(RendererLogTest, OneWakeupReadsAtMostItsBudget) {
   EXPECT_EQ(static_cast<size_t>(left), (512u << 10) - RendererLog::kReadBudget);
 }
 
+TEST(RendererLogTest, AWakeupThatDroppedForRatePausesTheReading) {
+  LogOverPipe t;
+  ASSERT_TRUE(t.log);
+  std::string flood;
+  for (int i = 0; i < 600; ++i) flood += "line " + std::to_string(i) + "\n";
+  t.Write(flood);
+  ASSERT_TRUE(t.DispatchUntil(1));
+  const int64_t read_at = MonotonicNs();
+  ASSERT_TRUE(t.log->limiter().total_dropped_lines() > 0) << "the flood was dropped in part";
+  t.Write("after the flood\n");
+  ASSERT_TRUE(t.loop->Dispatch(0));
+  int left = 0;
+  ASSERT_EQ(::ioctl(t.writer.get(), FIONREAD, &left), 0);
+  // Only meaningful while the pause lasts; a test thread descheduled for longer proves nothing.
+  if (MonotonicNs() - read_at < RendererLog::kPauseNs) {
+    EXPECT_EQ(left, 16) << "read again at once: no pause";
+  }
+  // And the reading resumes by itself.
+  int64_t deadline = MonotonicNs() + 10 * kSecond;
+  while (left > 0 && MonotonicNs() < deadline) {
+    ASSERT_TRUE(t.loop->Dispatch(100));
+    ASSERT_EQ(::ioctl(t.writer.get(), FIONREAD, &left), 0);
+  }
+  EXPECT_EQ(left, 0);
+}
+
 TEST(RendererLogTest, FinishReadsWhatIsLeftThenTellsTheDrops) {
   LogOverPipe t;
   ASSERT_TRUE(t.log);
