@@ -236,9 +236,10 @@ void RendererLog::OnReadable() {
     limiter_.Finish(MonotonicNs(), batch_);
   } else if (pause) {
     // Past its rate: read again only after a pause. Draining a flood as fast as it comes would
-    // let one renderer spend the broker's CPU at the speed it writes (two `yes` loops kept the
-    // broker 74% busy); paused, the broker reads at most kReadBudget per kPauseNs, and the
-    // renderer finds its pipe full meanwhile, which only slows the writer that floods.
+    // let one renderer spend the broker's CPU at the speed it writes (a `yes` loop writes
+    // faster than the broker can read and discard); paused, the broker reads at most
+    // kReadBudget per kPauseNs, and the renderer finds its pipe full meanwhile, which only slows
+    // the writer that floods.
     resume_timer_ = loop_.AddTimer(MonotonicNs() + kPauseNs, [this] {
       resume_timer_ = 0;
       (void)StartWatch();
