@@ -159,7 +159,8 @@ void RendererHost::Start() {
   auto from_renderer = MakePipe(false);
   if (!from_renderer) return LaunchFailed(from_renderer.error());
   // Its stdout and stderr: log events, never the broker's own output.
-  auto log = RendererLog::Create(loop_, [this](BrokerEvent e) { Emit(EventType::kLog, e); });
+  auto log =
+      RendererLog::Create(loop_, [this](BrokerEvent e) { Emit(EventType::kLog, std::move(e)); });
   if (!log) return LaunchFailed(log.error());
 
   LaunchSpec spec;

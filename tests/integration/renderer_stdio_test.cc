@@ -111,6 +111,26 @@ TEST(RendererStdioTest, StdinIsEmptyAndStdoutAndStderrArriveAsLogEventsOfTheirRe
   }
 }
 
+// Every kind of launch sets the same stdio: unsandboxed, and through a wrapper.
+class RendererStdioLaunchTest : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(RendererStdioLaunchTest, StdinIsEmptyAndStderrIsALogEvent) {
+  auto in = MakePipe(false);
+  ASSERT_TRUE(in);
+  ASSERT_TRUE(WriteAll(in->write.get(), {reinterpret_cast<const uint8_t*>("keys\n"), 5}));
+  auto args = EvilBroker("stdio");
+  args.insert(args.end(), GetParam().begin(), GetParam().end());
+  BrokerProcess b(args, {.stdin_fd = in->read.get()});
+  in->read.reset();
+  EXPECT_TRUE(WaitForLog(b, 1, "stdin: eof")) << json(b.history()).dump();
+  EXPECT_TRUE(WaitForLog(b, 1, "hello on stderr"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Launches, RendererStdioLaunchTest,
+                         ::testing::Values(std::vector<std::string>{"--no-sandbox"},
+                                           std::vector<std::string>{"--renderer-cmd-prefix",
+                                                                    "env"}));
+
 TEST(RendererStdioTest, AFloodIsCutAndCountedWhileTheBrokerServesTheOthers) {
   BrokerProcess b(EvilBroker("good"));
   ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s));
