@@ -38,6 +38,8 @@ std::string_view EventTypeName(EventType t) {
       return "closed";
     case EventType::kDrillReport:
       return "drill-report";
+    case EventType::kLog:
+      return "log";
   }
   return "unknown";
 }
@@ -75,10 +77,15 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   options.cmd_prefix = std::move(*prefix);
   // A renderer that dies while we write to it must be an EPIPE error, never a fatal signal.
   if (auto r = IgnoreSignal(SIGPIPE); !r) return std::unexpected(r.error());
+  // Every renderer's fd 0, so that none reads the broker's (the user's terminal, or data piped
+  // into the broker). Opened once, before any renderer exists: a launch never opens a path.
+  UniqueFd dev_null(HandleEintr([] { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }));
+  if (!dev_null) return SysError("open /dev/null");
   auto loop = EventLoop::Create();
   if (!loop) return std::unexpected(loop.error());
   std::string path = options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
   auto b = std::make_unique<Broker>(Key{}, std::move(*loop), std::move(options), std::move(path));
+  b->dev_null_ = std::move(dev_null);
   if (!b->options_.sandbox) {
     b->sandbox_level_ = sandbox::Level::kOff;
     b->sandbox_note_ = "--no-sandbox";
@@ -118,7 +125,7 @@ Broker::~Broker() {
 }
 
 Result<LaunchSite> Broker::PrepareLaunch() {
-  LaunchSite site{renderer_path_, sandbox_level_, std::nullopt, ""};
+  LaunchSite site{renderer_path_, sandbox_level_, std::nullopt, "", dev_null_.get()};
   if (sandbox_level_ == sandbox::Level::kFull) {
     if (auto h = EnsureNamespaceHolder(); !h) return std::unexpected(h.error());
     site.namespaces = NamespaceSpec{holder_->pidfd()};

@@ -27,6 +27,7 @@
 #include "ipc/error.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
+#include "ipc/unique_fd.h"
 #include "sandbox/confine.h"
 
 namespace sbx {
@@ -41,6 +42,7 @@ enum class EventType {
   kFailed,
   kClosed,
   kDrillReport,  // one finding of the escape drill (detail)
+  kLog,          // a line the renderer wrote to its stdout or stderr, or a note of what was dropped
 };
 std::string_view EventTypeName(EventType t);
 
@@ -55,6 +57,13 @@ struct BrokerEvent {
   double first_frame_ms = -1;       // kReady: spawn request to first published frame
   std::string detail;               // a human-readable reason, e.g. the protocol violation
   bool heartbeat_fallback = false;  // kSpawned: no message queue, heartbeats ride the pipe
+  // kLog: the line, sanitized (valid UTF-8, no control characters); `truncated` when it was cut
+  // at 1 KiB. A note of dropped output has no line but the counts since the last note, and a
+  // detail saying why.
+  std::string line;
+  bool truncated = false;
+  uint64_t dropped_lines = 0;
+  uint64_t dropped_bytes = 0;
 };
 
 // Observers are told of events after the broker's state reflects them. Default bodies are empty
@@ -121,6 +130,7 @@ struct LaunchSite {
   sandbox::Level level = sandbox::Level::kFull;
   std::optional<NamespaceSpec> namespaces;
   std::string sandbox_root;
+  int dev_null = -1;  // the renderer's fd 0 (-1: it keeps the broker's, as in a unit test)
 };
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
@@ -246,6 +256,7 @@ class Broker : private RendererHostEnv {
   bool strays_seen_ = false;  // the last sweep found strays: sweep again next tick
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
+  UniqueFd dev_null_;  // read-only: every renderer's fd 0
 };
 
 }  // namespace sbx

@@ -28,6 +28,15 @@ json EventToJson(const BrokerEvent& e) {
   if (e.delay_ms >= 0) j["delay_ms"] = e.delay_ms;
   if (e.first_frame_ms >= 0) j["first_frame_ms"] = e.first_frame_ms;
   if (e.type == EventType::kSpawned) j["heartbeat"] = e.heartbeat_fallback ? "pipe" : "mq";
+  if (e.type == EventType::kLog) {
+    if (e.dropped_lines == 0 && e.dropped_bytes == 0) {
+      j["line"] = e.line;
+    } else {
+      j["dropped_lines"] = e.dropped_lines;
+      j["dropped_bytes"] = e.dropped_bytes;
+    }
+    if (e.truncated) j["truncated"] = true;
+  }
   if (!e.detail.empty()) j["detail"] = e.detail;
   return j;
 }
@@ -84,6 +93,10 @@ std::string EventToText(const BrokerEvent& e) {
     std::snprintf(buf, sizeof buf, " first frame after %.2f ms", e.first_frame_ms);
     out += buf;
   }
+  if (e.type == EventType::kLog && e.dropped_lines == 0 && e.dropped_bytes == 0) {
+    out += ": " + e.line;
+    if (e.truncated) out += " [cut at 1 KiB]";
+  }
   if (!e.detail.empty()) out += " (" + e.detail + ")";
   return out;
 }
@@ -93,9 +106,7 @@ std::string DumpJson(const json& j) {
 }
 
 void EventPrinter::OnBrokerEvent(const BrokerEvent& e) {
-  std::string line = format_ == Format::kJson ? DumpJson(EventToJson(e)) : EventToText(e);
-  line += '\n';
-  (void)WriteAll(fd_, {reinterpret_cast<const uint8_t*>(line.data()), line.size()});
+  (void)sink_.WriteLine(format_ == Format::kJson ? DumpJson(EventToJson(e)) : EventToText(e));
 }
 
 }  // namespace sbx

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "broker/broker.h"
+#include "broker/output_sink.h"
 
 namespace sbx {
 
@@ -18,17 +19,17 @@ std::string EventToText(const BrokerEvent& e);
 // Serialises without ever throwing: invalid UTF-8 from a client or renderer is replaced.
 std::string DumpJson(const nlohmann::json& j);
 
-// Prints each event as one line on fd: EventToJson's form (`sbx-broker --json`, `sbx --json`)
-// or EventToText's. A failed write (the reader went away) is dropped: it must not stop the
-// broker.
+// Prints each event as one line into a sink (the broker's stdout): EventToJson's form
+// (`sbx-broker --json`, `sbx --json`) or EventToText's. The sink never blocks: with a reader that
+// does not keep up, events are dropped and counted there.
 class EventPrinter : public BrokerObserver {
  public:
   enum class Format { kJson, kText };
-  EventPrinter(int fd, Format format) : fd_(fd), format_(format) {}
+  EventPrinter(OutputSink& sink, Format format) : sink_(sink), format_(format) {}
   void OnBrokerEvent(const BrokerEvent& e) override;
 
  private:
-  int fd_;
+  OutputSink& sink_;
   Format format_;
 };
 

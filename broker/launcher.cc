@@ -434,8 +434,14 @@ const char* LaunchStepName(LaunchStep step) {
   return "unknown step";
 }
 
-Result<LaunchedChild> Launch(const LaunchSpec& spec) {
-  if (spec.argv.empty()) return MakeError(Errc::kInvalidArgument, "empty argv");
+Result<LaunchedChild> Launch(const LaunchSpec& given) {
+  if (given.argv.empty()) return MakeError(Errc::kInvalidArgument, "empty argv");
+  // The stdio fds join the fd map, which already moves every source out of the way of every
+  // target before its dup2s, and dup2 is what clears close-on-exec on exactly these.
+  LaunchSpec spec = given;
+  for (int target = 0; target < 3; ++target) {
+    if (given.stdio[target] >= 0) spec.fds.emplace_back(given.stdio[target], target);
+  }
   std::vector<char*> argv;
   argv.reserve(spec.argv.size() + 1);
   for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -64,6 +65,11 @@ struct LaunchSpec {
   bool search_path = false;       // execvp (for a --renderer-cmd-prefix like "gdb") vs execv
   // (fd in the parent, fd number in the child). Every other fd above 2 is closed at exec.
   std::vector<std::pair<int, int>> fds;
+  // The child's fds 0, 1 and 2 (fds in the parent); -1 leaves that one the parent's. A renderer
+  // gets /dev/null and its log pipe twice, so it shares no terminal, pipe or file with the
+  // broker: nothing to read the user's keys from, and no file description whose flags, offset
+  // or lease it could change under the broker.
+  std::array<int, 3> stdio = {-1, -1, -1};
   std::optional<NamespaceSpec> namespaces;
 };
 

@@ -11,7 +11,12 @@
 #include "broker/cli.h"
 #include "broker/control_fronts.h"
 #include "broker/event_json.h"
+#include "broker/output_sink.h"
 #include "ipc/posix.h"
+
+namespace {
+constexpr int kFinalDrainMs = 1000;
+}  // namespace
 
 int main(int argc, char** argv) {
   auto cl = sbx::ParseCommandLine(argc, argv);
@@ -44,8 +49,15 @@ int main(int argc, char** argv) {
   }
   std::fputs(sbx::DescribeControlFronts(*fronts, "sbx-broker: ").c_str(), stderr);
 
-  sbx::EventPrinter printer(STDOUT_FILENO, cl->json ? sbx::EventPrinter::Format::kJson
-                                                    : sbx::EventPrinter::Format::kText);
+  // Events go out through a bounded buffer that never blocks the loop: a slow reader of stdout
+  // loses events (counted, and told on stderr), never the broker's attention.
+  auto out = sbx::OutputSink::Create((*broker)->loop(), STDOUT_FILENO, "sbx-broker");
+  if (!out) {
+    std::fprintf(stderr, "sbx-broker: stdout: %s\n", out.error().ToString().c_str());
+    return 1;
+  }
+  sbx::EventPrinter printer(
+      **out, cl->json ? sbx::EventPrinter::Format::kJson : sbx::EventPrinter::Format::kText);
   (*broker)->AddObserver(&printer);
   auto watch = (*broker)->loop().Watch(sigfd.get(), EPOLLIN, [&](uint32_t) {
     signalfd_siginfo si;
@@ -70,5 +82,7 @@ int main(int argc, char** argv) {
     }
   }
   (*broker)->RemoveObserver(&printer);
+  // The last events (every renderer's `closed`) get a moment to reach a reader that is there.
+  (*out)->Drain(kFinalDrainMs);
   return 0;
 }

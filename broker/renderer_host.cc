@@ -90,6 +90,8 @@ void RendererHost::OnDrillReport(const std::string& text) {
   Emit(EventType::kDrillReport, e);
 }
 
+void RendererHost::OnLog(BrokerEvent e) { Emit(EventType::kLog, std::move(e)); }
+
 void RendererHost::OnExit(ExitInfo info) {
   // Destroyed once the exit is handled, which SIGKILLs the namespace's init and unmaps the frame
   // buffer: woken, the init could preempt us on this CPU and spend its exit (tearing down a copy

@@ -61,6 +61,7 @@ class RendererHost : private RendererProcess::Delegate {
   void OnFrame(uint64_t frame_number) override;
   void OnHeartbeat(const protocol::Heartbeat& hb, int64_t latency_ns) override;
   void OnDrillReport(const std::string& text) override;
+  void OnLog(BrokerEvent e) override;
   void OnExit(ExitInfo info) override;
 
   void LaunchFailed(const Error& e);

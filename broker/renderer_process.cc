@@ -11,6 +11,7 @@
 
 #include "broker/death_detection.h"
 #include "broker/launcher.h"
+#include "broker/renderer_log.h"
 #include "ipc/codec.h"
 #include "ipc/launch_args.h"
 #include "ipc/message_queue.h"
@@ -154,16 +155,22 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   if (!from_renderer) return std::unexpected(from_renderer.error());
   auto site = env_.PrepareLaunch();
   if (!site) return std::unexpected(site.error());
+  // Its stdout and stderr: log events, never the broker's own output.
+  auto log = RendererLog::Create(loop_, [this](BrokerEvent e) { delegate_->OnLog(std::move(e)); });
+  if (!log) return std::unexpected(log.error());
 
   LaunchArgs args;  // the sandbox fields come from the site
   args.id = id_;
   args.page = page;
   args.fps = opt.fps;
   args.heartbeat = queue ? Heartbeat::kQueue : Heartbeat::kPipe;
-  auto child = sbx::Launch(RendererSpec(opt, *site, std::move(args),
-                                        {to_renderer->read.get(), from_renderer->write.get(),
-                                         frames_->fd(), queue ? queue->writer.get() : -1}));
+  LaunchSpec spec = RendererSpec(opt, *site, std::move(args),
+                                 {to_renderer->read.get(), from_renderer->write.get(),
+                                  frames_->fd(), queue ? queue->writer.get() : -1});
+  spec.stdio = {site->dev_null, log->child_end.get(), log->child_end.get()};
+  auto child = sbx::Launch(spec);
   if (!child) return std::unexpected(child.error());
+  log_ = std::move(log->log);
   // Reaped off the spawn path: its exit tears down a copy of our address space.
   env_.ReapLater(std::move(child->joiner));
   figures_.pid = child->process.pid() > 0 ? child->process.pid() : 0;
@@ -226,11 +233,14 @@ void RendererProcess::ReleaseKernelObjects() {
   }
   channel_.reset();
   queue_.reset();
+  log_.reset();
 }
 
 void RendererProcess::OnExitReadable() {
   auto exit = DetectDeath(process_, kill_reason_, kill_note_, env_.options().cmd_prefix);
   if (!exit) return;
+  // What it wrote last (a crash message, say) comes before its exit.
+  if (log_) log_->Finish();
   // Every fd of the process closes right here; the frame buffer and the init wait until the
   // exit is handled (the destructor), off the detection path.
   ReleaseKernelObjects();

@@ -32,6 +32,8 @@
 
 namespace sbx {
 
+class RendererLog;
+
 // Why a heartbeat carries figures no real renderer can send, or nullopt when every field is in
 // range. `last` is the previous heartbeat accepted from the same process ({} before the first);
 // spawn_ns and now_ns (CLOCK_MONOTONIC, as the renderer's own clock) bracket its life so far, and
@@ -62,6 +64,8 @@ class RendererProcess {
     virtual void OnFrame(uint64_t frame_number) = 0;
     virtual void OnHeartbeat(const protocol::Heartbeat& hb, int64_t latency_ns) = 0;
     virtual void OnDrillReport(const std::string& text) = 0;
+    // A line it wrote to its stdout or stderr, or a note of what was dropped (EventType::kLog).
+    virtual void OnLog(BrokerEvent e) = 0;
     // The process is gone and reaped, and its pings have failed. The delegate may destroy this
     // RendererProcess here: nothing of it is touched after the call.
     virtual void OnExit(ExitInfo info) = 0;
@@ -152,6 +156,7 @@ class RendererProcess {
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;
+  std::unique_ptr<RendererLog> log_;  // its stdout and stderr
   std::string fallback_reason_;
   std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
 

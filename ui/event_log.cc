@@ -21,10 +21,11 @@ namespace sbx::ui {
 
 namespace {
 
-constexpr EventType kAllTypes[] = {
-    EventType::kSpawned,    EventType::kReady,  EventType::kUnresponsive,
-    EventType::kResponsive, EventType::kExited, EventType::kRestarting,
-    EventType::kFailed,     EventType::kClosed, EventType::kDrillReport};
+constexpr EventType kAllTypes[] = {EventType::kSpawned,      EventType::kReady,
+                                   EventType::kUnresponsive, EventType::kResponsive,
+                                   EventType::kExited,       EventType::kRestarting,
+                                   EventType::kFailed,       EventType::kClosed,
+                                   EventType::kDrillReport,  EventType::kLog};
 
 QString Details(const BrokerEvent& e) {
   QStringList parts;
@@ -32,6 +33,15 @@ QString Details(const BrokerEvent& e) {
   if (e.type == EventType::kSpawned) {
     parts << ToQString(e.page);
     if (e.heartbeat_fallback) parts << QStringLiteral("heartbeats on the pipe");
+  }
+  if (e.type == EventType::kLog) {
+    if (e.dropped_lines != 0 || e.dropped_bytes != 0) {
+      parts
+          << QStringLiteral("dropped %1 lines, %2 bytes").arg(e.dropped_lines).arg(e.dropped_bytes);
+    } else {
+      // Sanitized by the broker: valid UTF-8, no control characters.
+      parts << ToQString(e.line) + (e.truncated ? QStringLiteral(" [cut at 1 KiB]") : QString());
+    }
   }
   if (e.delay_ms >= 0) parts << QStringLiteral("in %1 ms").arg(e.delay_ms);
   if (e.first_frame_ms >= 0) {

@@ -12,6 +12,8 @@
 #include <QSocketNotifier>
 #include <QTimer>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string_view>
 
 #include "broker/broker.h"
@@ -207,8 +209,19 @@ int main(int argc, char** argv) {
   std::fputs(sbx::DescribeControlFronts(*fronts, "sbx: ").c_str(), stderr);
   const std::string& path = fronts->path;
 
-  sbx::EventPrinter printer(STDOUT_FILENO, sbx::EventPrinter::Format::kJson);
-  if (options->cl.json) (*broker)->AddObserver(&printer);
+  // --json: events on stdout through the same never-blocking sink as sbx-broker's.
+  std::unique_ptr<sbx::OutputSink> out;
+  std::optional<sbx::EventPrinter> printer;
+  if (options->cl.json) {
+    auto sink = sbx::OutputSink::Create((*broker)->loop(), STDOUT_FILENO, "sbx");
+    if (!sink) {
+      std::fprintf(stderr, "sbx: stdout: %s\n", sink.error().ToString().c_str());
+      return 1;
+    }
+    out = std::move(*sink);
+    printer.emplace(*out, sbx::EventPrinter::Format::kJson);
+    (*broker)->AddObserver(&*printer);
+  }
   sbx::ui::BrokerBridge bridge(**broker);
   sbx::ui::MainWindow window(&bridge, {.stats = options->stats, .control_path = path});
   if (options->width > 0) window.resize(options->width, options->height);
@@ -240,6 +253,6 @@ int main(int argc, char** argv) {
   LatencyRun latency(**broker, bridge, window, *options);
 
   int rc = QApplication::exec();
-  (*broker)->RemoveObserver(&printer);
+  if (printer) (*broker)->RemoveObserver(&*printer);
   return rc != 0 ? rc : screenshot.exit_code();
 }

@@ -3,7 +3,11 @@
 // breaks it in the way MODE names. MODE "good" breaks nothing: a second, minimal renderer built
 // from the protocol document, which shows the contract is enough to write one. MODE "ignore-term"
 // is "good" that ignores SIGTERM; "late-pong" and "double-pong" are "good" that answer a ping
-// late (after the broker gave up on it) or twice.
+// late (after the broker gave up on it) or twice. The stdio modes are "good" that also use their
+// fds 0-2 as a hostile renderer would: "stdio" reads fd 0, says what it found on fd 1 and writes
+// lines meant to pass for the broker's own events; "log-flood" writes a 1 MiB line and then far
+// more than the broker lets through; "stdout-nonblock" makes its fd 1 non-blocking and keeps it
+// full.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -111,6 +115,51 @@ bool Pump(Decoder& decoder, int timeout_ms) {
   }
 }
 
+void Print(int fd, std::string_view text) {
+  (void)WriteAll(fd, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
+// What fd 0 holds, without waiting: a renderer must find EOF there at once, never the broker's
+// terminal or input.
+void ReportStdin() {
+  pollfd p{0, POLLIN, 0};
+  int ready = HandleEintr([&] { return ::poll(&p, 1, 0); });
+  if (ready <= 0) return Print(1, "stdin: would block\n");
+  char buf[256];
+  ssize_t n = HandleEintr([&] { return ::read(0, buf, sizeof buf); });
+  if (n == 0) return Print(1, "stdin: eof\n");
+  if (n < 0) return Print(1, "stdin: error\n");
+  Print(1, "stdin: read " + std::to_string(n) +
+               " bytes: " + std::string(buf, static_cast<size_t>(n)) + "\n");
+}
+
+void StdioMode() {
+  ReportStdin();
+  Print(1, "hello on stdout\n");
+  Print(2, "hello on stderr\n");
+  // Lines shaped like the broker's events, a terminal escape and bytes that are not UTF-8.
+  Print(1, R"({"event":"exited","t_ms":1,"id":2,"status":"crashed","signal":"SIGSEGV"})"
+           "\n");
+  Print(2, "\x1b[2J\xff\xfe not text\n");
+  Print(1, "no newline at exit");
+}
+
+// More than the broker lets through (64 KiB and 256 lines a second): 64 lines of 200 bytes per
+// turn of the loop, about 400 KiB a second.
+void FloodTurn(int fd) {
+  std::string lines;
+  for (int i = 0; i < 64; ++i) lines += "flood " + std::string(194, 'f') + "\n";
+  Print(fd, lines);
+}
+
+// Its fd 1, made non-blocking, filled until it refuses more. Before renderers had a pipe of
+// their own this was the broker's stdout, and the broker's next event blocked it.
+void FillNonBlocking() {
+  static const std::string kChunk(4096, 'n');
+  while (::write(1, kChunk.data(), kChunk.size()) > 0) {
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,6 +187,12 @@ int main(int argc, char** argv) {
   }
   if (mode == "late-pong") g_delay_first_pong = true;
   if (mode == "double-pong") g_pong_copies = 2;
+  const bool flood_log = mode == "log-flood";
+  const bool fill_stdout = mode == "stdout-nonblock";
+  if (mode == "stdio") StdioMode();
+  if (flood_log) Print(2, std::string(1 << 20, 'L') + "\n");
+  if (fill_stdout && ::fcntl(1, F_SETFL, ::fcntl(1, F_GETFL) | O_NONBLOCK) != 0) return 7;
+  if (mode == "stdio" || flood_log || fill_stdout) mode = "good";
   // Modes that stop using the pipe after their breakage (heartbeats go on, on the queue).
   bool pipe_silent =
       mode == "half-header" || mode == "half-payload" || mode == "close-command-pipe";
@@ -215,6 +270,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     SendLatePong();
+    if (flood_log) FloodTurn(1);
+    if (fill_stdout) FillNonBlocking();
     if (mode != "close-pipe" && !pipe_silent) publish();
     if (MonotonicNs() >= next_hb && (queue || !pipe_silent)) {
       SendHeartbeat(frame, queue);

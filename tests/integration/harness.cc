@@ -49,7 +49,7 @@ std::string UniqueName(const std::string& stem) {
   return stem + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
 }
 
-BrokerProcess::BrokerProcess(std::vector<std::string> args) {
+BrokerProcess::BrokerProcess(std::vector<std::string> args, BrokerStdio stdio) {
   control_ = "/tmp/" + UniqueName("sbx-test") + ".sock";
   auto pipe = MakePipe(false);
   if (!pipe) return;
@@ -57,6 +57,7 @@ BrokerProcess::BrokerProcess(std::vector<std::string> args) {
   spec.argv = {BinPath("sbx-broker"), "--json", "--control", control_};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.fds = {{pipe->write.get(), 1}};
+  spec.stdio = {stdio.stdin_fd, -1, stdio.stderr_fd};
   auto child = Launch(spec);
   if (!child) return;
   pid_ = child->process.pid();

@@ -28,10 +28,16 @@ std::string UniqueName(const std::string& stem);
 // deadline or a loop error.
 bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
+// The broker's fds 0 and 2, when a test gives it others than its own (-1: the test's).
+struct BrokerStdio {
+  int stdin_fd = -1;
+  int stderr_fd = -1;
+};
+
 class BrokerProcess {
  public:
   // Starts sbx-broker with args plus --json and --control.
-  explicit BrokerProcess(std::vector<std::string> args);
+  explicit BrokerProcess(std::vector<std::string> args, BrokerStdio stdio = {});
   ~BrokerProcess();  // SIGKILLs and reaps it if still running
 
   bool started() const { return pid_ > 0; }

@@ -128,6 +128,34 @@ TEST(EventLogTest, FollowsNewEventsAfterItsFilterIsCleared) {
   EXPECT_TRUE(at_bottom());
 }
 
+// A renderer's output is a row of kind `log`: the line in Details, found by the kind filter.
+TEST(EventLogTest, ShowsARendererLineAsALogRow) {
+  EventLogModel model;
+  BrokerEvent line;
+  line.type = EventType::kLog;
+  line.id = 4;
+  line.line = "hello from a renderer";
+  model.Append(line);
+  BrokerEvent note;
+  note.type = EventType::kLog;
+  note.id = 4;
+  note.dropped_lines = 7;
+  note.dropped_bytes = 900;
+  model.Append(note);
+  ASSERT_EQ(model.rowCount(), 2);
+  EXPECT_EQ(model.data(model.index(0, EventLogModel::kEvent)).toString(), QStringLiteral("log"));
+  EXPECT_TRUE(model.data(model.index(0, EventLogModel::kDetails))
+                  .toString()
+                  .contains(QStringLiteral("hello from a renderer")));
+  EXPECT_TRUE(model.data(model.index(1, EventLogModel::kDetails))
+                  .toString()
+                  .contains(QStringLiteral("dropped 7 lines, 900 bytes")));
+  EventLogFilter filter;
+  filter.setSourceModel(&model);
+  filter.SetType(EventType::kLog);
+  EXPECT_EQ(filter.rowCount(), 2);
+}
+
 TEST(EventLogTest, BoundedInSize) {
   EventLogModel model;
   BrokerEvent e;

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "ipc/posix.h"
@@ -32,16 +34,31 @@ BrokerEvent Exited() {
   return e;
 }
 
+// The printer's sink, over a pipe the test reads.
+struct PrinterPipe {
+  PrinterPipe() {
+    if (auto p = MakePipe(/*nonblocking=*/true)) pipe = std::move(*p);
+    if (auto l = EventLoop::Create()) loop.emplace(std::move(*l));
+    if (loop && pipe.write) {
+      if (auto s = OutputSink::Create(*loop, pipe.write.get(), "test")) sink = std::move(*s);
+    }
+  }
+  PipePair pipe;
+  std::optional<EventLoop> loop;
+  std::unique_ptr<OutputSink> sink;
+};
+
 TEST(EventPrinterTest, JsonIsOneLinePerEventInTheEventToJsonForm) {
-  auto pipe = MakePipe(/*nonblocking=*/true);
-  ASSERT_TRUE(pipe);
-  EventPrinter printer(pipe->write.get(), EventPrinter::Format::kJson);
+  PrinterPipe p;
+  ASSERT_TRUE(p.sink);
+  auto& pipe = p.pipe;
+  EventPrinter printer(*p.sink, EventPrinter::Format::kJson);
   printer.OnBrokerEvent(Exited());
   BrokerEvent ready;
   ready.type = EventType::kReady;
   ready.id = 3;
   printer.OnBrokerEvent(ready);
-  std::string out = ReadAvailable(pipe->read.get());
+  std::string out = ReadAvailable(pipe.read.get());
   auto nl = out.find('\n');
   ASSERT_NE(nl, std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(out.substr(0, nl)), EventToJson(Exited()));
@@ -49,11 +66,11 @@ TEST(EventPrinterTest, JsonIsOneLinePerEventInTheEventToJsonForm) {
 }
 
 TEST(EventPrinterTest, TextIsTheEventToTextLine) {
-  auto pipe = MakePipe(/*nonblocking=*/true);
-  ASSERT_TRUE(pipe);
-  EventPrinter printer(pipe->write.get(), EventPrinter::Format::kText);
+  PrinterPipe p;
+  ASSERT_TRUE(p.sink);
+  EventPrinter printer(*p.sink, EventPrinter::Format::kText);
   printer.OnBrokerEvent(Exited());
-  EXPECT_EQ(ReadAvailable(pipe->read.get()), EventToText(Exited()) + "\n");
+  EXPECT_EQ(ReadAvailable(p.pipe.read.get()), EventToText(Exited()) + "\n");
 }
 
 }  // namespace

@@ -98,6 +98,7 @@ struct Recorder : RendererProcess::Delegate {
   void OnFrame(uint64_t) override { ++frames; }
   void OnHeartbeat(const protocol::Heartbeat&, int64_t) override { ++heartbeats; }
   void OnDrillReport(const std::string&) override {}
+  void OnLog(BrokerEvent) override {}
   void OnExit(ExitInfo info) override {
     exit = std::move(info);
     process.reset();
