@@ -161,7 +161,7 @@ class RendererHostEnv {
 class RendererHost;
 
 // Privately a RendererHostEnv: only the hosts it creates see that side of it.
-class Broker : private RendererHostEnv {
+class Broker final : private RendererHostEnv {
  public:
   static Result<std::unique_ptr<Broker>> Create(BrokerOptions options);
   // Public only in form: the key is private, so Create() is the one way in.

@@ -22,7 +22,7 @@
 
 namespace sbx {
 
-class RendererHost : private RendererProcess::Delegate {
+class RendererHost final : private RendererProcess::Delegate {
  public:
   RendererHost(RendererHostEnv& env, int id, std::string page);
   RendererHost(const RendererHost&) = delete;
