@@ -119,7 +119,7 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
 }
 
 // `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid, and the
-// program starts a session of its own.
+// program starts a process group of its own.
 [[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
                               int parent_pidfd, int sync_fd, int max_target) {
   ResetSignals(sync_fd);
@@ -129,7 +129,7 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
   // pidfd can tell.
   bool orphaned = parent_pidfd >= 0 ? Exited(parent_pidfd) : ::getppid() != parent;
   if (orphaned) ChildFail(sync_fd, LaunchStep::kParentDeath);
-  if (parent_pidfd < 0 && ::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
+  if (parent_pidfd < 0 && ::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
 
   // Move every source above the highest target first, so no dup2 clobbers a later source.
   int moved[16];
@@ -222,8 +222,9 @@ void BecomeNamespaceRoot(int sync_fd) {
 // straight from the kernel), tells the parent both pids, and exits.
 [[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int report_fd,
                              int broker_pidfd, int max_target, const TitleArea& title) {
-  // Before the clones: the init and the program inherit the session, and leave the terminal's.
-  if (::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
+  // Before the clones: the init and the program inherit the process group, and leave the
+  // terminal's foreground group, so Ctrl+C reaches the broker alone.
+  if (::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
   if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
     ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
   }
@@ -266,7 +267,7 @@ void BecomeNamespaceRoot(int sync_fd) {
 [[noreturn]] void HolderMain(int sync_fd, int go_fd, const char* empty_root, pid_t parent,
                              const TitleArea& title) {
   SetTitle(title, "sbx: namespace holder", "sbx: ns holder");
-  if (::setsid() < 0) ChildFail(sync_fd, LaunchStep::kSession);
+  if (::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
   char go = 0;
   ssize_t got;
   do {
@@ -428,8 +429,8 @@ const char* LaunchStepName(LaunchStep step) {
       return "namespace init";
     case LaunchStep::kMount:
       return "mount the empty root";
-    case LaunchStep::kSession:
-      return "new session";
+    case LaunchStep::kProcessGroup:
+      return "own process group";
   }
   return "unknown step";
 }

@@ -97,7 +97,7 @@ enum class LaunchStep : int {
   kNewNamespaces,
   kInit,
   kMount,
-  kSession,
+  kProcessGroup,
 };
 const char* LaunchStepName(LaunchStep step);
 

@@ -1,6 +1,6 @@
 // Ctrl+C in a terminal sends SIGINT to the whole foreground process group. It must reach the
-// broker alone: renderers, their inits and the namespace holder live in sessions of their own, so
-// the broker closes them in order (SIGTERM) and none dies of the terminal's SIGINT.
+// broker alone: renderers, their inits and the namespace holder live in process groups of their
+// own, so the broker closes them in order (SIGTERM) and none dies of the terminal's SIGINT.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
