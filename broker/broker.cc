@@ -13,6 +13,7 @@
 #include "broker/cmd_prefix.h"
 #include "broker/hang_watchdog.h"
 #include "broker/renderer_host.h"
+#include "broker/renderer_process.h"
 #include "ipc/codec.h"
 #include "ipc/posix.h"
 
@@ -105,8 +106,38 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
                        "pass --no-sandbox to run renderers unconfined");
     }
   }
+  b->SetUpCgroups();
   b->Tick();
   return b;
+}
+
+void Broker::SetUpCgroups() {
+  cgroups_ = DetectCgroups();
+  int swept = SweepStaleCgroups(cgroups_);
+  if (swept > 0)
+    std::fprintf(stderr, "sbx: removed %d cgroup(s) left by a broker that died\n", swept);
+  if (cgroups_.mode == CgroupMode::kNone) {
+    std::fprintf(stderr, "sbx: %s\n", cgroups_.reason.c_str());
+  }
+  // Half of RAM by default: the other half stays for the broker, the window and the rest of the
+  // desktop however many renderers are asked for.
+  memory_budget_ = options_.memory_budget;
+  if (memory_budget_ == 0) {
+    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    memory_budget_ = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * page / 2 : 0;
+  }
+}
+
+Result<void> Broker::CheckMemoryBudget() const {
+  if (cgroups_.mode == CgroupMode::kNone || memory_budget_ == 0) return {};
+  uint64_t slots = 0;
+  for (const auto& [id, host] : hosts_) slots += host->state() != RendererState::kClosed;
+  uint64_t each = options_.cgroup.memory_bytes;
+  if ((slots + 1) * each <= memory_budget_) return {};
+  return MakeError(Errc::kState, "spawn refused: the memory budget of " +
+                                     std::to_string(memory_budget_ >> 20) + " MiB holds " +
+                                     std::to_string(memory_budget_ / each) + " renderers of " +
+                                     std::to_string(each >> 20) + " MiB (--memory-budget)");
 }
 
 Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_path)
@@ -122,10 +153,11 @@ Broker::~Broker() {
   reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
   loop_.Unwatch(holder_watch_);
   holder_.reset();
+  RemoveBrokerCgroups(cgroups_);
 }
 
 Result<LaunchSite> Broker::PrepareLaunch() {
-  LaunchSite site{renderer_path_, sandbox_level_, std::nullopt, "", dev_null_.get()};
+  LaunchSite site{renderer_path_, sandbox_level_, std::nullopt, "", dev_null_.get(), &cgroups_};
   if (sandbox_level_ == sandbox::Level::kFull) {
     if (auto h = EnsureNamespaceHolder(); !h) return std::unexpected(h.error());
     site.namespaces = NamespaceSpec{holder_->pidfd()};
@@ -247,6 +279,7 @@ Result<int> Broker::Spawn(std::string_view url) {
   if (shutting_down_) return MakeError(Errc::kState, "broker is shutting down");
   std::string page(url.empty() ? std::string_view(options_.page) : url);
   if (!IsValidUrl(page)) return MakeError(Errc::kInvalidArgument, "invalid url");
+  if (auto b = CheckMemoryBudget(); !b) return std::unexpected(b.error());
   int id = next_id_++;
   RendererHostEnv& env = *this;
   auto& host = hosts_[id] = std::make_unique<RendererHost>(env, id, std::move(page));
@@ -342,11 +375,27 @@ void Broker::Shutdown() {
   for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
 
+namespace {
+
+// The slot's snapshot with its live process's cgroup figures, read from the cgroup now.
+RendererSnapshot SnapshotWithCgroup(const RendererHost& host, int64_t now) {
+  RendererSnapshot s = host.Snapshot(now);
+  const RendererProcess* p = host.process();
+  if (p != nullptr && p->cgroup().valid()) {
+    s.cgroup_path = p->cgroup().path();
+    s.memory_limit = p->cgroup().limits().memory_bytes;
+    s.cgroup_usage = p->cgroup().Usage();
+  }
+  return s;
+}
+
+}  // namespace
+
 std::vector<RendererSnapshot> Broker::List() const {
   std::vector<RendererSnapshot> out;
   int64_t now = MonotonicNs();
   for (const auto& [id, host] : hosts_) {
-    if (host->state() != RendererState::kClosed) out.push_back(host->Snapshot(now));
+    if (host->state() != RendererState::kClosed) out.push_back(SnapshotWithCgroup(*host, now));
   }
   return out;
 }
@@ -354,7 +403,7 @@ std::vector<RendererSnapshot> Broker::List() const {
 std::optional<RendererSnapshot> Broker::Get(int id) const {
   auto h = Find(id);
   if (!h) return std::nullopt;
-  return (*h)->Snapshot(MonotonicNs());
+  return SnapshotWithCgroup(**h, MonotonicNs());
 }
 
 const FrameReader* Broker::Frames(int id) const {

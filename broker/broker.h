@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/cgroup.h"
 #include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
@@ -92,6 +93,10 @@ struct BrokerOptions {
   int term_grace_ms = 1000;           // a close's request (or SIGTERM) to its SIGKILL
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
   bool sandbox = true;                // false: --no-sandbox, renderers run with no layer at all
+  CgroupLimits cgroup;                // each renderer's cgroup (--renderer-memory, --renderer-cpu)
+  uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
+  // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
+  int oom_score_adj = 300;
 };
 
 struct RendererSnapshot {
@@ -109,6 +114,10 @@ struct RendererSnapshot {
   uint32_t fps = 0;
   uint32_t render_us = 0;
   uint64_t messages_in = 0;
+  // Its cgroup: empty path when it has none (then the usage figures are -1).
+  std::string cgroup_path;
+  uint64_t memory_limit = 0;
+  CgroupUsage cgroup_usage;
 };
 
 struct BrokerStats {
@@ -131,6 +140,7 @@ struct LaunchSite {
   std::optional<NamespaceSpec> namespaces;
   std::string sandbox_root;
   int dev_null = -1;  // the renderer's fd 0 (-1: it keeps the broker's, as in a unit test)
+  const CgroupSupport* cgroups = nullptr;  // null or kNone: no cgroup per renderer
 };
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
@@ -222,6 +232,9 @@ class Broker final : private RendererHostEnv {
   std::string sandbox_root() const { return holder_ ? holder_->empty_root() : std::string(); }
   // The renderer's sandbox as seen from outside, through /proc.
   Result<SandboxReport> Sandbox(int id) const;
+  // Where renderer cgroups go, or why there are none; and the budget their limits share.
+  const CgroupSupport& cgroups() const { return cgroups_; }
+  uint64_t memory_budget() const { return memory_budget_; }
 
  private:
   // RendererHostEnv.
@@ -235,6 +248,11 @@ class Broker final : private RendererHostEnv {
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
+  // Finds where renderer cgroups go, removes those a dead broker left, and sets the budget.
+  void SetUpCgroups();
+  // A spawn past the memory budget is refused: the core has no notion of a hidden renderer to
+  // discard instead, and refusing says plainly why no renderer appeared.
+  Result<void> CheckMemoryBudget() const;
   Result<RendererHost*> Find(int id) const;
   void ScheduleRemoval(int id);
   void Tick();
@@ -257,6 +275,8 @@ class Broker final : private RendererHostEnv {
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
+  CgroupSupport cgroups_;
+  uint64_t memory_budget_ = 0;
 };
 
 }  // namespace sbx

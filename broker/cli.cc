@@ -84,6 +84,12 @@ const char* CommandLineHelp() {
          "  --fps N                    frames per second (1-240, default 30)\n"
          "  --renderer-path PATH       another renderer binary speaking docs/PROTOCOL.md\n"
          "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'strace -f -o FILE'\n"
+         "  --renderer-memory MIB      each renderer's cgroup memory limit, no swap on top\n"
+         "                             (16-65536, default 256: below its 1 GiB address space)\n"
+         "  --renderer-cpu PERCENT     each renderer's CPU bound, in percent of one CPU\n"
+         "                             (1-6400, default 50)\n"
+         "  --memory-budget MIB        renderers' memory limits summed may not exceed it; a\n"
+         "                             spawn past it is refused (default half of RAM)\n"
          "  --help                     this text\n";
 }
 
@@ -142,6 +148,21 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
       auto n = ParseIntOption(*v, protocol::kMinFps, protocol::kMaxFps);
       if (!n) return bad(*v);
       cl.broker.fps = static_cast<uint32_t>(*n);
+    } else if (name == "--renderer-memory" || name == "--memory-budget") {
+      auto v = value();
+      if (!v) return std::unexpected(v.error());
+      auto n = name == "--renderer-memory" ? ParseIntOption(*v, 16, 65536)
+                                           : ParseIntOption(*v, 16, 1 << 24);
+      if (!n) return bad(*v);
+      uint64_t bytes = static_cast<uint64_t>(*n) << 20;
+      (name == "--renderer-memory" ? cl.broker.cgroup.memory_bytes : cl.broker.memory_budget) =
+          bytes;
+    } else if (name == "--renderer-cpu") {
+      auto v = value();
+      if (!v) return std::unexpected(v.error());
+      auto n = ParseIntOption(*v, 1, 6400);
+      if (!n) return bad(*v);
+      cl.broker.cgroup.cpu_percent = *n;
     } else if (name == "--page") {
       auto v = value();
       if (!v) return std::unexpected(v.error());

@@ -1,5 +1,7 @@
 #include "broker/death_detection.h"
 
+#include <signal.h>
+
 #include <utility>
 
 #include "broker/cmd_prefix.h"
@@ -14,6 +16,15 @@ ExitInfo ExplainExit(ExitInfo info, std::string_view kill_note,
     info.detail = std::string(kill_note);
   }
   if (info.detail.empty()) info.detail = WrapperExitNote(cmd_prefix);
+  return info;
+}
+
+ExitInfo ClassifyCgroupOom(ExitInfo info, int64_t oom_kills, uint64_t limit_bytes) {
+  // A broker kill (bad-message, hung) keeps its name: the broker's reason is the one it acted on.
+  if (info.status != ExitStatus::kKilled || info.signal != SIGKILL || oom_kills <= 0) return info;
+  info.status = ExitStatus::kOom;
+  info.detail = "killed by the kernel at its cgroup memory limit of " +
+                std::to_string(limit_bytes >> 20) + " MiB";
   return info;
 }
 

@@ -34,6 +34,11 @@ inline constexpr int64_t kPipeClosedGraceNs = 1'000'000'000;
 ExitInfo ExplainExit(ExitInfo reaped, std::string_view kill_note,
                      const std::vector<std::string>& cmd_prefix);
 
+// A renderer SIGKILLed while its memory cgroup counts an OOM kill (`oom_kills` > 0: memory.events
+// or memory.oom_control) died of the cgroup's memory limit: `oom`, with the limit in the detail.
+// Any other exit is returned as it was.
+ExitInfo ClassifyCgroupOom(ExitInfo info, int64_t oom_kills, uint64_t limit_bytes);
+
 // The exit a failed launch is reported as.
 ExitInfo LaunchFailedExit(const Error& e);
 

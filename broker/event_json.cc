@@ -57,6 +57,15 @@ json SnapshotToJson(const RendererSnapshot& s) {
             {"messages_in", s.messages_in}};
   j["last_exit"] =
       s.last_exit.status == ExitStatus::kNone ? json::object() : ExitToJson(s.last_exit);
+  // Empty when the renderer has no cgroup (docs/SANDBOX.md); -1 where the hierarchy has no file.
+  j["cgroup"] = json::object();
+  if (!s.cgroup_path.empty()) {
+    j["cgroup"] = {{"path", s.cgroup_path},
+                   {"memory_limit", s.memory_limit},
+                   {"memory_current", s.cgroup_usage.memory_bytes},
+                   {"pids_current", s.cgroup_usage.pids},
+                   {"throttled_us", s.cgroup_usage.throttled_us}};
+  }
   return j;
 }
 

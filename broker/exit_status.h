@@ -14,7 +14,7 @@ enum class ExitStatus {
   kKilled,            // a terminating signal that is not a crash (SIGKILL, SIGTERM, SIGINT, ...)
   kCrashed,           // SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGTRAP
   kSandboxViolation,  // SIGSYS (a seccomp kill)
-  kOom,               // exited with protocol::kExitOom
+  kOom,               // exited with protocol::kExitOom, or killed at its cgroup memory limit
   kLaunchFailed,      // the child recipe or the renderer's sandbox setup failed (exit 127)
   kBadMessage,        // killed by the broker for a protocol violation
   kHung,              // killed by the broker's hang watchdog (or a person choosing "Kill")

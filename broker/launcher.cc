@@ -122,6 +122,9 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
 // program starts a process group of its own.
 [[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
                               int parent_pidfd, int sync_fd, int max_target) {
+  for (int fd : spec.cgroup_procs) {
+    if (::write(fd, "0", 1) != 1) ChildFail(sync_fd, LaunchStep::kCgroup);
+  }
   ResetSignals(sync_fd);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   // The parent may have died before PDEATHSIG was armed; then nobody would ever kill us. Across
@@ -431,6 +434,8 @@ const char* LaunchStepName(LaunchStep step) {
       return "mount the empty root";
     case LaunchStep::kProcessGroup:
       return "own process group";
+    case LaunchStep::kCgroup:
+      return "join the renderer's cgroup";
   }
   return "unknown step";
 }

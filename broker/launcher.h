@@ -71,6 +71,10 @@ struct LaunchSpec {
   // or lease it could change under the broker.
   std::array<int, 3> stdio = {-1, -1, -1};
   std::optional<NamespaceSpec> namespaces;
+  // cgroup.procs files (fds in the parent, open for writing), one per hierarchy: the program
+  // writes "0" (itself) to each as its first step, so it is inside its cgroup before it execs,
+  // and alone there (a namespace's init and joiner stay outside; RendererCgroup).
+  std::vector<int> cgroup_procs;
 };
 
 // Every process a launch made, each owned. Declared so that destruction ends the program first:
@@ -98,6 +102,7 @@ enum class LaunchStep : int {
   kInit,
   kMount,
   kProcessGroup,
+  kCgroup,
 };
 const char* LaunchStepName(LaunchStep step);
 

@@ -1,11 +1,13 @@
 #include "broker/renderer_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 #include <utility>
 
@@ -56,6 +58,20 @@ std::optional<QueuePair> HeartbeatQueue(bool disabled, std::string& why_not) {
     return std::nullopt;
   }
   return std::move(*q);
+}
+
+// Chrome's way: renderers above the browser, so that the kernel's OOM killer picks one of them
+// before the broker or the window. Written by the broker, which holds CAP_SYS_RESOURCE when it
+// is root: that also makes the value the renderer's floor, which it cannot lower again.
+void RaiseOomScore(pid_t pid, int adj) {
+  if (pid <= 0 || adj == 0) return;
+  std::string path = "/proc/" + std::to_string(pid) + "/oom_score_adj";
+  std::string value = std::to_string(adj);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || !WriteAll(fd.get(), {reinterpret_cast<const uint8_t*>(value.data()), value.size()})) {
+    std::fprintf(stderr, "sbx: cannot raise the oom_score_adj of renderer pid %d: %s\n",
+                 static_cast<int>(pid), std::strerror(errno));
+  }
 }
 
 LaunchSpec RendererSpec(const BrokerOptions& opt, const LaunchSite& site, LaunchArgs args,
@@ -168,8 +184,11 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
                                  {to_renderer->read.get(), from_renderer->write.get(),
                                   frames_->fd(), queue ? queue->writer.get() : -1});
   spec.stdio = {site->dev_null, log->child_end.get(), log->child_end.get()};
+  if (auto c = MakeCgroup(*site); !c) return std::unexpected(c.error());
+  spec.cgroup_procs = cgroup_.procs_fds();
   auto child = sbx::Launch(spec);
   if (!child) return std::unexpected(child.error());
+  RaiseOomScore(child->process.pid(), opt.oom_score_adj);
   log_ = std::move(log->log);
   // Reaped off the spawn path: its exit tears down a copy of our address space.
   env_.ReapLater(std::move(child->joiner));
@@ -202,6 +221,14 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
       .U32(opt.fps)
       .U32(static_cast<uint32_t>(::getpid()));
   (void)Send(MsgType::kHello, hello.data());
+  return {};
+}
+
+Result<void> RendererProcess::MakeCgroup(const LaunchSite& site) {
+  if (site.cgroups == nullptr || site.cgroups->mode == CgroupMode::kNone) return {};
+  auto cg = RendererCgroup::Create(*site.cgroups, env_.options().cgroup);
+  if (!cg) return std::unexpected(cg.error());
+  cgroup_ = std::move(*cg);
   return {};
 }
 
@@ -239,6 +266,11 @@ void RendererProcess::ReleaseKernelObjects() {
 void RendererProcess::OnExitReadable() {
   auto exit = DetectDeath(process_, kill_reason_, kill_note_, env_.options().cmd_prefix);
   if (!exit) return;
+  if (cgroup_.valid()) {
+    *exit = ClassifyCgroupOom(std::move(*exit), cgroup_.Usage().oom_kills,
+                              cgroup_.limits().memory_bytes);
+    cgroup_.Remove();  // it held the renderer alone, which is reaped
+  }
   // What it wrote last (a crash message, say) comes before its exit.
   if (log_) log_->Finish();
   // Every fd of the process closes right here; the frame buffer and the init wait until the

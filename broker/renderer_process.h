@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "broker/cgroup.h"
 #include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
@@ -117,6 +118,8 @@ class RendererProcess {
   const ProcessFigures& figures() const { return figures_; }
   uint64_t messages_in() const { return messages_in_; }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
+  // Its cgroup (invalid when it has none); removed as soon as the process is reaped.
+  const RendererCgroup& cgroup() const { return cgroup_; }
   // Set when there is no message queue: why not.
   const std::string& fallback_reason() const { return fallback_reason_; }
 
@@ -127,6 +130,8 @@ class RendererProcess {
   };
 
   Result<void> Spawn(const std::string& page);
+  // Its cgroup, when the broker has a hierarchy for one; an error fails the launch.
+  Result<void> MakeCgroup(const LaunchSite& site);
   void WatchChannelAndQueue();
   void OnExitReadable();
   void OnControlReadable();
@@ -151,8 +156,9 @@ class RendererProcess {
   const int id_;
   Delegate* delegate_;
 
-  ChildProcess process_;  // the renderer: signals go here
-  ChildProcess init_;     // sandboxed: the namespace's init, killed once the renderer is gone
+  RendererCgroup cgroup_;  // declared first: removed after the process is reaped
+  ChildProcess process_;   // the renderer: signals go here
+  ChildProcess init_;      // sandboxed: the namespace's init, killed once the renderer is gone
   std::optional<Channel> channel_;
   std::optional<FrameReader> frames_;
   UniqueFd queue_;

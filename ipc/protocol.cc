@@ -81,13 +81,15 @@ std::string_view CrashKindName(CrashKind k) {
       return "stack-overflow";
     case CrashKind::kEscape:
       return "escape";
+    case CrashKind::kOomKill:
+      return "oom-kill";
   }
   return "unknown";
 }
 
 bool CrashKindFromName(std::string_view name, CrashKind* out) {
-  for (auto k :
-       {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow, CrashKind::kEscape}) {
+  for (auto k : {CrashKind::kSegv, CrashKind::kAbort, CrashKind::kStackOverflow, CrashKind::kEscape,
+                 CrashKind::kOomKill}) {
     if (name == CrashKindName(k)) {
       *out = k;
       return true;

@@ -47,7 +47,14 @@ enum class MsgType : uint16_t {
 
 enum class Direction { kToRenderer, kToBroker };
 
-enum class CrashKind : uint32_t { kSegv = 1, kAbort = 2, kStackOverflow = 3, kEscape = 4 };
+// kOomKill touches memory until its cgroup's memory limit has the kernel kill it.
+enum class CrashKind : uint32_t {
+  kSegv = 1,
+  kAbort = 2,
+  kStackOverflow = 3,
+  kEscape = 4,
+  kOomKill = 5,
+};
 
 // Header of every pipe message, native byte order (both ends are on one machine).
 struct MessageHeader {

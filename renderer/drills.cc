@@ -128,6 +128,18 @@ void TryToRunCode(EscapeDrill& d) {
 
 }  // namespace
 
+// Touches memory in 16 MiB steps with no cap of its own: the renderer's cgroup limit (256 MiB by
+// default, below the 1 GiB address-space rlimit) has the kernel's OOM killer end it with
+// SIGKILL. Without a cgroup the address-space limit stops it instead, and it exits kExitOom.
+[[noreturn]] void ExhaustMemory() {
+  constexpr size_t kChunk = 16u << 20;
+  for (;;) {
+    void* p = ::mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) ::_exit(protocol::kExitOom);
+    std::memset(p, 0x5A, kChunk);
+  }
+}
+
 [[noreturn]] void Crash(protocol::CrashKind kind) {
   switch (kind) {
     case protocol::CrashKind::kSegv: {
@@ -143,6 +155,8 @@ void TryToRunCode(EscapeDrill& d) {
       std::abort();
     case protocol::CrashKind::kEscape:  // Escape's
       break;
+    case protocol::CrashKind::kOomKill:
+      ExhaustMemory();
     case protocol::CrashKind::kStackOverflow: {
       volatile int depth = 0;
       std::printf("%d\n", Recurse(&depth));

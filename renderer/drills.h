@@ -12,7 +12,7 @@
 
 namespace sbx::renderer {
 
-// segv, abort or stack-overflow (kEscape is Escape's).
+// segv, abort, stack-overflow or oom-kill (kEscape is Escape's).
 [[noreturn]] void Crash(protocol::CrashKind kind);
 
 // Spins forever without a frame or a heartbeat.

@@ -227,7 +227,7 @@ bool Renderer::Handle(const Message& m) {
       return false;
     case MsgType::kCrash: {
       auto kind = DecodeU32(m);
-      if (!kind || *kind < 1 || *kind > 4) return false;
+      if (!kind || *kind < 1 || *kind > 5) return false;
       if (*kind == static_cast<uint32_t>(protocol::CrashKind::kEscape)) {
         Escape(args_.sandbox, broker_pid_, [this](const std::string& line) { Report(line); });
       }

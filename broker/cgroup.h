@@ -1,0 +1,90 @@
+// A cgroup per renderer (nsjail's cgroup.cc and cgroup2.cc): memory, process and CPU bounds the
+// renderer cannot lift, and the kernel's word on whether it died of its memory limit.
+//
+// Layout, in each hierarchy used: <the broker's own cgroup>/sbx-<broker pid>/r-<n>. The limits
+// are written before the renderer joins, and the renderer joins before it execs (the launcher's
+// LaunchSpec::cgroup_procs), so it never runs a single instruction unbounded. A renderer's
+// directory is removed once it is reaped; the directory of a broker that died (its pid gone) is
+// removed by the next broker's start-up sweep.
+//
+// cgroup v2 when the unified hierarchy offers memory, pids and cpu to the broker's cgroup; else
+// cgroup v1 when those three controllers are mounted separately and writable; else none, and the
+// renderer is bounded per process only (its rlimits).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ipc/error.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+enum class CgroupMode { kNone, kV1, kV2 };
+const char* CgroupModeName(CgroupMode m);
+
+struct CgroupLimits {
+  uint64_t memory_bytes = uint64_t{256} << 20;  // memory.max (no swap on top)
+  int pids = 32;                                // pids.max: the renderer, its threads, children
+  int cpu_percent = 50;                         // cpu.max, of one CPU
+};
+
+// Where renderer cgroups go, or why nowhere. Found once per broker (DetectCgroups).
+struct CgroupSupport {
+  CgroupMode mode = CgroupMode::kNone;
+  std::string reason;  // kNone: why; else where the per-broker directories are
+  // The per-broker directory in each hierarchy used: one for v2; memory, pids, cpu for v1.
+  std::vector<std::string> broker_dirs;
+};
+
+// Reads /proc/self/cgroup and /proc/self/mountinfo, creates the per-broker directories (and on
+// v2 hands the controllers down to them) and returns what can be used. Never fails: the worst
+// is kNone with the reason.
+CgroupSupport DetectCgroups();
+
+// Removes the per-broker directories whose broker pid no longer runs, with their renderer
+// directories, in the hierarchies `support` uses. Returns how many broker directories it removed.
+int SweepStaleCgroups(const CgroupSupport& support);
+
+// Removes this broker's own directories if they are empty (another broker of this process may
+// still use them: then they stay, for the next start's sweep).
+void RemoveBrokerCgroups(const CgroupSupport& support);
+
+// What a renderer's cgroup shows now; -1 where the hierarchy does not say.
+struct CgroupUsage {
+  int64_t memory_bytes = -1;
+  int64_t pids = -1;
+  int64_t throttled_us = -1;  // time its threads waited for CPU beyond their bound
+  int64_t oom_kills = -1;     // times the kernel killed in it for the memory limit
+};
+
+// One renderer's cgroup directories, limits written. Move-only; destruction removes them (they
+// are empty once the renderer is reaped: only the renderer itself joined).
+class RendererCgroup {
+ public:
+  RendererCgroup() = default;
+  static Result<RendererCgroup> Create(const CgroupSupport& support, const CgroupLimits& limits);
+  RendererCgroup(RendererCgroup&& o) noexcept;
+  RendererCgroup& operator=(RendererCgroup&& o) noexcept;
+  ~RendererCgroup();
+
+  bool valid() const { return !dirs_.empty(); }
+  // Open for writing, one per hierarchy: the launcher's child writes "0" to each before exec.
+  std::vector<int> procs_fds() const;
+  // The memory hierarchy's directory (v2: the only one), as the report shows it.
+  const std::string& path() const { return path_; }
+  const CgroupLimits& limits() const { return limits_; }
+  CgroupUsage Usage() const;
+  // Removes the directories now (a no-op if already done); the renderer must be reaped.
+  void Remove();
+
+ private:
+  CgroupMode mode_ = CgroupMode::kNone;
+  CgroupLimits limits_;
+  std::string path_;
+  std::vector<std::string> dirs_;  // v1: memory, pids, cpu
+  std::vector<UniqueFd> procs_;
+};
+
+}  // namespace sbx
