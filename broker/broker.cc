@@ -13,6 +13,7 @@
 #include "broker/cmd_prefix.h"
 #include "broker/hang_watchdog.h"
 #include "broker/renderer_host.h"
+#include "broker/renderer_process.h"
 #include "ipc/codec.h"
 #include "ipc/posix.h"
 
@@ -45,6 +46,13 @@ std::string_view EventTypeName(EventType t) {
 }
 
 namespace {
+
+// A slot's snapshot with its live process's channels.
+RendererSnapshot WithIpc(const RendererHost& host, int64_t now) {
+  RendererSnapshot s = host.Snapshot(now);
+  if (const RendererProcess* p = host.process()) s.ipc = p->Ipc(now);
+  return s;
+}
 
 constexpr int64_t kStraySweepPeriodNs = 1'000'000'000;
 
@@ -183,6 +191,20 @@ int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; 
 void Broker::AddObserver(BrokerObserver* o) { observers_.push_back(o); }
 
 void Broker::RemoveObserver(BrokerObserver* o) { std::erase(observers_, o); }
+
+void Broker::AddIpcObserver(BrokerObserver* o) { ipc_observers_.push_back(o); }
+
+void Broker::RemoveIpcObserver(BrokerObserver* o) { std::erase(ipc_observers_, o); }
+
+void Broker::CountControl(bool inbound, size_t bytes) {
+  ++(inbound ? stats_.control_lines_in : stats_.control_lines_out);
+  (inbound ? stats_.control_bytes_in : stats_.control_bytes_out) += bytes;
+}
+
+void Broker::NotifyIpc(int id, const IpcRecord& record) {
+  // By index, no copy: this runs for every message, and an observer may remove itself.
+  for (size_t i = 0; i < ipc_observers_.size(); ++i) ipc_observers_[i]->OnIpc(id, record);
+}
 
 void Broker::Emit(const BrokerEvent& e) {
   BrokerEvent copy = e;
@@ -346,7 +368,7 @@ std::vector<RendererSnapshot> Broker::List() const {
   std::vector<RendererSnapshot> out;
   int64_t now = MonotonicNs();
   for (const auto& [id, host] : hosts_) {
-    if (host->state() != RendererState::kClosed) out.push_back(host->Snapshot(now));
+    if (host->state() != RendererState::kClosed) out.push_back(WithIpc(*host, now));
   }
   return out;
 }
@@ -354,7 +376,13 @@ std::vector<RendererSnapshot> Broker::List() const {
 std::optional<RendererSnapshot> Broker::Get(int id) const {
   auto h = Find(id);
   if (!h) return std::nullopt;
-  return (*h)->Snapshot(MonotonicNs());
+  return WithIpc(**h, MonotonicNs());
+}
+
+std::vector<IpcRecord> Broker::IpcRecent(int id, size_t max) const {
+  auto h = Find(id);
+  if (!h || (*h)->process() == nullptr) return {};
+  return (*h)->process()->inspector().Recent(max);
 }
 
 const FrameReader* Broker::Frames(int id) const {

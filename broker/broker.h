@@ -20,6 +20,7 @@
 #include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
+#include "broker/ipc_inspector.h"
 #include "broker/launcher.h"
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
@@ -76,6 +77,9 @@ class BrokerObserver {
   virtual void OnFrame(int /*id*/, uint64_t /*frame_number*/) {}
   // A heartbeat arrived; latency is its mq_send-to-handling delay.
   virtual void OnHeartbeat(int /*id*/, const protocol::Heartbeat& /*hb*/, int64_t /*latency_ns*/) {}
+  // One message on any mechanism, as the inspector recorded it; only for observers added with
+  // AddIpcObserver (a tracer), so the others cost nothing per message.
+  virtual void OnIpc(int /*id*/, const IpcRecord& /*record*/) {}
 };
 
 struct BrokerOptions {
@@ -92,6 +96,7 @@ struct BrokerOptions {
   int term_grace_ms = 1000;           // a close's request (or SIGTERM) to its SIGKILL
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
   bool sandbox = true;                // false: --no-sandbox, renderers run with no layer at all
+  bool inspector = true;              // per-mechanism IPC counters and the ring of recent messages
 };
 
 struct RendererSnapshot {
@@ -109,6 +114,7 @@ struct RendererSnapshot {
   uint32_t fps = 0;
   uint32_t render_us = 0;
   uint64_t messages_in = 0;
+  std::optional<IpcSnapshot> ipc;  // the live process's channels
 };
 
 struct BrokerStats {
@@ -121,6 +127,11 @@ struct BrokerStats {
   uint64_t messages_in = 0;
   uint64_t heartbeats = 0;
   int64_t uptime_ms = 0;
+  // The control socket's traffic: command lines read, reply and trace lines written.
+  uint64_t control_lines_in = 0;
+  uint64_t control_bytes_in = 0;
+  uint64_t control_lines_out = 0;
+  uint64_t control_bytes_out = 0;
 };
 
 // Where and how a renderer is launched: the binary, the sandbox level and, at the full level,
@@ -147,6 +158,8 @@ class RendererHostEnv {
   virtual void Emit(const BrokerEvent& e) = 0;
   virtual void NotifyFrame(int id, uint64_t frame) = 0;
   virtual void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) = 0;
+  // A message the renderer's inspector recorded, for tracers.
+  virtual void NotifyIpc(int /*id*/, const IpcRecord& /*record*/) {}
   // The binary and sandbox for the next launch (at the full level this may have to recreate the
   // namespace holder, and fail).
   virtual Result<LaunchSite> PrepareLaunch() = 0;
@@ -181,6 +194,11 @@ class Broker : private RendererHostEnv {
   const BrokerOptions& options() const override { return options_; }
   void AddObserver(BrokerObserver* o);
   void RemoveObserver(BrokerObserver* o);
+  // Observers told of every IPC message (OnIpc), such as a `trace` client's server.
+  void AddIpcObserver(BrokerObserver* o);
+  void RemoveIpcObserver(BrokerObserver* o);
+  // The control socket counts its traffic here, for `stats`.
+  void CountControl(bool inbound, size_t bytes);
 
   // Spawns options().renderers renderers on options().page.
   Result<void> Start();
@@ -220,6 +238,9 @@ class Broker : private RendererHostEnv {
   const std::string& sandbox_note() const { return sandbox_note_; }
   // The directory renderers chroot into (empty and read-only in their mount namespace).
   std::string sandbox_root() const { return holder_ ? holder_->empty_root() : std::string(); }
+  // The live process's last messages, oldest first (empty when none or the inspector is off).
+  std::vector<IpcRecord> IpcRecent(int id, size_t max = IpcInspector::kRingSize) const;
+  int64_t start_ns() const { return start_ns_; }
   // The renderer's sandbox as seen from outside, through /proc.
   Result<SandboxReport> Sandbox(int id) const;
 
@@ -229,6 +250,7 @@ class Broker : private RendererHostEnv {
   void Emit(const BrokerEvent& e) override;
   void NotifyFrame(int id, uint64_t frame) override;
   void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) override;
+  void NotifyIpc(int id, const IpcRecord& record) override;
   Result<LaunchSite> PrepareLaunch() override;
   // Meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
   void ReapLater(ChildProcess child) override;
@@ -246,6 +268,7 @@ class Broker : private RendererHostEnv {
   int next_id_ = 1;
   std::map<int, std::unique_ptr<RendererHost>> hosts_;
   std::vector<BrokerObserver*> observers_;
+  std::vector<BrokerObserver*> ipc_observers_;
   BrokerStats stats_;
   bool shutting_down_ = false;
   EventLoop::Token tick_timer_ = 0;
