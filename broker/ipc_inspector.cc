@@ -16,7 +16,7 @@ using protocol::MsgType;
 
 constexpr int64_t kNsPerSecond = 1'000'000'000;
 constexpr const char* kNames[kMechanismCount] = {"pipe-out", "pipe-in", "shm",
-                                                  "mq",       "signal",  "pidfd"};
+                                                 "mq",       "signal",  "pidfd"};
 
 // Fixed-offset reads from a payload that may be short: absent fields read as 0.
 uint32_t U32At(std::span<const uint8_t> p, size_t at) {
@@ -120,8 +120,7 @@ const IpcRecord* IpcInspector::RecordPipe(int64_t now, Mechanism m, MsgType type
   char text[48];
   switch (type) {
     case MsgType::kHello:
-      std::snprintf(s, cap, "pid %u, %u fps, broker pid %u", U32At(p, 0), U32At(p, 4),
-                    U32At(p, 8));
+      std::snprintf(s, cap, "pid %u, %u fps, broker pid %u", U32At(p, 0), U32At(p, 4), U32At(p, 8));
       break;
     case MsgType::kNavigate:
       StrAt(p, 0, text, sizeof text);
@@ -135,7 +134,8 @@ const IpcRecord* IpcInspector::RecordPipe(int64_t now, Mechanism m, MsgType type
       std::snprintf(s, cap, "token %llu", static_cast<unsigned long long>(U64At(p, 0)));
       break;
     case MsgType::kCrash: {
-      std::string_view kind = protocol::CrashKindName(static_cast<protocol::CrashKind>(U32At(p, 0)));
+      std::string_view kind =
+          protocol::CrashKindName(static_cast<protocol::CrashKind>(U32At(p, 0)));
       std::snprintf(s, cap, "%.*s", static_cast<int>(kind.size()), kind.data());
       break;
     }

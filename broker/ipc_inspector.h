@@ -61,11 +61,11 @@ struct IpcCounterView {
 // The inspector's figures plus what the owner read from the kernel when asked (-1: none).
 struct IpcSnapshot {
   std::array<IpcCounterView, kMechanismCount> counters{};
-  uint64_t recorded = 0;         // messages ever recorded; the ring keeps the last kRingSize
-  long queue_depth = -1;         // messages waiting in the heartbeat queue (mq_getattr)
-  long pipe_in_waiting = -1;     // bytes the renderer wrote that the broker has not read yet
-  long pipe_out_waiting = -1;    // bytes in the pipe the renderer has not read yet
-  size_t outbound_queued = 0;    // bytes the broker holds because the pipe was full
+  uint64_t recorded = 0;       // messages ever recorded; the ring keeps the last kRingSize
+  long queue_depth = -1;       // messages waiting in the heartbeat queue (mq_getattr)
+  long pipe_in_waiting = -1;   // bytes the renderer wrote that the broker has not read yet
+  long pipe_out_waiting = -1;  // bytes in the pipe the renderer has not read yet
+  size_t outbound_queued = 0;  // bytes the broker holds because the pipe was full
   bool enabled = true;
 };
 

@@ -40,7 +40,8 @@ class InspectorCountTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(InspectorCountTest, CountersMatchWhatTheRendererSent) {
   const bool on_pipe = GetParam();
-  std::vector<std::string> args = {"--renderers",     "1", "--hang-timeout", "60000",
+  std::vector<std::string> args = {"--renderers",     "1",
+                                   "--hang-timeout",  "60000",
                                    "--renderer-path", BinPath("sbx-evil-renderer"),
                                    "--page",          "evil://counted"};
   if (on_pipe) args.push_back("--heartbeat-pipe");
@@ -101,8 +102,8 @@ std::set<std::string> ReadTrace(ControlConnection& c, const std::set<std::string
     std::string type = line->value("type", "");
     std::string summary = line->value("summary", "");
     bool decoded = !type.empty() && line->value("id", 0) == 1;
-    if (m == "pipe-in" && type == "frame-ready") decoded &= summary.find("frame ") == 0 ||
-                                                            summary.find("buffer") == 0;
+    if (m == "pipe-in" && type == "frame-ready")
+      decoded &= summary.find("frame ") == 0 || summary.find("buffer") == 0;
     if (m == "mq") decoded &= type == "heartbeat" && summary.find("frames") != std::string::npos;
     if (m == "signal") decoded &= type == "SIGCONT" || type == "SIGKILL";
     if (m == "pipe-out" && type == "set-fps") decoded &= summary == "20 fps";

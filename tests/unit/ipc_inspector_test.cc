@@ -61,8 +61,8 @@ TEST(IpcInspectorTest, DecodesPipeMessagesEvenInvalidOnes) {
   IpcInspector in(true);
   PayloadWriter w;
   w.U32(1).U64(42);
-  const IpcRecord* r = in.RecordPipe(1, Mechanism::kPipeToBroker, protocol::MsgType::kFrameReady,
-                                     9, w.data());
+  const IpcRecord* r =
+      in.RecordPipe(1, Mechanism::kPipeToBroker, protocol::MsgType::kFrameReady, 9, w.data());
   ASSERT_NE(r, nullptr);
   EXPECT_STREQ(r->summary.data(), "buffer 1, frame 42");
   EXPECT_EQ(r->size, 16u + 12u);
