@@ -138,6 +138,7 @@ Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool resta
   options.fps = kFps;
   options.restart = restart;
   options.sandbox = config.sandbox;
+  options.inspector = config.inspector;
   // Every kill must restart at once, as a first crash does; the default policy would back off
   // from the second crash on and declare a crash loop after five within 30 s.
   options.restart_policy.max_crashes = INT_MAX;

@@ -23,6 +23,7 @@ struct BenchConfig {
   bool quick = false;         // fewer samples: a smoke test of a few seconds
   std::string renderer_path;  // absolute path of sbx-renderer
   bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
+  bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
 };
 
 struct Measurement {

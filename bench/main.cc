@@ -126,11 +126,13 @@ struct Options {
 
 constexpr char kUsage[] =
     "usage: sbx-bench [--json] [--quick] [--only NAME] [--renderer-path PATH] [--no-sandbox]\n"
+    "                 [--no-inspector]\n"
     "  --json                one JSON object per line per figure\n"
     "  --quick               fewer samples: a smoke test of a few seconds\n"
     "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
+    "  --no-inspector        no per-mechanism IPC counters or ring, to measure what they cost\n"
     "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
     "                        measured, which is checked always)\n"
     "  --lecture             threads vs processes and every IPC approach, as a lecture's table\n"
@@ -165,6 +167,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.config.quick = true;
     } else if (arg == "--no-sandbox") {
       o.config.sandbox = false;
+    } else if (arg == "--no-inspector") {
+      o.config.inspector = false;
     } else if (arg == "--check") {
       o.check = true;
     } else if (arg == "--lecture") {
@@ -222,6 +226,7 @@ class Report {
     Append("sbx-bench: %s run, %ld cores, load average %.2f, renderer %s%s\n",
            o.config.quick ? "quick" : "full", cores, load[0], o.config.renderer_path.c_str(),
            o.config.sandbox ? "" : " (--no-sandbox)");
+    if (!o.config.inspector) Append("sbx-bench: the IPC inspector is off (--no-inspector)\n");
     Append("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
            "unit", "samples", "floor", "floor med", "ratio", "target", "met");
   }

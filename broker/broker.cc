@@ -47,6 +47,7 @@ std::string_view EventTypeName(EventType t) {
 
 namespace {
 
+// A slot's snapshot with its live process's channels.
 constexpr int64_t kStraySweepPeriodNs = 1'000'000'000;
 
 bool SeccompAvailable() {
@@ -216,6 +217,20 @@ void Broker::AddObserver(BrokerObserver* o) { observers_.push_back(o); }
 
 void Broker::RemoveObserver(BrokerObserver* o) { std::erase(observers_, o); }
 
+void Broker::AddIpcObserver(BrokerObserver* o) { ipc_observers_.push_back(o); }
+
+void Broker::RemoveIpcObserver(BrokerObserver* o) { std::erase(ipc_observers_, o); }
+
+void Broker::CountControl(bool inbound, size_t bytes) {
+  ++(inbound ? stats_.control_lines_in : stats_.control_lines_out);
+  (inbound ? stats_.control_bytes_in : stats_.control_bytes_out) += bytes;
+}
+
+void Broker::NotifyIpc(int id, const IpcRecord& record) {
+  // By index, no copy: this runs for every message, and an observer may remove itself.
+  for (size_t i = 0; i < ipc_observers_.size(); ++i) ipc_observers_[i]->OnIpc(id, record);
+}
+
 void Broker::Emit(const BrokerEvent& e) {
   BrokerEvent copy = e;
   copy.t_ms = NowMs();
@@ -378,9 +393,11 @@ void Broker::Shutdown() {
 namespace {
 
 // The slot's snapshot with its live process's cgroup figures, read from the cgroup now.
-RendererSnapshot SnapshotWithCgroup(const RendererHost& host, int64_t now) {
+// The slot's snapshot with what only the live process knows: its channels and its cgroup.
+RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now) {
   RendererSnapshot s = host.Snapshot(now);
   const RendererProcess* p = host.process();
+  if (p != nullptr) s.ipc = p->Ipc(now);
   if (p != nullptr && p->cgroup().valid()) {
     s.cgroup_path = p->cgroup().path();
     s.memory_limit = p->cgroup().limits().memory_bytes;
@@ -395,7 +412,7 @@ std::vector<RendererSnapshot> Broker::List() const {
   std::vector<RendererSnapshot> out;
   int64_t now = MonotonicNs();
   for (const auto& [id, host] : hosts_) {
-    if (host->state() != RendererState::kClosed) out.push_back(SnapshotWithCgroup(*host, now));
+    if (host->state() != RendererState::kClosed) out.push_back(LiveSnapshot(*host, now));
   }
   return out;
 }
@@ -403,7 +420,13 @@ std::vector<RendererSnapshot> Broker::List() const {
 std::optional<RendererSnapshot> Broker::Get(int id) const {
   auto h = Find(id);
   if (!h) return std::nullopt;
-  return SnapshotWithCgroup(**h, MonotonicNs());
+  return LiveSnapshot(**h, MonotonicNs());
+}
+
+std::vector<IpcRecord> Broker::IpcRecent(int id, size_t max) const {
+  auto h = Find(id);
+  if (!h || (*h)->process() == nullptr) return {};
+  return (*h)->process()->inspector().Recent(max);
 }
 
 const FrameReader* Broker::Frames(int id) const {

@@ -21,6 +21,7 @@
 #include "broker/child_process.h"
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
+#include "broker/ipc_inspector.h"
 #include "broker/launcher.h"
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
@@ -77,6 +78,9 @@ class BrokerObserver {
   virtual void OnFrame(int /*id*/, uint64_t /*frame_number*/) {}
   // A heartbeat arrived; latency is its mq_send-to-handling delay.
   virtual void OnHeartbeat(int /*id*/, const protocol::Heartbeat& /*hb*/, int64_t /*latency_ns*/) {}
+  // One message on any mechanism, as the inspector recorded it; only for observers added with
+  // AddIpcObserver (a tracer), so the others cost nothing per message.
+  virtual void OnIpc(int /*id*/, const IpcRecord& /*record*/) {}
 };
 
 struct BrokerOptions {
@@ -97,6 +101,7 @@ struct BrokerOptions {
   uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
   // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
   int oom_score_adj = 300;
+  bool inspector = true;  // per-mechanism IPC counters and the ring of recent messages
 };
 
 struct RendererSnapshot {
@@ -118,6 +123,7 @@ struct RendererSnapshot {
   std::string cgroup_path;
   uint64_t memory_limit = 0;
   CgroupUsage cgroup_usage;
+  std::optional<IpcSnapshot> ipc;  // the live process's channels
 };
 
 struct BrokerStats {
@@ -130,6 +136,11 @@ struct BrokerStats {
   uint64_t messages_in = 0;
   uint64_t heartbeats = 0;
   int64_t uptime_ms = 0;
+  // The control socket's traffic: command lines read, reply and trace lines written.
+  uint64_t control_lines_in = 0;
+  uint64_t control_bytes_in = 0;
+  uint64_t control_lines_out = 0;
+  uint64_t control_bytes_out = 0;
 };
 
 // Where and how a renderer is launched: the binary, the sandbox level and, at the full level,
@@ -157,6 +168,8 @@ class RendererHostEnv {
   virtual void Emit(const BrokerEvent& e) = 0;
   virtual void NotifyFrame(int id, uint64_t frame) = 0;
   virtual void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) = 0;
+  // A message the renderer's inspector recorded, for tracers.
+  virtual void NotifyIpc(int /*id*/, const IpcRecord& /*record*/) {}
   // The binary and sandbox for the next launch (at the full level this may have to recreate the
   // namespace holder, and fail).
   virtual Result<LaunchSite> PrepareLaunch() = 0;
@@ -191,6 +204,11 @@ class Broker final : private RendererHostEnv {
   const BrokerOptions& options() const override { return options_; }
   void AddObserver(BrokerObserver* o);
   void RemoveObserver(BrokerObserver* o);
+  // Observers told of every IPC message (OnIpc), such as a `trace` client's server.
+  void AddIpcObserver(BrokerObserver* o);
+  void RemoveIpcObserver(BrokerObserver* o);
+  // The control socket counts its traffic here, for `stats`.
+  void CountControl(bool inbound, size_t bytes);
 
   // Spawns options().renderers renderers on options().page.
   Result<void> Start();
@@ -230,6 +248,9 @@ class Broker final : private RendererHostEnv {
   const std::string& sandbox_note() const { return sandbox_note_; }
   // The directory renderers chroot into (empty and read-only in their mount namespace).
   std::string sandbox_root() const { return holder_ ? holder_->empty_root() : std::string(); }
+  // The live process's last messages, oldest first (empty when none or the inspector is off).
+  std::vector<IpcRecord> IpcRecent(int id, size_t max = IpcInspector::kRingSize) const;
+  int64_t start_ns() const { return start_ns_; }
   // The renderer's sandbox as seen from outside, through /proc.
   Result<SandboxReport> Sandbox(int id) const;
   // Where renderer cgroups go, or why there are none; and the budget their limits share.
@@ -242,6 +263,7 @@ class Broker final : private RendererHostEnv {
   void Emit(const BrokerEvent& e) override;
   void NotifyFrame(int id, uint64_t frame) override;
   void NotifyHeartbeat(int id, const protocol::Heartbeat& hb, int64_t latency_ns) override;
+  void NotifyIpc(int id, const IpcRecord& record) override;
   Result<LaunchSite> PrepareLaunch() override;
   // Meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
   void ReapLater(ChildProcess child) override;
@@ -264,6 +286,7 @@ class Broker final : private RendererHostEnv {
   int next_id_ = 1;
   std::map<int, std::unique_ptr<RendererHost>> hosts_;
   std::vector<BrokerObserver*> observers_;
+  std::vector<BrokerObserver*> ipc_observers_;
   BrokerStats stats_;
   bool shutting_down_ = false;
   EventLoop::Token tick_timer_ = 0;

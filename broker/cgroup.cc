@@ -340,8 +340,8 @@ Result<RendererCgroup> RendererCgroup::Create(const CgroupSupport& support,
     cg.dirs_.push_back(dir);  // from here the destructor removes it
   }
   cg.path_ = cg.dirs_.front();
-  auto limited =
-      cg.mode_ == CgroupMode::kV2 ? WriteLimitsV2(cg.path_, limits) : WriteLimitsV1(cg.dirs_, limits);
+  auto limited = cg.mode_ == CgroupMode::kV2 ? WriteLimitsV2(cg.path_, limits)
+                                             : WriteLimitsV1(cg.dirs_, limits);
   if (!limited) return std::unexpected(limited.error());
   for (const auto& dir : cg.dirs_) {
     std::string procs = dir + "/cgroup.procs";

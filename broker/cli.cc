@@ -79,6 +79,8 @@ const char* CommandLineHelp() {
          "  --kill-hung                kill unresponsive renderers (status hung) and restart\n"
          "  --no-restart               leave dead renderers dead\n"
          "  --no-sandbox               run renderers with no sandbox at all (warns loudly)\n"
+         "  --no-inspector             no per-channel IPC counters or trace (to measure their "
+         "cost)\n"
          "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
          "                             the fallback used when no queue can be created\n"
          "  --fps N                    frames per second (1-240, default 30)\n"
@@ -123,6 +125,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--no-sandbox") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.sandbox = false;
+    } else if (name == "--no-inspector") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.inspector = false;
     } else if (name == "--heartbeat-pipe") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.force_queue_fallback = true;

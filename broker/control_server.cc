@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdio>
@@ -114,6 +115,7 @@ constexpr const char* kHelp[] = {
     "fps ID N",
     "ping ID",
     "stats",
+    "trace [ID] [pipe|pipe-in|pipe-out|shm|mq|signal|pidfd]   (streams one line per message)",
     "help",
 };
 
@@ -190,6 +192,7 @@ void ListCommand(Broker& broker, const Words& words, const Reply& reply) {
   json rs = json::array();
   for (const auto& s : broker.List()) {
     json row = SnapshotToJson(s);
+    if (s.ipc) row["ipc"] = IpcSnapshotToJson(*s.ipc);
     auto report = broker.Sandbox(s.id);
     row["sandbox"] = report
                          ? SandboxReportToJson(*report)
@@ -292,7 +295,33 @@ void HelpCommand(Broker&, const Words&, const Reply& reply) { reply(HelpJson());
 
 void StatsCommand(Broker& broker, const Words& words, const Reply& reply) {
   if (words.size() != 1) return Usage(reply, "stats");
-  reply(StatsToJson(broker.Stats()));
+  BrokerStats stats = broker.Stats();
+  json j = StatsToJson(stats);
+  // Every live renderer's channels added up, and the control socket's own traffic.
+  std::array<IpcCounterView, kMechanismCount> sum{};
+  for (const auto& r : broker.List()) {
+    if (!r.ipc) continue;
+    for (size_t i = 0; i < kMechanismCount; ++i) {
+      sum[i].messages += r.ipc->counters[i].messages;
+      sum[i].bytes += r.ipc->counters[i].bytes;
+      sum[i].messages_per_s += r.ipc->counters[i].messages_per_s;
+      sum[i].bytes_per_s += r.ipc->counters[i].bytes_per_s;
+    }
+  }
+  IpcSnapshot total;
+  total.counters = sum;
+  json ipc = IpcCountersToJson(total);
+  ipc["control"] = {{"lines_in", stats.control_lines_in},
+                    {"bytes_in", stats.control_bytes_in},
+                    {"lines_out", stats.control_lines_out},
+                    {"bytes_out", stats.control_bytes_out}};
+  j["ipc"] = std::move(ipc);
+  reply(j);
+}
+
+void TraceCommand(Broker& broker, const Words&, const Reply& reply) {
+  (void)broker;
+  reply(ErrorJson("trace streams its lines: run it on the control socket (sbx-ctl trace)"));
 }
 
 struct Command {
@@ -307,9 +336,37 @@ constexpr Command kCommands[] = {
     {"crash", CrashCommand},       {"hang", OneIdCommand},   {"oom", OneIdCommand},
     {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand}, {"sandbox", SandboxCommand},
     {"navigate", NavigateCommand}, {"fps", FpsCommand},      {"ping", PingCommand},
+    {"trace", TraceCommand},
 };
 
 }  // namespace
+
+Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line) {
+  auto words = SplitWords(line);
+  constexpr const char* kForm =
+      "usage: trace [ID] [MECHANISM]   (MECHANISM: pipe, pipe-in, pipe-out, shm, mq, signal, "
+      "pidfd)";
+  TraceFilter f;
+  size_t i = 1;
+  if (i < words.size() && !words[i].empty() &&
+      std::isdigit(static_cast<unsigned char>(words[i][0]))) {
+    auto id = ParseId(words[i]);
+    if (!id) return MakeError(Errc::kInvalidArgument, kForm);
+    if (!broker.Get(*id)) return MakeError(Errc::kNotFound, "no renderer " + std::to_string(*id));
+    f.id = *id;
+    ++i;
+  }
+  if (i < words.size()) {
+    if (!IsMechanismFilter(words[i])) {
+      return MakeError(Errc::kInvalidArgument,
+                       "unknown mechanism: " + Shown(words[i]) + "; " + kForm);
+    }
+    f.mechanism = std::string(words[i]);
+    ++i;
+  }
+  if (i != words.size()) return MakeError(Errc::kInvalidArgument, kForm);
+  return f;
+}
 
 void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(json)> reply) {
   auto words = SplitWords(line);
@@ -358,6 +415,7 @@ ControlServer::ControlServer(Key, Broker& broker, std::string path, UniqueFd lis
 
 ControlServer::~ControlServer() {
   *alive_ = false;
+  if (tracers_ > 0) broker_.RemoveIpcObserver(this);
   broker_.loop().Unwatch(listen_watch_);
   for (auto& [id, c] : clients_) broker_.loop().Unwatch(c.watch);
   clients_.clear();
@@ -477,8 +535,10 @@ void ControlServer::ServeLines(uint64_t id) {
 void ControlServer::HandleLine(uint64_t id, std::string_view line) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
+  broker_.CountControl(true, line.size() + 1);
   size_t serial = it->second.next_serial++;
   it->second.replies.emplace_back();
+  if (StartTrace(id, serial, line)) return;
   std::weak_ptr<bool> alive = alive_;
   ExecuteCommand(broker_, line, [this, alive, id, serial](json reply) {
     if (alive.expired() || !*alive.lock()) return;  // the server is gone
@@ -494,6 +554,7 @@ void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
   c.replies[serial - c.first_serial] = std::move(reply);
   c.last_active_ns = MonotonicNs();
   while (!c.replies.empty() && c.replies.front()) {
+    broker_.CountControl(false, c.replies.front()->size() + 1);
     c.out += *c.replies.front();
     c.out += '\n';
     c.replies.pop_front();
@@ -517,7 +578,9 @@ void ControlServer::FlushClient(uint64_t id) {
     }
     c.out.erase(0, static_cast<size_t>(n));
   }
-  if (c.read_closed && c.out.empty() && c.replies.empty() && !HasWaitingLine(c)) return Drop(id);
+  if (c.read_closed && !c.trace && c.out.empty() && c.replies.empty() && !HasWaitingLine(c)) {
+    return Drop(id);
+  }
   UpdateInterest(c);
 }
 
@@ -536,7 +599,63 @@ void ControlServer::Drop(uint64_t id) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
   broker_.loop().Unwatch(it->second.watch);
+  if (it->second.trace && --tracers_ == 0) broker_.RemoveIpcObserver(this);
   clients_.erase(it);
+}
+
+// True when `line` was a trace command, answered in `serial` (the trace starts on success).
+bool ControlServer::StartTrace(uint64_t id, size_t serial, std::string_view line) {
+  auto words = SplitWords(line);
+  if (words.empty() || words[0] != "trace") return false;
+  auto f = ParseTrace(broker_, line);
+  if (!f) {
+    Fill(id, serial, DumpJson(ErrorJson(f.error().what)));
+    return true;
+  }
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return true;
+  Client& c = it->second;
+  if (!c.trace && tracers_++ == 0) broker_.AddIpcObserver(this);
+  json what = {{"id", f->id == 0 ? json("all") : json(f->id)},
+               {"mechanism", f->mechanism.empty() ? "all" : f->mechanism}};
+  c.trace = std::move(*f);
+  c.trace_dropped = 0;
+  Fill(id, serial, DumpJson({{"ok", true}, {"trace", what}}));
+  return true;
+}
+
+void ControlServer::OnIpc(int renderer, const IpcRecord& record) {
+  std::string line;
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    uint64_t id = it->first;
+    Client& c = it->second;
+    ++it;  // before FlushClient, which may drop this client
+    if (!c.trace || (c.trace->id != 0 && c.trace->id != renderer) ||
+        !MechanismMatches(c.trace->mechanism, record.mechanism)) {
+      continue;
+    }
+    if (line.empty()) line = DumpJson(IpcRecordToJson(renderer, record, broker_.start_ns()));
+    AppendTraceLine(c, line);
+    FlushClient(id);
+  }
+}
+
+void ControlServer::AppendTraceLine(Client& c, const std::string& line) {
+  // Replies still pending (a ping) keep their place: the trace resumes once they are out.
+  if (!c.replies.empty() || c.out.size() + line.size() + 64 > kMaxTraceBacklog) {
+    ++c.trace_dropped;
+    return;
+  }
+  if (c.trace_dropped > 0) {
+    std::string note = DumpJson({{"dropped", c.trace_dropped}});
+    broker_.CountControl(false, note.size() + 1);
+    c.out += note;
+    c.out += '\n';
+    c.trace_dropped = 0;
+  }
+  broker_.CountControl(false, line.size() + 1);
+  c.out += line;
+  c.out += '\n';
 }
 
 }  // namespace sbx

@@ -33,11 +33,25 @@ Result<std::string> DefaultControlPath();
 // object without asking a broker, so `sbx-ctl help` works before one is started.
 nlohmann::json HelpJson();
 
+// What a `trace` client asked to see.
+struct TraceFilter {
+  int id = 0;             // 0: every renderer
+  std::string mechanism;  // empty: every mechanism (else a name IsMechanismFilter accepts)
+};
+// `trace [ID] [MECHANISM]` parsed and checked (the renderer must exist), or the error to reply.
+Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line);
+
 // Runs one command line against the broker; `reply` is called exactly once, now or later (ping).
+// `trace` streams, so only a ControlServer connection can run it.
 void ExecuteCommand(Broker& broker, std::string_view line,
                     std::function<void(nlohmann::json)> reply);
 
-class ControlServer {
+// A `trace` client gets one JSON line per message after its {"ok": true, "trace": ...} reply,
+// until it disconnects; it can still send commands. Trace lines never wait in more than
+// kMaxTraceBacklog bytes of its unread output: beyond that they are dropped, and the next line
+// that fits is preceded by {"dropped": N}, so a slow tracer costs the broker nothing and is not
+// disconnected.
+class ControlServer : private BrokerObserver {
  public:
   static constexpr size_t kMaxLine = 4096;
   static constexpr size_t kMaxClients = 64;
@@ -45,6 +59,7 @@ class ControlServer {
   // Commands served per client per wakeup, and commands awaiting their reply (pings) per client.
   static constexpr size_t kLinesPerWakeup = 16;
   static constexpr size_t kMaxPendingReplies = 256;
+  static constexpr size_t kMaxTraceBacklog = 64 * 1024;
 
   // Binds the socket (replacing a stale one; refusing one a live broker listens on).
   static Result<std::unique_ptr<ControlServer>> Create(Broker& broker, std::string path);
@@ -58,7 +73,7 @@ class ControlServer {
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   // Closes every client and unlinks the socket.
-  ~ControlServer();
+  ~ControlServer() override;
 
   const std::string& path() const { return path_; }
   // Serves a connection accepted and authorised elsewhere (the TCP listener) exactly like one
@@ -80,6 +95,8 @@ class ControlServer {
     size_t first_serial = 0;
     size_t next_serial = 0;
     std::string out;
+    std::optional<TraceFilter> trace;
+    uint64_t trace_dropped = 0;  // lines dropped since the last {"dropped": N}
   };
 
   void OnAccept();
@@ -90,6 +107,9 @@ class ControlServer {
   void EvictIdlest();
   void HandleLine(uint64_t id, std::string_view line);
   void Fill(uint64_t id, size_t serial, std::string reply);
+  bool StartTrace(uint64_t id, size_t serial, std::string_view line);
+  void OnIpc(int renderer, const IpcRecord& record) override;
+  void AppendTraceLine(Client& c, const std::string& line);
   void FlushClient(uint64_t id);
   void Drop(uint64_t id);
 
@@ -99,6 +119,7 @@ class ControlServer {
   EventLoop::Token listen_watch_ = 0;
   uint64_t next_client_ = 1;
   std::map<uint64_t, Client> clients_;
+  size_t tracers_ = 0;  // clients with a trace: the server observes IPC while there are any
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

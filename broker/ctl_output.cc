@@ -133,4 +133,26 @@ std::string FormatReply(const json& reply) {
   return reply.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+std::string FormatTraceLine(const nlohmann::json& line) {
+  if (!line.is_object()) return line.dump() + "\n";
+  if (line.contains("dropped")) {
+    return "(" + line["dropped"].dump() + " lines dropped: this terminal read too slowly)\n";
+  }
+  if (!line.contains("mechanism")) return line.dump() + "\n";
+  auto text = [&](const char* key) {
+    auto it = line.find(key);
+    return it != line.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto num = [&](const char* key) {
+    auto it = line.find(key);
+    return it != line.end() && it->is_number() ? it->get<double>() : 0.0;
+  };
+  char head[128];
+  std::snprintf(head, sizeof head, "[%9.3f] %d %-8s %s %-12s #%-6.0f %5.0f B  ",
+                num("t_ms") / 1000.0, static_cast<int>(num("id")), text("mechanism").c_str(),
+                text("dir") == "to-renderer" ? "->" : "<-", text("type").c_str(), num("seq"),
+                num("size"));
+  return head + text("summary") + "\n";
+}
+
 }  // namespace sbx

@@ -13,6 +13,10 @@ std::string FormatRendererTable(const nlohmann::json& reply);
 // {"commands": [...]} as a usage text, one command per line.
 std::string FormatHelp(const nlohmann::json& reply);
 
+// One `trace` line as text: "[   1.234] 2 mq      -> heartbeat #5  40 B  30 frames, ...".
+// A {"dropped": N} line says how many lines the broker dropped; anything else is shown as is.
+std::string FormatTraceLine(const nlohmann::json& line);
+
 // Any other reply, indented for reading.
 std::string FormatReply(const nlohmann::json& reply);
 

@@ -1,6 +1,7 @@
 // sbx-ctl: sends one control command to a running broker and prints its reply: the broker's
 // JSON line as sent when the output is not a terminal (or with --json), a table for `list` and
-// indented JSON otherwise on a terminal. `help` needs no broker.
+// indented JSON otherwise on a terminal. `help` needs no broker. `trace` goes on printing the
+// lines the broker streams, one per message, until interrupted.
 // Exit status: 0 for a reply without "error", 1 for an error reply, 2 for no broker or bad use.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -72,8 +73,16 @@ std::optional<Args> ParseArgs(int argc, char** argv, int* exit_code) {
   return a;
 }
 
-// One request, one reply line (without its newline); nullopt after printing why not.
-std::optional<std::string> Ask(std::string path, const std::string& line) {
+// An open connection's unread bytes: what came after the first reply line (a trace's lines).
+struct Connection {
+  sbx::UniqueFd fd;
+  std::string rest;
+};
+
+// One request, one reply line (without its newline); nullopt after printing why not. `keep`,
+// if given, receives the connection to read more lines from.
+std::optional<std::string> Ask(std::string path, const std::string& line,
+                               Connection* keep = nullptr) {
   if (path.empty()) {
     auto p = sbx::DefaultControlPath();
     if (!p) {
@@ -117,8 +126,35 @@ std::optional<std::string> Ask(std::string path, const std::string& line) {
     }
     reply.append(buf, *n);
   }
-  reply.resize(reply.find('\n'));
+  size_t nl = reply.find('\n');
+  if (keep != nullptr) *keep = {std::move(fd), reply.substr(nl + 1)};
+  reply.resize(nl);
   return reply;
+}
+
+// `trace`: every line the broker streams after its first reply, until it hangs up or we are
+// interrupted (SIGINT ends the process, which is all there is to clean up). Exit status 0.
+int StreamTrace(Connection c, bool json_out) {
+  std::string buf = std::move(c.rest);
+  char chunk[4096];
+  for (;;) {
+    for (size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
+      std::string line = buf.substr(0, nl);
+      if (json_out) {
+        std::printf("%s\n", line.c_str());
+      } else {
+        std::fputs(sbx::FormatTraceLine(nlohmann::json::parse(line, nullptr, false)).c_str(),
+                   stdout);
+      }
+    }
+    std::fflush(stdout);
+    auto n = sbx::ReadSome(c.fd.get(), {reinterpret_cast<uint8_t*>(chunk), sizeof chunk});
+    if (!n || *n == 0) {
+      std::fprintf(stderr, "sbx-ctl: the broker closed the connection\n");
+      return 0;
+    }
+    buf.append(chunk, *n);
+  }
 }
 
 // On a terminal: a table for `list`, usage text for `help`, an error on stderr, anything else
@@ -154,17 +190,21 @@ int main(int argc, char** argv) {
   if (args->line == "help") {
     // The same object a broker would send, so it works before any broker runs.
     reply = sbx::DumpJson(sbx::HelpJson());
-  } else {
-    auto r = Ask(args->control, args->line);
+  }
+  Connection conn;
+  if (args->line != "help") {
+    auto r = Ask(args->control, args->line, &conn);
     if (!r) return 2;
     reply = std::move(*r);
   }
   auto j = nlohmann::json::parse(reply, nullptr, /*allow_exceptions=*/false);
   bool error = j.is_object() && j.contains("error");
-  if (args->json || !::isatty(STDOUT_FILENO) || j.is_discarded()) {
+  bool json_out = args->json || !::isatty(STDOUT_FILENO);
+  if (json_out || j.is_discarded()) {
     std::printf("%s\n", reply.c_str());
   } else {
     PrintForPeople(command, j);
   }
+  if (command == "trace" && !error) return StreamTrace(std::move(conn), json_out);
   return error ? 1 : 0;
 }

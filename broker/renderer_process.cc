@@ -1,7 +1,9 @@
 #include "broker/renderer_process.h"
 
 #include <fcntl.h>
+#include <mqueue.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +42,42 @@ constexpr double kInboundPerSecond = 2.0 * protocol::kMaxFps + 20.0;
 // Bytes one wakeup may read from a renderer, so one chatty renderer cannot starve the others.
 constexpr size_t kReadBudget = 64 * 1024;
 constexpr int kQueueBudget = 32;
+
+// What a signal the broker sent was for, in the trace.
+const char* KillWhy(KillReason r) {
+  switch (r) {
+    case KillReason::kBadMessage:
+      return "bad-message";
+    case KillReason::kHung:
+      return "hung";
+    case KillReason::kClose:
+      return "close";
+    case KillReason::kNone:
+      break;
+  }
+  return "";
+}
+
+// A queue message for the trace, decoded leniently: it is validated after it is recorded.
+std::array<char, 48> HeartbeatSummary(std::span<const uint8_t> bytes) {
+  std::array<char, 48> out{};
+  protocol::Heartbeat hb{};
+  if (bytes.size() != sizeof hb) {
+    std::snprintf(out.data(), out.size(), "%zu bytes (not a heartbeat)", bytes.size());
+    return out;
+  }
+  std::memcpy(&hb, bytes.data(), sizeof hb);
+  std::snprintf(out.data(), out.size(), "%llu frames, %u fps, render %u us",
+                static_cast<unsigned long long>(hb.frames), hb.fps, hb.render_us);
+  return out;
+}
+
+// Bytes in a pipe not read yet (FIONREAD works on either end), or -1.
+long PipeWaiting(int fd) {
+  int n = 0;
+  if (fd < 0 || ::ioctl(fd, FIONREAD, &n) != 0) return -1;
+  return n;
+}
 
 unsigned CpuCount() {
   static const unsigned kCpus = std::max(1u, std::thread::hardware_concurrency());
@@ -130,7 +168,7 @@ Result<std::unique_ptr<RendererProcess>> RendererProcess::Launch(RendererHostEnv
 }
 
 RendererProcess::RendererProcess(Key, RendererHostEnv& env, int id, Delegate& delegate)
-    : env_(env), loop_(env.loop()), id_(id), delegate_(&delegate) {
+    : env_(env), loop_(env.loop()), id_(id), delegate_(&delegate), ipc_(env.options().inspector) {
   figures_.spawn_ns = MonotonicNs();
   inbound_tokens_ = kInboundBurst;
   inbound_refill_ns_ = figures_.spawn_ns;
@@ -232,6 +270,18 @@ Result<void> RendererProcess::MakeCgroup(const LaunchSite& site) {
   return {};
 }
 
+IpcSnapshot RendererProcess::Ipc(int64_t now) const {
+  IpcSnapshot s = ipc_.Snapshot(now);
+  if (channel_) {
+    s.pipe_in_waiting = PipeWaiting(channel_->in_fd());
+    s.pipe_out_waiting = PipeWaiting(channel_->out_fd());
+    s.outbound_queued = channel_->pending_output();
+  }
+  mq_attr attr{};
+  if (queue_.valid() && ::mq_getattr(queue_.get(), &attr) == 0) s.queue_depth = attr.mq_curmsgs;
+  return s;
+}
+
 void RendererProcess::WatchChannelAndQueue() {
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))
@@ -271,6 +321,8 @@ void RendererProcess::OnExitReadable() {
                               cgroup_.limits().memory_bytes);
     cgroup_.Remove();  // it held the renderer alone, which is reaped
   }
+  Traced(ipc_.Record(MonotonicNs(), Mechanism::kPidfd, 0, 0, 0, "%s",
+                     ExitStatusName(exit->status).data()));
   // What it wrote last (a crash message, say) comes before its exit.
   if (log_) log_->Finish();
   // Every fd of the process closes right here; the frame buffer and the init wait until the
@@ -289,6 +341,8 @@ Result<void> RendererProcess::Send(MsgType type, std::span<const uint8_t> payloa
       Kill(KillReason::kHung, "does not drain its control pipe");
     return r;
   }
+  Traced(
+      ipc_.RecordPipe(MonotonicNs(), Mechanism::kPipeToRenderer, type, ++messages_out_, payload));
   UpdateWriteInterest();
   return {};
 }
@@ -328,7 +382,12 @@ Result<void> RendererProcess::Signal(int sig, KillReason reason) {
   if (!process_.valid()) return MakeError(Errc::kState, "renderer has no live process");
   if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
   // A renderer that exited and awaits reaping is not an error; its pidfd will report the exit.
-  return process_.Signal(sig);
+  auto r = process_.Signal(sig);
+  if (r) {
+    Traced(ipc_.Record(MonotonicNs(), Mechanism::kSignal, static_cast<uint16_t>(sig), 0, 0, "%s",
+                       reason == KillReason::kNone ? "" : KillWhy(reason)));
+  }
+  return r;
 }
 
 void RendererProcess::Kill(KillReason reason, std::string why) {
@@ -424,6 +483,7 @@ void RendererProcess::OnPartialMessageDeadline() {
 }
 
 void RendererProcess::HandleMessage(const Message& m, int64_t now) {
+  Traced(ipc_.RecordPipe(now, Mechanism::kPipeToBroker, m.type, m.seq, m.payload));
   ++messages_in_;
   ++env_.counters().messages_in;
   switch (m.type) {
@@ -462,6 +522,9 @@ void RendererProcess::HandleFrameReady(const Message& m, int64_t now) {
   }
   last_frame_number_ = f->frame_number;
   ++figures_.frames;
+  Traced(ipc_.Record(now, Mechanism::kFrames, 0, f->frame_number,
+                     static_cast<uint32_t>(env_.options().geometry.frame_bytes()), "buffer %u",
+                     f->buffer_index));
   if (first_frame_ns_ == 0) {
     first_frame_ns_ = now;
     delegate_->OnFirstFrame(now - figures_.spawn_ns);
@@ -495,10 +558,13 @@ void RendererProcess::OnQueueReadable() {
     }
     if (!*n) return;
     int64_t now = MonotonicNs();
+    auto got = std::span(buf).first(**n);
+    Traced(ipc_.Record(now, Mechanism::kQueue, 0, ++queue_messages_,
+                       static_cast<uint32_t>(got.size()), "%s", HeartbeatSummary(got).data()));
     ++messages_in_;
     ++env_.counters().messages_in;
     if (!TakeInboundToken(now)) return Violation("message flood");
-    auto hb = DecodeHeartbeat(std::span(buf).first(**n));
+    auto hb = DecodeHeartbeat(got);
     if (!hb) return Violation(hb.error().what);
     HandleHeartbeat(*hb, now);
     if (kill_reason_ == KillReason::kBadMessage) return;

@@ -27,6 +27,7 @@
 #include "broker/event_loop.h"
 #include "broker/exit_status.h"
 #include "broker/hang_watchdog.h"
+#include "broker/ipc_inspector.h"
 #include "ipc/channel.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/unique_fd.h"
@@ -120,6 +121,9 @@ class RendererProcess {
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
   // Its cgroup (invalid when it has none); removed as soon as the process is reaped.
   const RendererCgroup& cgroup() const { return cgroup_; }
+  const IpcInspector& inspector() const { return ipc_; }
+  // The inspector's counters, with the queue depth and the bytes waiting in each pipe read now.
+  IpcSnapshot Ipc(int64_t now_ns) const;
   // Set when there is no message queue: why not.
   const std::string& fallback_reason() const { return fallback_reason_; }
 
@@ -150,6 +154,10 @@ class RendererProcess {
   void ReleaseKernelObjects();
   void FailPings(const std::string& why);
   void UpdateWriteInterest();
+  // Shows a recorded message to the environment's tracers (no-op when the inspector is off).
+  void Traced(const IpcRecord* r) {
+    if (r) env_.NotifyIpc(id_, *r);
+  }
 
   RendererHostEnv& env_;
   EventLoop& loop_;
@@ -182,6 +190,9 @@ class RendererProcess {
   int64_t first_frame_ns_ = 0;
   uint64_t last_frame_number_ = 0;
   uint64_t messages_in_ = 0;
+  IpcInspector ipc_;
+  uint64_t messages_out_ = 0;  // the sequence number of the last command sent
+  uint64_t queue_messages_ = 0;
   double inbound_tokens_ = 0;
   int64_t inbound_refill_ns_ = 0;
   uint64_t next_ping_token_ = 1;

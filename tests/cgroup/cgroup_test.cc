@@ -1,6 +1,8 @@
 // A cgroup per renderer, proved on the real hierarchy: the limits are the kernel's, the OOM kill
 // is the kernel's, and nothing is left behind. Every test that needs a writable hierarchy skips,
 // saying why, where the broker finds none (DetectCgroups' reason).
+#include "broker/cgroup.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "broker/broker.h"
-#include "broker/cgroup.h"
 #include "broker/cli.h"
 #include "broker/death_detection.h"
 #include "broker/launcher.h"
@@ -23,9 +24,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#define SKIP_WITHOUT_CGROUPS(support)                                       \
-  if ((support).mode == CgroupMode::kNone) {                                \
-    GTEST_SKIP() << "cgroups not writable here: " << (support).reason;      \
+#define SKIP_WITHOUT_CGROUPS(support)                                  \
+  if ((support).mode == CgroupMode::kNone) {                           \
+    GTEST_SKIP() << "cgroups not writable here: " << (support).reason; \
   }
 
 class Recorder : public BrokerObserver {
@@ -86,8 +87,8 @@ TEST(CgroupTest, ACgroupSigkillDuringOomIsOomWithTheLimit) {
 }
 
 TEST(CgroupTest, OptionsSetTheLimitsAndTheBudget) {
-  const char* argv[] = {"sbx-broker", "--renderer-memory", "128", "--renderer-cpu=30",
-                        "--memory-budget", "1024"};
+  const char* argv[] = {"sbx-broker",        "--renderer-memory", "128",
+                        "--renderer-cpu=30", "--memory-budget",   "1024"};
   auto cl = ParseCommandLine(6, argv);
   ASSERT_TRUE(cl) << cl.error().ToString();
   EXPECT_EQ(cl->broker.cgroup.memory_bytes, uint64_t{128} << 20);
@@ -108,7 +109,8 @@ TEST(CgroupTest, TheRendererRunsInItsCgroupUnderItsLimitsAndAboveTheBrokerForThe
   b->AddObserver(&rec);
   auto id = b->Spawn();
   ASSERT_TRUE(id);
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.Ready(*id); }, 10s));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.Ready(*id); }, 10s));
   auto snap = b->Get(*id);
   ASSERT_TRUE(snap);
   ASSERT_FALSE(snap->cgroup_path.empty());
@@ -119,8 +121,8 @@ TEST(CgroupTest, TheRendererRunsInItsCgroupUnderItsLimitsAndAboveTheBrokerForThe
   ASSERT_TRUE(procs);
   // The renderer alone: its namespace's init stays outside, so the directory empties at reap.
   EXPECT_EQ(*procs, std::to_string(snap->pid) + "\n");
-  std::string limit_file = b->cgroups().mode == CgroupMode::kV2 ? "/memory.max"
-                                                                  : "/memory.limit_in_bytes";
+  std::string limit_file =
+      b->cgroups().mode == CgroupMode::kV2 ? "/memory.max" : "/memory.limit_in_bytes";
   EXPECT_EQ(ReadInt(snap->cgroup_path + limit_file), int64_t{96} << 20);
   EXPECT_EQ(ReadInt("/proc/" + std::to_string(snap->pid) + "/oom_score_adj"), 300);
   EXPECT_LT(ReadInt("/proc/self/oom_score_adj"), 300);
@@ -139,9 +141,11 @@ TEST(CgroupTest, TheOomKillDrillEndsInOomWithTheLimitAndTheOthersGoOn) {
   auto victim = b->Spawn();
   auto other = b->Spawn();
   ASSERT_TRUE(victim && other);
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.Ready(*victim) && rec.Ready(*other); }, 10s));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.Ready(*victim) && rec.Ready(*other); }, 10s));
   ASSERT_TRUE(b->Crash(*victim, protocol::CrashKind::kOomKill));
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.Exit(*victim) != nullptr; }, 20s));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.Exit(*victim) != nullptr; }, 20s));
   const BrokerEvent* e = rec.Exit(*victim);
   ASSERT_TRUE(e->exit);
   EXPECT_EQ(e->exit->status, ExitStatus::kOom) << e->exit->detail;
@@ -150,7 +154,8 @@ TEST(CgroupTest, TheOomKillDrillEndsInOomWithTheLimitAndTheOthersGoOn) {
       << e->exit->detail;
   bool answered = false;
   ASSERT_TRUE(b->Ping(*other, [&](Result<int64_t> rtt) { answered = rtt.has_value(); }));
-  ASSERT_TRUE(RunUntil(*b, [&] { return answered; }, 10s));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return answered; }, 10s));
   auto snap = b->Get(*other);
   ASSERT_TRUE(snap);
   EXPECT_EQ(snap->state, RendererState::kRunning);
@@ -166,7 +171,8 @@ TEST(CgroupTest, NoRendererCgroupIsLeftAfterAnyKindOfExit) {
   b->AddObserver(&rec);
   std::vector<int> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(b->Spawn().value_or(0));
-  ASSERT_TRUE(RunUntil(*b, [&] { return rec.Ready(ids[0]) && rec.Ready(ids[3]); }, 10s));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return rec.Ready(ids[0]) && rec.Ready(ids[3]); }, 10s));
   EXPECT_EQ(RendererDirs(b->cgroups()).size(), 4u * b->cgroups().broker_dirs.size());
   ASSERT_TRUE(b->Kill(ids[0], SIGKILL));
   ASSERT_TRUE(b->Crash(ids[1], protocol::CrashKind::kSegv));

@@ -7,7 +7,8 @@
 // fds 0-2 as a hostile renderer would: "stdio" reads fd 0, says what it found on fd 1 and writes
 // lines meant to pass for the broker's own events; "log-flood" writes a 1 MiB line and then far
 // more than the broker lets through; "stdout-nonblock" makes its fd 1 non-blocking and keeps it
-// full.
+// full. "counted" sends exactly kCountedFrames frames and kCountedHeartbeats heartbeats, then
+// only answers what the broker sends, so the broker's counters can be checked exactly.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,6 +41,8 @@ bool g_delay_first_pong = false;
 uint64_t g_late_token = 0;
 int64_t g_late_at_ns = 0;
 constexpr int64_t kLateBy = 6'000'000'000;  // past the broker's 5 s ping timeout
+constexpr int kCountedFrames = 5;
+constexpr int kCountedHeartbeats = 3;
 
 bool SendRaw(MsgType type, std::span<const uint8_t> payload, uint64_t seq = 0) {
   std::vector<uint8_t> bytes;
@@ -257,6 +260,10 @@ int main(int argc, char** argv) {
     if (mode == "heartbeat-cpu") hb.cpu_ns = UINT64_MAX;
     if (mode == "heartbeat-render") hb.render_us = UINT32_MAX;
     SendHeartbeat(hb, queue);
+  } else if (mode == "counted") {
+    for (int i = 1; i < kCountedFrames; ++i) publish();
+    for (int i = 1; i < kCountedHeartbeats; ++i) SendHeartbeat(frame, queue);
+    pipe_silent = true;
   } else if (mode != "good" && mode != "late-pong" && mode != "double-pong") {
     std::fprintf(stderr, "evil renderer: unknown mode %s\n", mode.c_str());
     return 6;
@@ -273,7 +280,7 @@ int main(int argc, char** argv) {
     if (flood_log) FloodTurn(1);
     if (fill_stdout) FillNonBlocking();
     if (mode != "close-pipe" && !pipe_silent) publish();
-    if (MonotonicNs() >= next_hb && (queue || !pipe_silent)) {
+    if (MonotonicNs() >= next_hb && (queue || !pipe_silent) && mode != "counted") {
       SendHeartbeat(frame, queue);
       next_hb = MonotonicNs() + 100'000'000;
     }
