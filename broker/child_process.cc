@@ -77,17 +77,17 @@ std::vector<int64_t> NamespacePids(const std::string& pid) {
   return out;
 }
 
-// The session id (field 6 of /proc/PID/stat), or -1.
-int64_t SessionOf(const std::string& pid) {
+// The process group id (field 5 of /proc/PID/stat), or -1.
+int64_t ProcessGroupOf(const std::string& pid) {
   auto stat = ReadSmallFile("/proc/" + pid + "/stat");
   if (!stat) return -1;
   // The command name (field 2) may hold spaces and parentheses; the fields after its last ')'
-  // cannot: " S ppid pgrp session".
+  // cannot: " S ppid pgrp".
   std::string_view s(*stat);
   size_t paren = s.rfind(')');
   if (paren == std::string_view::npos) return -1;
   s.remove_prefix(paren + 1);
-  for (int field = 3; field < 6; ++field) {
+  for (int field = 3; field < 5; ++field) {
     size_t space = s.find(' ', 1);
     if (space == std::string_view::npos) return -1;
     s.remove_prefix(space);
@@ -116,12 +116,14 @@ std::vector<std::string> OurChildren() {
   return out;
 }
 
-bool IsStray(const std::string& pid, int64_t our_session, size_t our_depth) {
-  int64_t session = SessionOf(pid);
-  if (session < 0 || session == our_session || std::to_string(session) == pid) return false;
+bool IsStray(const std::string& pid, int64_t our_group, size_t our_depth) {
   auto ns = NamespacePids(pid);
-  bool init_or_program = ns.size() == our_depth + 1 && (ns.back() == 1 || ns.back() == 2);
-  return !init_or_program;
+  // Below our pid namespace: made inside a sandboxed launch, where only pid 1 and 2 are ours.
+  if (ns.size() > our_depth) {
+    return !(ns.size() == our_depth + 1 && (ns.back() == 1 || ns.back() == 2));
+  }
+  int64_t group = ProcessGroupOf(pid);
+  return group >= 0 && group != our_group && std::to_string(group) != pid;
 }
 
 }  // namespace
@@ -194,11 +196,11 @@ Result<ExitInfo> ChildProcess::KillAndReap(int64_t deadline_ns) {
 }
 
 int ReapStrayChildren() {
-  int64_t our_session = ::getsid(0);
+  int64_t our_group = ::getpgrp();
   size_t our_depth = NamespacePids("self").size();
   int seen = 0;
   for (const std::string& pid : OurChildren()) {
-    if (!IsStray(pid, our_session, our_depth)) continue;
+    if (!IsStray(pid, our_group, our_depth)) continue;
     ++seen;
     // Our unreaped child: its pid cannot have been reused between the listing and here.
     auto number = ParseInt(pid);

@@ -71,11 +71,13 @@ class ChildProcess {
 // finish exiting until every process in it is reaped. This finds such strays among our
 // children, SIGKILLs the live ones and reaps the dead ones; it returns how many it saw.
 //
-// A stray is a child in another session (every launched child starts a session of its own, so
-// nothing made below one can rejoin ours) that the launcher did not start: not a session leader
-// (the holder, a joiner, an unsandboxed renderer) and not pid 1 or 2 of a pid namespace of its
-// own (a renderer's init and the renderer). Children in our own session (a test's, Qt's) are
-// never touched.
+// A stray is a child the launcher did not start: in a pid namespace below ours, anything but
+// pid 1 or 2 of it (a renderer's init and the renderer); in ours, a child in another process
+// group that does not lead it (every launched child leads a group of its own: the holder, a
+// joiner, an unsandboxed renderer). Children in our own group (a test's, Qt's) are never
+// touched. An unsandboxed program could move a child of its making into our group (setpgid;
+// the renderer's seccomp policy has no such call) and so escape the sweep: it then stays a
+// zombie until the broker exits, and costs nothing else.
 int ReapStrayChildren();
 
 }  // namespace sbx

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ipc/posix.h"
+#include "tests/integration/harness.h"
 #include "tests/unit/renderer_env.h"
 #include "tests/unit/test_util.h"
 
@@ -194,6 +195,8 @@ TEST(RendererHostTest, PingsFailWhenTheProcessDies) {
   s.env.settings.restart = false;
   ASSERT_TRUE(s.StartReady());
   ASSERT_TRUE(s.host.Signal(SIGSTOP, KillReason::kNone));  // so no pong can come first
+  ASSERT_TRUE(
+      sbx::testing::WaitProcessStopped(s.host.process()->figures().pid, std::chrono::seconds(10)));
   std::optional<Result<int64_t>> answer;
   ASSERT_TRUE(s.host.Ping([&](Result<int64_t> rtt) { answer = rtt; }));
   ASSERT_TRUE(s.host.Signal(SIGKILL, KillReason::kNone));
