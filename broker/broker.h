@@ -131,6 +131,10 @@ struct LaunchSite {
   std::optional<NamespaceSpec> namespaces;
   std::string sandbox_root;
   int dev_null = -1;  // the renderer's fd 0 (-1: it keeps the broker's, as in a unit test)
+  // The layers the launcher applies before exec (then sandbox_root is empty: the renderer is
+  // already in it). Absent under a --renderer-cmd-prefix wrapper and for a dynamically linked
+  // renderer, which the empty root would leave without its libraries: those confine themselves.
+  std::optional<Confinement> confine = std::nullopt;
 };
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
@@ -235,6 +239,8 @@ class Broker : private RendererHostEnv {
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
+  // Opens the renderer and builds the launcher's filter, when the launcher can confine it.
+  Result<void> PrepareConfinement();
   Result<RendererHost*> Find(int id) const;
   void ScheduleRemoval(int id);
   void Tick();
@@ -257,6 +263,10 @@ class Broker : private RendererHostEnv {
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
+  // Set at start-up when the launcher confines renderers (LaunchSite::confine): the renderer
+  // binary, opened here, outside any namespace renderers share, and the launcher's filter.
+  UniqueFd renderer_exe_;
+  std::vector<sock_filter> launcher_filter_;
 };
 
 }  // namespace sbx
