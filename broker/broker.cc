@@ -178,9 +178,10 @@ Result<void> Broker::PrepareConfinement() {
                  "sbx: note: capabilities, rlimits and seccomp are the renderer's own\n");
     return {};
   }
-  UniqueFd exe(HandleEintr([&] { return ::open(renderer_path_.c_str(), O_RDONLY | O_CLOEXEC); }));
-  if (!exe) return SysError("open the renderer " + renderer_path_);
-  if (!IsStaticExecutable(exe.get())) {
+  // A renderer missing now is a launch failure at each spawn, as before; only a dynamic one is
+  // worth a word at start.
+  UniqueFd exe(OpenRenderer());
+  if (exe && !IsStaticExecutable(exe.get())) {
     std::fprintf(stderr,
                  "sbx: note: %s is dynamically linked, so it cannot start inside the empty\n"
                  "sbx: note: root: it is launched by path and confines itself\n",
@@ -189,9 +190,12 @@ Result<void> Broker::PrepareConfinement() {
   }
   auto filter = sandbox::LauncherFilterProgram();
   if (!filter) return std::unexpected(filter.error());
-  renderer_exe_ = std::move(exe);
   launcher_filter_ = std::move(*filter);
   return {};
+}
+
+int Broker::OpenRenderer() const {
+  return HandleEintr([&] { return ::open(renderer_path_.c_str(), O_RDONLY | O_CLOEXEC); });
 }
 
 Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_path)
@@ -216,8 +220,12 @@ Result<LaunchSite> Broker::PrepareLaunch() {
     site.namespaces = NamespaceSpec{holder_->pidfd()};
     site.sandbox_root = sandbox_root();
   }
-  if (site.namespaces && renderer_exe_) {
-    Confinement c{renderer_exe_.get(), site.sandbox_root, {}, launcher_filter_};
+  // Opened at each spawn, in our own mount namespace, where no renderer can change what the
+  // path names; a binary that is gone (or turned dynamic) launches by path and fails or
+  // confines itself, as it would have.
+  if (site.namespaces && !launcher_filter_.empty()) site.exe = UniqueFd(OpenRenderer());
+  if (site.exe && IsStaticExecutable(site.exe.get())) {
+    Confinement c{site.exe.get(), site.sandbox_root, {}, launcher_filter_};
     for (const auto& l : sandbox::Limits()) {
       if (l.before_exec) c.limits.emplace_back(l.resource, l.value);
     }
@@ -275,7 +283,7 @@ Result<SandboxReport> Broker::Sandbox(int id) const {
   auto h = Find(id);
   if (!h) return std::unexpected(h.error());
   auto snap = (*h)->Snapshot(MonotonicNs());
-  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_, renderer_exe_.valid());
+  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_, !launcher_filter_.empty());
 }
 
 int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; }

@@ -135,6 +135,8 @@ struct LaunchSite {
   // already in it). Absent under a --renderer-cmd-prefix wrapper and for a dynamically linked
   // renderer, which the empty root would leave without its libraries: those confine themselves.
   std::optional<Confinement> confine = std::nullopt;
+  UniqueFd exe =
+      UniqueFd();  // the renderer binary confine->exec_fd names, open until the launch is done
 };
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
@@ -241,6 +243,7 @@ class Broker : private RendererHostEnv {
   Result<void> EnsureNamespaceHolder();
   // Opens the renderer and builds the launcher's filter, when the launcher can confine it.
   Result<void> PrepareConfinement();
+  int OpenRenderer() const;  // read-only, close-on-exec; -1 if it cannot be opened
   Result<RendererHost*> Find(int id) const;
   void ScheduleRemoval(int id);
   void Tick();
@@ -263,9 +266,7 @@ class Broker : private RendererHostEnv {
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
-  // Set at start-up when the launcher confines renderers (LaunchSite::confine): the renderer
-  // binary, opened here, outside any namespace renderers share, and the launcher's filter.
-  UniqueFd renderer_exe_;
+  // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
 };
 

@@ -1,9 +1,9 @@
 // The layers the launcher applies before exec, seen on a renderer that never calls any sandbox
 // code (tests/bare_renderer): from outside through /proc, and from inside by what it can reach.
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
 #include <unistd.h>
 
 #include <algorithm>
