@@ -1,6 +1,9 @@
 #include "broker/broker.h"
 
+#include <elf.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,6 +12,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
 
 #include "broker/cmd_prefix.h"
 #include "broker/hang_watchdog.h"
@@ -16,6 +22,7 @@
 #include "broker/renderer_process.h"
 #include "ipc/codec.h"
 #include "ipc/posix.h"
+#include "sandbox/policy.h"
 
 namespace sbx {
 
@@ -54,6 +61,58 @@ bool SeccompAvailable() {
   // The kernel lists a Seccomp field in /proc/self/status only when it was built with seccomp.
   auto status = ReadSmallFile("/proc/self/status");
   return status && status->find("\nSeccomp:") != std::string::npos;
+}
+
+// Whether the ELF executable behind `fd` needs no program interpreter (a static or static-PIE
+// binary): only such a program can start inside the empty root.
+bool IsStaticExecutable(int fd) {
+  Elf64_Ehdr eh;
+  if (::pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh)) return false;
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64) {
+    return false;
+  }
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    off_t at = static_cast<off_t>(eh.e_phoff + i * sizeof ph);
+    if (::pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) return false;
+    if (ph.p_type == PT_INTERP) return false;
+  }
+  return true;
+}
+
+// The ids a root broker maps its renderers to: below systemd's dynamic users (61184-65519) and
+// above the range useradd hands out (UID_MAX 60000), as docs/SANDBOX.md says.
+constexpr uid_t kRendererIdFirst = 60900;
+constexpr uid_t kRendererIdLast = 60999;
+
+// Whether some process on the host runs with `uid` as any of its uids or `uid` as any gid.
+bool IdInUse(uid_t id) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto status = ReadSmallFile(entry.path() / "status");
+    if (!status) continue;  // gone meanwhile
+    for (const char* key : {"\nUid:", "\nGid:"}) {
+      auto at = status->find(key);
+      if (at == std::string::npos) continue;
+      std::istringstream row(status->substr(at + 5, status->find('\n', at + 1) - at - 5));
+      for (unsigned long v; row >> v;) {
+        if (v == id) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// The first id of the range with no account, no group and no process.
+Result<uid_t> PickRendererId() {
+  for (uid_t id = kRendererIdFirst; id <= kRendererIdLast; ++id) {
+    if (::getpwuid(id) != nullptr || ::getgrgid(id) != nullptr || IdInUse(id)) continue;
+    return id;
+  }
+  return MakeError(Errc::kNotFound, "no free renderer uid in 60900-60999");
 }
 
 std::string DefaultRendererPath() {
@@ -108,6 +167,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
     }
   }
   b->SetUpCgroups();
+  if (auto r = b->PrepareConfinement(); !r) return std::unexpected(r.error());
   b->Tick();
   return b;
 }
@@ -141,6 +201,35 @@ Result<void> Broker::CheckMemoryBudget() const {
                                      std::to_string(each >> 20) + " MiB (--memory-budget)");
 }
 
+Result<void> Broker::PrepareConfinement() {
+  if (sandbox_level_ != sandbox::Level::kFull) return {};
+  if (!options_.cmd_prefix.empty()) {
+    std::fprintf(stderr,
+                 "sbx: note: under --renderer-cmd-prefix the wrapper must exec the renderer, so\n"
+                 "sbx: note: the launcher applies only the namespaces and stdio; the empty root,\n"
+                 "sbx: note: capabilities, rlimits and seccomp are the renderer's own\n");
+    return {};
+  }
+  // A renderer missing now is a launch failure at each spawn, as before; only a dynamic one is
+  // worth a word at start.
+  UniqueFd exe(OpenRenderer());
+  if (exe && !IsStaticExecutable(exe.get())) {
+    std::fprintf(stderr,
+                 "sbx: note: %s is dynamically linked, so it cannot start inside the empty\n"
+                 "sbx: note: root: it is launched by path and confines itself\n",
+                 renderer_path_.c_str());
+    return {};
+  }
+  auto filter = sandbox::LauncherFilterProgram();
+  if (!filter) return std::unexpected(filter.error());
+  launcher_filter_ = std::move(*filter);
+  return {};
+}
+
+int Broker::OpenRenderer() const {
+  return HandleEintr([&] { return ::open(renderer_path_.c_str(), O_RDONLY | O_CLOEXEC); });
+}
+
 Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_path)
     : loop_(std::move(loop)),
       options_(std::move(options)),
@@ -164,17 +253,36 @@ Result<LaunchSite> Broker::PrepareLaunch() {
     site.namespaces = NamespaceSpec{holder_->pidfd()};
     site.sandbox_root = sandbox_root();
   }
+  // Opened at each spawn, in our own mount namespace, where no renderer can change what the
+  // path names; a binary that is gone (or turned dynamic) launches by path and fails or
+  // confines itself, as it would have.
+  if (site.namespaces && !launcher_filter_.empty()) site.exe = UniqueFd(OpenRenderer());
+  if (site.exe && IsStaticExecutable(site.exe.get())) {
+    Confinement c{site.exe.get(), site.sandbox_root, {}, launcher_filter_};
+    for (const auto& l : sandbox::Limits()) {
+      if (l.before_exec) c.limits.emplace_back(l.resource, l.value);
+    }
+    site.confine = std::move(c);
+    site.sandbox_root.clear();
+  }
   return site;
 }
 
 Result<void> Broker::EnsureNamespaceHolder() {
   if (holder_) return {};
-  // Inside, a renderer is uid 0 of the sandbox's user namespace (it needs that to chroot) and
-  // then drops every capability. Outside, that uid is ours, or nobody when we are root: files
-  // owned by root must not be the renderer's to write should it ever see one.
+  // Inside, a renderer is uid 0 of the sandbox's user namespace (with every capability dropped
+  // before it runs). Outside, that uid is ours, or, when we are root, one no other process or
+  // account on the host uses: files owned by root must not be the renderer's, and no other
+  // process (nobody's among them) may signal or ptrace it.
   bool root = ::geteuid() == 0;
-  uid_t uid = root ? 65534 : ::geteuid();
-  gid_t gid = root ? 65534 : ::getegid();
+  uid_t uid = ::geteuid();
+  gid_t gid = ::getegid();
+  if (root) {
+    auto free_id = PickRendererId();
+    if (!free_id) return std::unexpected(free_id.error());
+    uid = *free_id;
+    gid = *free_id;
+  }
   // The empty root covers a directory in the sandbox's mount namespace only. It must not be on
   // the way to the renderer binary, which is exec'd in that namespace.
   std::string exe = renderer_path_;
@@ -208,7 +316,7 @@ Result<SandboxReport> Broker::Sandbox(int id) const {
   auto h = Find(id);
   if (!h) return std::unexpected(h.error());
   auto snap = (*h)->Snapshot(MonotonicNs());
-  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_);
+  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_, !launcher_filter_.empty());
 }
 
 int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; }

@@ -152,6 +152,12 @@ struct LaunchSite {
   std::string sandbox_root;
   int dev_null = -1;  // the renderer's fd 0 (-1: it keeps the broker's, as in a unit test)
   const CgroupSupport* cgroups = nullptr;  // null or kNone: no cgroup per renderer
+  // The layers the launcher applies before exec (then sandbox_root is empty: the renderer is
+  // already in it). Absent under a --renderer-cmd-prefix wrapper and for a dynamically linked
+  // renderer, which the empty root would leave without its libraries: those confine themselves.
+  std::optional<Confinement> confine = std::nullopt;
+  UniqueFd exe =
+      UniqueFd();  // the renderer binary confine->exec_fd names, open until the launch is done
 };
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
@@ -275,6 +281,9 @@ class Broker final : private RendererHostEnv {
   // A spawn past the memory budget is refused: the core has no notion of a hidden renderer to
   // discard instead, and refusing says plainly why no renderer appeared.
   Result<void> CheckMemoryBudget() const;
+  // Opens the renderer and builds the launcher's filter, when the launcher can confine it.
+  Result<void> PrepareConfinement();
+  int OpenRenderer() const;  // read-only, close-on-exec; -1 if it cannot be opened
   Result<RendererHost*> Find(int id) const;
   void ScheduleRemoval(int id);
   void Tick();
@@ -300,6 +309,8 @@ class Broker final : private RendererHostEnv {
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
   CgroupSupport cgroups_;
   uint64_t memory_budget_ = 0;
+  // Built at start-up when the launcher confines renderers (LaunchSite::confine).
+  std::vector<sock_filter> launcher_filter_;
 };
 
 }  // namespace sbx

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 
 #include "ipc/posix.h"
 #include "ipc/protocol.h"
+#include "sandbox/policy.h"
 
 extern char** environ;
 
@@ -118,6 +122,58 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
   std::memcpy(area.start, title, n);
 }
 
+// Every capability goes, in the only order that works: the bounding set and the securebits need
+// CAP_SETPCAP, which the last step clears. With an empty bounding set and SECBIT_NOROOT an exec
+// as uid 0 grants nothing back.
+void DropCapabilities(int sync_fd) {
+  for (int cap = 0; cap < 64; ++cap) {
+    // EINVAL: a capability this kernel does not know; past the last one there is nothing left.
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      ChildFail(sync_fd, LaunchStep::kCapabilities);
+    }
+  }
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    ChildFail(sync_fd, LaunchStep::kCapabilities);
+  }
+  unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                       SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                       SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  if (::prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) {
+    ChildFail(sync_fd, LaunchStep::kCapabilities);
+  }
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capset, &header, none) != 0) ChildFail(sync_fd, LaunchStep::kCapabilities);
+}
+
+// The layers of `c` (launcher.h, Confinement), then the exec. Every fd is in place.
+[[noreturn]] void ConfineAndExec(const Confinement& c, int exe, char* const* argv, int sync_fd) {
+  // Where the filter's one exec expects it; before the open-file limit, which it is above.
+  if (exe != sandbox::kLauncherExecFd &&
+      ::dup3(exe, sandbox::kLauncherExecFd, O_CLOEXEC) != sandbox::kLauncherExecFd) {
+    ChildFail(sync_fd, LaunchStep::kFds);
+  }
+  if (::chdir(c.root.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) {
+    ChildFail(sync_fd, LaunchStep::kRoot);
+  }
+  DropCapabilities(sync_fd);
+  for (auto [resource, value] : c.limits) {
+    rlimit limit{value, value};
+    if (::setrlimit(static_cast<__rlimit_resource_t>(resource), &limit) != 0) {
+      ChildFail(sync_fd, LaunchStep::kLimits);
+    }
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kNoNewPrivs);
+  sock_fprog prog{static_cast<unsigned short>(c.filter.size()),
+                  const_cast<sock_filter*>(c.filter.data())};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    ChildFail(sync_fd, LaunchStep::kFilter);
+  }
+  static constexpr char kEmpty[] = "";
+  ::syscall(SYS_execveat, sandbox::kLauncherExecFd, kEmpty, argv, environ, AT_EMPTY_PATH);
+  ChildFail(sync_fd, LaunchStep::kExec);
+}
+
 // `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid, and the
 // program starts a process group of its own.
 [[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
@@ -134,7 +190,8 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
   if (orphaned) ChildFail(sync_fd, LaunchStep::kParentDeath);
   if (parent_pidfd < 0 && ::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
 
-  // Move every source above the highest target first, so no dup2 clobbers a later source.
+  // Move every source above the highest target first, so no dup2 clobbers a later source; the
+  // sync pipe and the program's descriptor also above the exec descriptor's fixed number.
   int moved[16];
   size_t n = spec.fds.size();
   if (n > 16) {
@@ -145,10 +202,16 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
     moved[i] = ::fcntl(spec.fds[i].first, F_DUPFD_CLOEXEC, max_target + 1);
     if (moved[i] < 0) ChildFail(sync_fd, LaunchStep::kFds);
   }
-  if (sync_fd <= max_target) {
-    int s = ::fcntl(sync_fd, F_DUPFD_CLOEXEC, max_target + 1);
+  const int above = std::max(max_target, sandbox::kLauncherExecFd) + 1;
+  if (sync_fd < above) {
+    int s = ::fcntl(sync_fd, F_DUPFD_CLOEXEC, above);
     if (s < 0) ChildFail(sync_fd, LaunchStep::kFds);
     sync_fd = s;
+  }
+  int exe = -1;
+  if (spec.confine) {
+    exe = ::fcntl(spec.confine->exec_fd, F_DUPFD_CLOEXEC, above);
+    if (exe < 0) ChildFail(sync_fd, LaunchStep::kFds);
   }
   for (int fd = 3; fd <= max_target; ++fd) {
     bool is_target = false;
@@ -165,6 +228,7 @@ void SetTitle(const TitleArea& area, const char* title, const char* comm) {
     for (int fd = max_target + 1; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
 
+  if (spec.confine) ConfineAndExec(*spec.confine, exe, argv, sync_fd);
   if (spec.search_path) {
     ::execvp(argv[0], argv);
   } else {
@@ -436,12 +500,27 @@ const char* LaunchStepName(LaunchStep step) {
       return "own process group";
     case LaunchStep::kCgroup:
       return "join the renderer's cgroup";
+    case LaunchStep::kRoot:
+      return "enter the empty root";
+    case LaunchStep::kCapabilities:
+      return "drop capabilities";
+    case LaunchStep::kLimits:
+      return "rlimits";
+    case LaunchStep::kNoNewPrivs:
+      return "no_new_privs";
+    case LaunchStep::kFilter:
+      return "seccomp filter";
   }
   return "unknown step";
 }
 
 Result<LaunchedChild> Launch(const LaunchSpec& given) {
   if (given.argv.empty()) return MakeError(Errc::kInvalidArgument, "empty argv");
+  if (given.confine && (!given.namespaces || given.confine->exec_fd < 0 ||
+                        given.confine->filter.empty() || given.confine->root.empty())) {
+    return MakeError(Errc::kInvalidArgument,
+                     "confinement needs namespaces, a program and a filter");
+  }
   // The stdio fds join the fd map, which already moves every source out of the way of every
   // target before its dup2s, and dup2 is what clears close-on-exec on exactly these.
   LaunchSpec spec = given;

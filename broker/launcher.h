@@ -6,6 +6,8 @@
 // logging that allocates. Everything it needs (argv, envp, the fd table) is prepared before clone.
 #pragma once
 
+#include <linux/filter.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <array>
@@ -60,6 +62,19 @@ struct NamespaceSpec {
   int holder_pidfd = -1;
 };
 
+// The layers the launcher's child applies to the program itself, after the new session and the
+// fds and before exec, in this order; a step that fails is a launch failure (exit 127):
+//   the empty root (chroot), every capability dropped (bounding set, ambient, securebits, then
+//   effective, permitted and inheritable), the rlimits, no_new_privs, the launcher's seccomp
+//   filter, and the exec of `exec_fd` as sandbox::kLauncherExecFd (execveat, AT_EMPTY_PATH).
+// So a program that never confines itself is held all the same (docs/SANDBOX.md).
+struct Confinement {
+  int exec_fd = -1;  // the program, opened by the broker outside the sandbox's mount namespace
+  std::string root;  // the directory to chroot into; it must not be needed to load the program
+  std::vector<std::pair<int, rlim_t>> limits;  // (resource, soft = hard)
+  std::vector<sock_filter> filter;             // sandbox::LauncherFilterProgram()
+};
+
 struct LaunchSpec {
   std::vector<std::string> argv;  // argv[0] is the program
   bool search_path = false;       // execvp (for a --renderer-cmd-prefix like "gdb") vs execv
@@ -75,6 +90,8 @@ struct LaunchSpec {
   // writes "0" (itself) to each as its first step, so it is inside its cgroup before it execs,
   // and alone there (a namespace's init and joiner stay outside; RendererCgroup).
   std::vector<int> cgroup_procs;
+  // Namespaced launches only: applied before exec; argv[0] is then only the program's name.
+  std::optional<Confinement> confine;
 };
 
 // Every process a launch made, each owned. Declared so that destruction ends the program first:
@@ -103,6 +120,11 @@ enum class LaunchStep : int {
   kMount,
   kProcessGroup,
   kCgroup,
+  kRoot,
+  kCapabilities,
+  kLimits,
+  kNoNewPrivs,
+  kFilter,
 };
 const char* LaunchStepName(LaunchStep step);
 

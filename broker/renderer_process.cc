@@ -123,6 +123,7 @@ LaunchSpec RendererSpec(const BrokerOptions& opt, const LaunchSite& site, Launch
   for (auto& a : ToArgv(args)) spec.argv.push_back(std::move(a));
   spec.fds = FdMap(fds);
   spec.namespaces = site.namespaces;
+  spec.confine = site.confine;
   return spec;
 }
 

@@ -1,10 +1,14 @@
 #include "broker/sandbox_report.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <filesystem>
 #include <sstream>
 #include <string_view>
 
@@ -33,9 +37,38 @@ ino_t NamespaceInode(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
+// The root as the kernel holds it for the process: an empty, read-only tmpfs.
+bool RootIsEmpty(const std::string& proc) {
+  struct statfs fs;
+  std::string root = proc + "/root";
+  if (::statfs(root.c_str(), &fs) != 0) return false;
+  if (fs.f_type != TMPFS_MAGIC || (fs.f_flags & ST_RDONLY) == 0) return false;
+  std::error_code ec;
+  return std::filesystem::is_empty(root, ec) && !ec;
+}
+
+bool SameFile(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// fd 0 is the broker's /dev/null, fds 1 and 2 one pipe, which is none of the broker's own.
+bool StdioIsClean(const std::string& proc) {
+  struct stat fd[3], null, ours[3];
+  for (int i = 0; i < 3; ++i) {
+    if (::stat((proc + "/fd/" + std::to_string(i)).c_str(), &fd[i]) != 0) return false;
+  }
+  if (::stat("/dev/null", &null) != 0 || !SameFile(fd[0], null)) return false;
+  if (!S_ISFIFO(fd[1].st_mode) || !SameFile(fd[1], fd[2])) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (::fstat(i, &ours[i]) == 0 && SameFile(ours[i], fd[1])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note) {
+Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note,
+                                     bool launcher_filter) {
   if (pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
   std::string proc = "/proc/" + std::to_string(pid);
   auto status = ReadSmallFile(proc + "/status");
@@ -50,7 +83,28 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
   };
   if (auto v = StatusField(*status, "Seccomp"); !v.empty()) r.seccomp_mode = int(number(v, 10));
   if (auto v = StatusField(*status, "NoNewPrivs"); !v.empty()) r.no_new_privs = int(number(v, 10));
-  if (auto v = StatusField(*status, "CapEff"); !v.empty()) r.cap_eff = number(v, 16);
+  if (auto v = StatusField(*status, "Seccomp_filters"); !v.empty()) {
+    r.seccomp_filters = int(number(v, 10));
+  }
+  const std::pair<const char*, uint64_t*> caps[] = {{"CapEff", &r.cap_eff},
+                                                    {"CapPrm", &r.cap_prm},
+                                                    {"CapInh", &r.cap_inh},
+                                                    {"CapAmb", &r.cap_amb},
+                                                    {"CapBnd", &r.cap_bnd}};
+  for (auto [key, field] : caps) {
+    if (auto v = StatusField(*status, key); !v.empty()) *field = number(v, 16);
+  }
+  r.root_empty = RootIsEmpty(proc);
+  r.stdio_clean = StdioIsClean(proc);
+  if (auto map = ReadSmallFile(proc + "/uid_map")) {
+    std::istringstream in(*map);
+    std::string inside, outside, count;
+    in >> inside >> outside >> count;
+    r.uid_map = inside + " " + outside + " " + count;
+  }
+  // Layers only the renderer applies itself (its own filter, the process limit); missing, they
+  // leave a renderer held by the launcher's layers alone.
+  std::vector<std::string> own_missing;
 
   for (const char* ns : {"user", "pid", "net", "ipc", "mnt", "uts"}) {
     ino_t theirs = NamespaceInode(proc + "/ns/" + ns);
@@ -68,8 +122,9 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
       r.rlimits.push_back(l);
       auto expected =
           want.value == RLIM_INFINITY ? std::string("unlimited") : std::to_string(want.value);
-      if (level != sandbox::Level::kOff && l.soft != expected) {
-        r.problems.push_back(std::string(want.name) + " is " + l.soft + ", want " + expected);
+      if (level != sandbox::Level::kOff && l.hard != expected) {
+        auto& list = launcher_filter && !want.before_exec ? own_missing : r.problems;
+        list.push_back(std::string(want.name) + " is " + l.hard + ", want " + expected);
       }
     }
   }
@@ -81,16 +136,31 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
   }
   if (r.seccomp_mode != 2) r.problems.push_back("no seccomp-bpf filter");
   if (r.no_new_privs != 1) r.problems.push_back("no_new_privs not set");
-  if (r.cap_eff != 0) r.problems.push_back("holds capabilities");
+  if ((r.cap_eff | r.cap_prm | r.cap_inh | r.cap_amb) != 0) {
+    r.problems.push_back("holds capabilities");
+  }
+  if (r.cap_bnd != 0) r.problems.push_back("capability bounding set not empty");
+  if (!r.stdio_clean) r.problems.push_back("stdio is not /dev/null and its own log pipe");
   if (level == sandbox::Level::kFull) {
     for (const auto& ns : r.namespaces) {
       if (!ns.isolated) r.problems.push_back(ns.name + " namespace shared with the broker");
     }
+    if (!r.root_empty) r.problems.push_back("its root is not the empty read-only directory");
   } else {
     r.problems.push_back("no namespaces: " + (note.empty() ? std::string("unavailable") : note));
   }
-  r.adequate = r.problems.empty();
-  r.verdict = r.adequate ? "adequately sandboxed" : "partially sandboxed";
+  if (launcher_filter && r.seccomp_filters < 2)
+    own_missing.push_back("no seccomp filter of its own");
+  r.adequate = r.problems.empty() && own_missing.empty();
+  if (r.adequate) {
+    r.verdict = "adequately sandboxed";
+  } else if (r.problems.empty()) {
+    r.verdict = "contained by the launcher's filter only";
+    r.problems = std::move(own_missing);
+  } else {
+    r.verdict = "partially sandboxed";
+    r.problems.insert(r.problems.end(), own_missing.begin(), own_missing.end());
+  }
   return r;
 }
 
@@ -99,12 +169,23 @@ nlohmann::json SandboxReportToJson(const SandboxReport& r) {
   for (const auto& n : r.namespaces) ns[n.name] = n.isolated ? "new" : "shared";
   nlohmann::json limits = nlohmann::json::object();
   for (const auto& l : r.rlimits) limits[l.name] = {{"soft", l.soft}, {"hard", l.hard}};
-  char cap[24];
-  std::snprintf(cap, sizeof cap, "%016llx", static_cast<unsigned long long>(r.cap_eff));
+  auto hex = [](uint64_t v) {
+    char cap[24];
+    std::snprintf(cap, sizeof cap, "%016llx", static_cast<unsigned long long>(v));
+    return std::string(cap);
+  };
   nlohmann::json j = {{"level", std::string(sandbox::LevelName(r.level))},
                       {"seccomp", r.seccomp_mode},
+                      {"seccomp_filters", r.seccomp_filters},
                       {"no_new_privs", r.no_new_privs},
-                      {"cap_eff", cap},
+                      {"cap_eff", hex(r.cap_eff)},
+                      {"cap_prm", hex(r.cap_prm)},
+                      {"cap_inh", hex(r.cap_inh)},
+                      {"cap_amb", hex(r.cap_amb)},
+                      {"cap_bnd", hex(r.cap_bnd)},
+                      {"root_empty", r.root_empty},
+                      {"stdio_clean", r.stdio_clean},
+                      {"uid_map", r.uid_map},
                       {"namespaces", ns},
                       {"rlimits", limits},
                       {"adequate", r.adequate},

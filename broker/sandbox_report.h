@@ -19,7 +19,15 @@ struct SandboxReport {
   sandbox::Level level = sandbox::Level::kOff;  // what the broker asked for
   int seccomp_mode = -1;                        // /proc/PID/status "Seccomp" (2 = filter)
   int no_new_privs = -1;
+  int seccomp_filters = -1;  // "Seccomp_filters": how many are stacked
   uint64_t cap_eff = ~uint64_t{0};
+  uint64_t cap_prm = ~uint64_t{0};
+  uint64_t cap_inh = ~uint64_t{0};
+  uint64_t cap_amb = ~uint64_t{0};
+  uint64_t cap_bnd = ~uint64_t{0};
+  bool root_empty = false;   // its root is an empty, read-only tmpfs
+  bool stdio_clean = false;  // fd 0 is /dev/null, fds 1 and 2 one pipe (the broker's log pipe)
+  std::string uid_map;       // /proc/PID/uid_map, its first line
   struct Namespace {
     std::string name;  // user, pid, net, ipc, mnt, uts
     bool isolated = false;
@@ -37,9 +45,12 @@ struct SandboxReport {
   std::string note;  // e.g. why namespaces are unavailable
 };
 
-// Reads /proc/PID and judges it against what `level` promises. `note` rides along (the reason
-// a layer is missing on this machine).
-Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note);
+// Reads /proc/PID and judges it against what `level` promises; nothing the renderer says about
+// itself counts. `note` rides along (the reason a layer is missing on this machine).
+// `launcher_filter`: the launcher installed a filter of its own before exec, so a renderer that
+// also stacked its own shows two; one alone reads "contained by the launcher's filter only".
+Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note,
+                                     bool launcher_filter = false);
 
 nlohmann::json SandboxReportToJson(const SandboxReport& r);
 

@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,7 +35,8 @@ constexpr std::array kLimitTable{
           "it needs fds 0-6 and opens nothing after start (open is denied anyway)"},
     Limit{RLIMIT_NPROC, "Max processes", 16,
           "fork is denied by seccomp, this is a second wall; the IO thread starts before it "
-          "is set, since it counts every process of the user, other renderers included"},
+          "is set, since it counts every process of the user, other renderers included",
+          /*before_exec=*/false},
     Limit{RLIMIT_FSIZE, "Max file size", 0, "it writes no files; SIGXFSZ is ignored, writes fail"},
     Limit{RLIMIT_CORE, "Max core file size", 0, "a crash must not dump the page's memory"},
     Limit{RLIMIT_MSGQUEUE, "Max msgqueue size", 0, "queues come from the broker only"},
@@ -44,9 +48,21 @@ Result<void> Step(bool ok, const char* what) {
   return SysError(std::string("sandbox: ") + what);
 }
 
+// The launcher chrooted us before exec: our root must be its empty, read-only tmpfs.
+Result<void> CheckEmptyRoot() {
+  struct statfs fs;
+  if (auto r = Step(::statfs("/", &fs) == 0, "statfs /"); !r) return r;
+  if (fs.f_type != TMPFS_MAGIC || (fs.f_flags & ST_RDONLY) == 0) {
+    errno = EPERM;
+    return SysError("sandbox: the root is not the launcher's empty tmpfs");
+  }
+  return {};
+}
+
 Result<void> EnterEmptyRoot(std::string_view dir) {
   std::string path(dir);
-  if (path.empty() || path[0] != '/') {
+  if (path.empty()) return CheckEmptyRoot();
+  if (path[0] != '/') {
     errno = EINVAL;
     return SysError("sandbox: no empty root given");
   }

@@ -32,6 +32,9 @@ struct Limit {
   std::string_view name;  // as /proc/PID/limits spells it
   rlim_t value;           // soft = hard; RLIM_INFINITY where the build cannot have one
   std::string_view why;
+  // Set by the launcher before exec as well. The process limit is not: it counts every process
+  // of the user, so it would refuse the renderer's own IO thread (see kLimitTable).
+  bool before_exec = true;
 };
 
 // The documented limits (docs/SANDBOX.md). The address-space limit is absent from sanitizer
@@ -39,11 +42,12 @@ struct Limit {
 std::span<const Limit> Limits();
 
 // Applies the layers of `level`; `self_pid` is getpid() as the caller sees it; `empty_root` is
-// the directory to chroot into (kFull only). `start_threads`, if given, runs once the root is
-// empty and the capabilities are gone, before the rlimits and the filter: the only point where
-// a thread can be started that inherits the dropped capabilities (they are per thread) and is
-// not refused by RLIMIT_NPROC (which counts every renderer of the user). The filter then reaches
-// every thread through TSYNC.
+// the directory to chroot into (kFull only), or empty when the launcher already made the root
+// empty before exec (then it is only checked: read-only and empty). `start_threads`, if given, runs
+// once the root is empty and the capabilities are gone, before the rlimits and the filter: the only
+// point where a thread can be started that inherits the dropped capabilities (they are per thread)
+// and is not refused by RLIMIT_NPROC (which counts every renderer of the user). The filter then
+// reaches every thread through TSYNC.
 Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root,
                           const std::function<Result<void>()>& start_threads = {});
 

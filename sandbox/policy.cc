@@ -9,11 +9,15 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ipc/protocol.h"
+#include "ipc/unique_fd.h"
 
 namespace sbx::sandbox {
 
@@ -348,6 +352,132 @@ Result<void> InstallSeccompPolicy(int self_pid) {
     return r;
   }
   return Check(seccomp_load(f), "load");
+}
+
+namespace {
+
+// Beyond the table's kill rows: what only a process that means to leave its sandbox (or attack
+// the kernel) calls, and which a renderer that skipped its own policy must not reach either.
+constexpr std::string_view kLauncherKills[] = {
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "io_uring_setup",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "setfsuid",
+    "setfsgid",
+};
+
+Result<void> AddFirstFilterRules(void* f) {
+  auto sys = [](const char* name) { return seccomp_syscall_resolve_name(name); };
+  const uint32_t kill = SCMP_ACT_KILL_PROCESS;
+  for (std::string_view name : kLauncherKills) {
+    int nr = seccomp_syscall_resolve_name(std::string(name).c_str());
+    if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
+    if (auto r = Check(seccomp_rule_add(f, kill, nr, 0), name); !r) return r;
+  }
+  if (auto r = Check(seccomp_rule_add(f, kill, sys("execve"), 0), "execve"); !r) return r;
+  // The launcher's own exec, and only it: any other descriptor, or any other flags, is killed.
+  scmp_arg_cmp other_fd{0, SCMP_CMP_NE, static_cast<uint64_t>(kLauncherExecFd), 0};
+  scmp_arg_cmp other_flags{4, SCMP_CMP_NE, static_cast<uint64_t>(AT_EMPTY_PATH), 0};
+  if (auto r = Check(seccomp_rule_add_array(f, kill, sys("execveat"), 1, &other_fd), "execveat");
+      !r) {
+    return r;
+  }
+  if (auto r = Check(seccomp_rule_add_array(f, kill, sys("execveat"), 1, &other_flags), "execveat");
+      !r) {
+    return r;
+  }
+  // New processes: only threads (CLONE_THREAD set) may be cloned; without capabilities a thread
+  // can make no namespace. clone3 hides its flags in memory, so glibc is sent back to clone.
+  scmp_arg_cmp no_thread{0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0};
+  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+  if (auto r = Check(seccomp_rule_add_array(f, eperm, sys("clone"), 1, &no_thread), "clone"); !r) {
+    return r;
+  }
+  if (auto r = Check(seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), sys("clone3"), 0), "clone3"); !r) {
+    return r;
+  }
+  for (const char* name : {"fork", "vfork"}) {
+    if (auto r = Check(seccomp_rule_add(f, eperm, sys(name), 0), name); !r) return r;
+  }
+  // Typing into a terminal, the one ioctl that reaches past the process.
+  scmp_arg_cmp tiocsti{1, SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI};
+  return Check(seccomp_rule_add_array(f, kill, sys("ioctl"), 1, &tiocsti), "ioctl");
+}
+
+// libseccomp 2.5 exports BPF only to a descriptor: a memfd, read back.
+Result<std::vector<sock_filter>> ExportProgram(void* f) {
+  UniqueFd memfd(static_cast<int>(::syscall(SYS_memfd_create, "sbx-filter", MFD_CLOEXEC)));
+  if (!memfd) return SysError("memfd_create");
+  int fd = memfd.get();
+  if (auto r = Check(seccomp_export_bpf(f, fd), "export"); !r) return std::unexpected(r.error());
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size <= 0 || size % sizeof(sock_filter) != 0) {
+    return MakeError(Errc::kSystem, "seccomp: exported filter has a bad size");
+  }
+  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
+  ssize_t got = ::pread(fd, program.data(), static_cast<size_t>(size), 0);
+  if (got != size) return SysError("read exported filter");
+  return program;
+}
+
+}  // namespace
+
+std::span<const std::string_view> LauncherFilterKills() { return kLauncherKills; }
+
+Result<std::vector<sock_filter>> LauncherFilterProgram() {
+  std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) return MakeError(Errc::kSystem, "seccomp_init failed");
+  void* f = ctx.get();
+  if (auto r = AddFirstFilterRules(f); !r) return std::unexpected(r.error());
+  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
+                     "bad-architecture action");
+      !r) {
+    return std::unexpected(r.error());
+  }
+  // The launcher sets no_new_privs itself, as a checked step of its own.
+  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_NNP, 0), "no_new_privs"); !r) {
+    return std::unexpected(r.error());
+  }
+  return ExportProgram(f);
 }
 
 }  // namespace sbx::sandbox

@@ -3,11 +3,14 @@
 // included, so none of them can drift from what the kernel enforces.
 #pragma once
 
+#include <linux/filter.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "ipc/error.h"
 
@@ -78,5 +81,23 @@ bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid);
 // Installs the policy on the calling process (every thread: TSYNC), after PR_SET_NO_NEW_PRIVS.
 // `self_pid` is getpid() as the caller sees it: signals may go to that pid only. Irreversible.
 Result<void> InstallSeccompPolicy(int self_pid);
+
+// The descriptor number the launcher execs a renderer from. It is above the renderer's
+// open-file limit (16, Limits()), so once the exec has closed it (close-on-exec) the renderer can
+// never hold a descriptor of that number again: dup2 and every open fail above the limit, and
+// the limit cannot be raised without CAP_SYS_RESOURCE.
+inline constexpr int kLauncherExecFd = 64;
+
+// The launcher's filter (docs/SANDBOX.md, "The launcher's filter"), compiled to BPF before any
+// launch so that the launcher's child only has to load it. It allows exactly one exec:
+// execveat(kLauncherExecFd, "", ..., AT_EMPTY_PATH); every other execve and execveat, every
+// escape row of PolicyTable() (ptrace, mount, chroot, namespaces, bpf, ...), new processes and a
+// foreign architecture are refused as the renderer's own policy refuses them. Everything else
+// passes, for the renderer's own policy (stacked on top at start-up) to narrow.
+Result<std::vector<sock_filter>> LauncherFilterProgram();
+
+// The syscalls the launcher's filter kills outright (besides execve, and execveat other than
+// the launcher's), for the docs and the tests.
+std::span<const std::string_view> LauncherFilterKills();
 
 }  // namespace sbx::sandbox
