@@ -277,6 +277,17 @@ bool AllThreadsStopped(pid_t pid) {
 
 }  // namespace
 
+std::string StatusField(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string v = line.substr(key.size() + 1);
+      return v.substr(v.find_first_not_of(" \t"));
+    }
+  }
+  return "";
+}
+
 bool WaitProcessStopped(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!AllThreadsStopped(pid)) {

@@ -99,6 +99,9 @@ std::vector<std::string> ShmEntries(std::string_view prefix);
 // Waits until the process is gone (pidfd readable or ESRCH) within timeout.
 bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout);
 bool ProcessAlive(pid_t pid);
+// The value of `key` in /proc/PID/status ("CapEff", "Seccomp", ...), leading blanks trimmed; ""
+// if the process or the key is not there.
+std::string StatusField(pid_t pid, const std::string& key);
 // Waits until every thread of the process is stopped (state T in /proc/PID/task/*/stat), within
 // timeout. kill(SIGSTOP) returns before a thread running on another CPU has stopped, so a test
 // that needs the process frozen waits for it. The kernel sends no event for this: it polls.

@@ -22,17 +22,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::string StatusField(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(key + ":", 0) == 0) {
-      std::string v = line.substr(key.size() + 1);
-      return v.substr(v.find_first_not_of(" \t"));
-    }
-  }
-  return "";
-}
-
 struct Bare {
   std::unique_ptr<BrokerProcess> broker;
   pid_t pid = 0;
