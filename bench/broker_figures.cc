@@ -139,6 +139,7 @@ Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool resta
   options.restart = restart;
   options.sandbox = config.sandbox;
   options.inspector = config.inspector;
+  options.cgroups = config.cgroups;
   // Every kill must restart at once, as a first crash does; the default policy would back off
   // from the second crash on and declare a crash loop after five within 30 s.
   options.restart_policy.max_crashes = INT_MAX;
@@ -228,7 +229,11 @@ std::string DescribeConfinement(pid_t pid) {
 std::string DescribeConfinement(const Broker& broker, int id) {
   auto snap = broker.Get(id);
   if (!snap || snap->pid <= 0) return "renderer confinement unknown";
-  return DescribeConfinement(snap->pid);
+  std::string s = DescribeConfinement(snap->pid);
+  if (!snap->cgroup_path.empty()) {
+    s += std::string(" + a cgroup (") + CgroupModeName(broker.cgroups().mode) + ")";
+  }
+  return s;
 }
 
 std::string FormatMs(double ms) {
@@ -536,6 +541,41 @@ Result<RendererMemoryResult> RendererMemory(const BenchConfig& config) {
     return std::unexpected(closed.error());
   }
   return out;
+}
+
+}  // namespace sbx::bench
+
+namespace sbx::bench {
+namespace {
+
+// What the figure is once more, and what it says, with no cgroup per renderer.
+std::string NoCgroupNote(const BenchConfig& config, std::string_view figure) {
+  std::string note = std::string(figure) + " again with no cgroup per renderer (--no-cgroup)";
+  if (!config.cgroups) return note + "; this run has none for either";
+  return note +
+         ": the difference is what putting each renderer in its cgroup costs (on cgroup v1 the "
+         "write to cgroup.procs waits for an RCU grace period; v2 creates the renderer inside "
+         "its cgroup)";
+}
+
+}  // namespace
+
+Result<Measurement> SpawnNoCgroup(const BenchConfig& config) {
+  BenchConfig without = config;
+  without.cgroups = false;
+  auto m = SpawnToFirstFrame(without);
+  if (!m) return std::unexpected(m.error());
+  m->note = NoCgroupNote(config, "spawn_to_first_frame") + "; " + m->note;
+  return m;
+}
+
+Result<Measurement> RecoveryNoCgroup(const BenchConfig& config) {
+  BenchConfig without = config;
+  without.cgroups = false;
+  auto k = KillCycle(without);
+  if (!k) return std::unexpected(k.error());
+  k->recovery.note = NoCgroupNote(config, "recovery") + "; " + k->recovery.note;
+  return std::move(k->recovery);
 }
 
 }  // namespace sbx::bench

@@ -24,6 +24,7 @@ struct BenchConfig {
   std::string renderer_path;  // absolute path of sbx-renderer
   bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
   bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
+  bool cgroups = true;        // false: no cgroup per renderer (--no-cgroup)
 };
 
 struct Measurement {
@@ -149,6 +150,8 @@ struct HeartbeatResult {
 };
 Result<HeartbeatResult> Heartbeats(const BenchConfig& config);
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config);
+// The same with no cgroup per renderer, in the same run: the difference is what a cgroup costs.
+Result<Measurement> SpawnNoCgroup(const BenchConfig& config);
 
 // One run of kill cycles yields death_detection (SIGKILL to kExited) and recovery (SIGKILL to the
 // replacement's kReady). A second, shorter pass splits death_detection in two with a pidfd of
@@ -161,6 +164,8 @@ struct KillCycleResult {
   Measurement exit_handling;
 };
 Result<KillCycleResult> KillCycle(const BenchConfig& config);
+// recovery again with no cgroup per renderer (a shorter pass of the same kill cycle).
+Result<Measurement> RecoveryNoCgroup(const BenchConfig& config);
 
 // For the lecture's table (lecture.cc): a `kB` field of /proc/PID/status such as VmPTE.
 std::optional<uint64_t> StatusKb(pid_t pid, const char* key);

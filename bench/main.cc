@@ -71,11 +71,15 @@ constexpr FigureDef kFigures[] = {
      Check::kNone, 0},
     {"recovery", nullptr, &KillCycleResult::recovery, nullptr, nullptr, "", "", "median < 10 ms",
      Check::kMedianBelowUs, 10'000},
+    {"recovery_no_cgroup", &RecoveryNoCgroup, nullptr, nullptr, nullptr, "", "", kContext,
+     Check::kNone, 0},
     {"fork_exec", &ForkExecTrue, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
     {"fork_exec_renderer", &ForkExecRenderer, nullptr, nullptr, nullptr, "", "", kBaseline,
      Check::kNone, 0},
     {"spawn_to_first_frame", &SpawnToFirstFrame, nullptr, nullptr, nullptr, "fork_exec",
      "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
+    {"spawn_no_cgroup", &SpawnNoCgroup, nullptr, nullptr, nullptr, "fork_exec", "", kContext,
+     Check::kNone, 0},
     {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
     {"frame_publish", &FramePublish, nullptr, nullptr, nullptr, "memcpy_frame", "",
      "none (see its note)", Check::kNone, 0},
@@ -126,13 +130,15 @@ struct Options {
 
 constexpr char kUsage[] =
     "usage: sbx-bench [--json] [--quick] [--only NAME] [--renderer-path PATH] [--no-sandbox]\n"
-    "                 [--no-inspector]\n"
+    "                 [--no-inspector] [--no-cgroup]\n"
     "  --json                one JSON object per line per figure\n"
     "  --quick               fewer samples: a smoke test of a few seconds\n"
     "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
     "  --no-inspector        no per-mechanism IPC counters or ring, to measure what they cost\n"
+    "  --no-cgroup           no cgroup per renderer, for every figure (the *_no_cgroup figures\n"
+    "                        measure without one in every run)\n"
     "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
     "                        measured, which is checked always)\n"
     "  --lecture             threads vs processes and every IPC approach, as a lecture's table\n"
@@ -169,6 +175,8 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.config.sandbox = false;
     } else if (arg == "--no-inspector") {
       o.config.inspector = false;
+    } else if (arg == "--no-cgroup") {
+      o.config.cgroups = false;
     } else if (arg == "--check") {
       o.check = true;
     } else if (arg == "--lecture") {
@@ -227,6 +235,7 @@ class Report {
            o.config.quick ? "quick" : "full", cores, load[0], o.config.renderer_path.c_str(),
            o.config.sandbox ? "" : " (--no-sandbox)");
     if (!o.config.inspector) Append("sbx-bench: the IPC inspector is off (--no-inspector)\n");
+    if (!o.config.cgroups) Append("sbx-bench: no cgroup per renderer (--no-cgroup)\n");
     Append("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
            "unit", "samples", "floor", "floor med", "ratio", "target", "met");
   }

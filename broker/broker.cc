@@ -173,6 +173,11 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
 }
 
 void Broker::SetUpCgroups() {
+  if (!options_.cgroups) {
+    cgroups_ = {CgroupMode::kNone, "no cgroup (--no-cgroup): memory bounded per process only", {}};
+    std::fprintf(stderr, "sbx: %s\n", cgroups_.reason.c_str());
+    return;
+  }
   cgroups_ = DetectCgroups();
   int swept = SweepStaleCgroups(cgroups_);
   if (swept > 0)

@@ -98,6 +98,7 @@ struct BrokerOptions {
   bool force_queue_fallback = false;  // heartbeats on the pipe even if a queue could be had
   bool sandbox = true;                // false: --no-sandbox, renderers run with no layer at all
   CgroupLimits cgroup;                // each renderer's cgroup (--renderer-memory, --renderer-cpu)
+  bool cgroups = true;                // false: --no-cgroup, no cgroup per renderer
   uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
   // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
   int oom_score_adj = 300;

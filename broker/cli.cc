@@ -79,6 +79,8 @@ const char* CommandLineHelp() {
          "  --kill-hung                kill unresponsive renderers (status hung) and restart\n"
          "  --no-restart               leave dead renderers dead\n"
          "  --no-sandbox               run renderers with no sandbox at all (warns loudly)\n"
+         "  --no-cgroup                no cgroup per renderer: memory bounded per process only\n"
+         "                             (to measure what a cgroup costs)\n"
          "  --no-inspector             no per-channel IPC counters or trace (to measure their "
          "cost)\n"
          "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
@@ -125,6 +127,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--no-sandbox") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.sandbox = false;
+    } else if (name == "--no-cgroup") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.cgroups = false;
     } else if (name == "--no-inspector") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.inspector = false;

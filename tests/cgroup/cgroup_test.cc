@@ -69,6 +69,16 @@ std::vector<std::string> RendererDirs(const CgroupSupport& s) {
   return out;
 }
 
+// A new renderer's snapshot once it drew its first frame; nullopt if it never did.
+std::optional<RendererSnapshot> SpawnReady(Broker& b, const Recorder& rec) {
+  auto id = b.Spawn();
+  if (!id || !RunUntil(
+                 b, [&] { return rec.Ready(*id); }, 10s)) {
+    return std::nullopt;
+  }
+  return b.Get(*id);
+}
+
 int64_t ReadInt(const std::string& path) {
   auto text = ReadSmallFile(path);
   return text ? std::stoll(*text) : -1;
@@ -107,11 +117,7 @@ TEST(CgroupTest, TheRendererRunsInItsCgroupUnderItsLimitsAndAboveTheBrokerForThe
   ASSERT_TRUE(b);
   Recorder rec;
   b->AddObserver(&rec);
-  auto id = b->Spawn();
-  ASSERT_TRUE(id);
-  ASSERT_TRUE(RunUntil(
-      *b, [&] { return rec.Ready(*id); }, 10s));
-  auto snap = b->Get(*id);
+  auto snap = SpawnReady(*b, rec);
   ASSERT_TRUE(snap);
   ASSERT_FALSE(snap->cgroup_path.empty());
   EXPECT_EQ(snap->memory_limit, uint64_t{96} << 20);
@@ -126,6 +132,26 @@ TEST(CgroupTest, TheRendererRunsInItsCgroupUnderItsLimitsAndAboveTheBrokerForThe
   EXPECT_EQ(ReadInt(snap->cgroup_path + limit_file), int64_t{96} << 20);
   EXPECT_EQ(ReadInt("/proc/" + std::to_string(snap->pid) + "/oom_score_adj"), 300);
   EXPECT_LT(ReadInt("/proc/self/oom_score_adj"), 300);
+  b->RemoveObserver(&rec);
+}
+
+// --no-cgroup is how sbx-bench measures what a cgroup costs: the renderer runs, with none, and
+// the broker says why wherever it reports cgroups.
+TEST(CgroupTest, NoCgroupStartsRenderersWithoutOne) {
+  const char* argv[] = {"sbx-broker", "--no-cgroup"};
+  auto cl = ParseCommandLine(2, argv);
+  ASSERT_TRUE(cl) << cl.error().ToString();
+  EXPECT_FALSE(cl->broker.cgroups);
+  auto b = MakeBroker(cl->broker);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->cgroups().mode, CgroupMode::kNone);
+  EXPECT_NE(b->cgroups().reason.find("--no-cgroup"), std::string::npos) << b->cgroups().reason;
+  Recorder rec;
+  b->AddObserver(&rec);
+  auto snap = SpawnReady(*b, rec);
+  ASSERT_TRUE(snap);
+  EXPECT_TRUE(snap->cgroup_path.empty());
+  EXPECT_EQ(snap->cgroup_usage.memory_bytes, -1);
   b->RemoveObserver(&rec);
 }
 
