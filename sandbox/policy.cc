@@ -1,5 +1,6 @@
 #include "sandbox/policy.h"
 
+#include <asm/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -294,16 +295,42 @@ Result<void> AddRule(void* f, const SyscallRule& rule, int self_pid) {
   return {};
 }
 
-}  // namespace
+Verdict JudgeRule(const SyscallRule& rule, std::span<const uint64_t, 6> args, int self_pid) {
+  if (rule.cases.empty()) return {rule.outcome, rule.err};
+  for (const ArgCase& c : rule.cases) {
+    if (Matches(c, args, self_pid)) return {c.outcome, c.err};
+  }
+  return {kKill, 0};
+}
 
-std::span<const SyscallRule> PolicyTable() { return kTable; }
-
-const SyscallRule* FindRule(std::string_view name) {
-  for (const auto& r : kTable) {
+const SyscallRule* FindIn(std::span<const SyscallRule> table, std::string_view name) {
+  for (const auto& r : table) {
     if (r.name == name) return &r;
   }
   return nullptr;
 }
+
+// libseccomp 2.5 exports BPF only to a descriptor: a memfd, read back.
+Result<std::vector<sock_filter>> ExportProgram(void* f) {
+  UniqueFd memfd(static_cast<int>(::syscall(SYS_memfd_create, "sbx-filter", MFD_CLOEXEC)));
+  if (!memfd) return SysError("memfd_create");
+  int fd = memfd.get();
+  if (auto r = Check(seccomp_export_bpf(f, fd), "export"); !r) return std::unexpected(r.error());
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size <= 0 || size % sizeof(sock_filter) != 0) {
+    return MakeError(Errc::kSystem, "seccomp: exported filter has a bad size");
+  }
+  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
+  ssize_t got = ::pread(fd, program.data(), static_cast<size_t>(size), 0);
+  if (got != size) return SysError("read exported filter");
+  return program;
+}
+
+}  // namespace
+
+std::span<const SyscallRule> PolicyTable() { return kTable; }
+
+const SyscallRule* FindRule(std::string_view name) { return FindIn(kTable, name); }
 
 bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid) {
   for (size_t i = 0; i < c.count; ++i) {
@@ -322,12 +349,7 @@ bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid) 
 
 Verdict Judge(std::string_view name, std::span<const uint64_t, 6> args, int self_pid) {
   const SyscallRule* rule = FindRule(name);
-  if (rule == nullptr) return {kKill, 0};
-  if (rule->cases.empty()) return {rule->outcome, rule->err};
-  for (const ArgCase& c : rule->cases) {
-    if (Matches(c, args, self_pid)) return {c.outcome, c.err};
-  }
-  return {kKill, 0};
+  return rule == nullptr ? Verdict{kKill, 0} : JudgeRule(*rule, args, self_pid);
 }
 
 Result<void> InstallSeccompPolicy(int self_pid) {
@@ -356,118 +378,63 @@ Result<void> InstallSeccompPolicy(int self_pid) {
 
 namespace {
 
-// Beyond the table's kill rows: what only a process that means to leave its sandbox (or attack
-// the kernel) calls, and which a renderer that skipped its own policy must not reach either.
-constexpr std::string_view kLauncherKills[] = {
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "mount",
-    "umount2",
-    "pivot_root",
-    "chroot",
-    "unshare",
-    "setns",
-    "bpf",
-    "perf_event_open",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "userfaultfd",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "open_by_handle_at",
-    "name_to_handle_at",
-    "fsopen",
-    "fsmount",
-    "fsconfig",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    "io_uring_setup",
-    "reboot",
-    "swapon",
-    "swapoff",
-    "acct",
-    "quotactl",
-    "setuid",
-    "setgid",
-    "setreuid",
-    "setregid",
-    "setresuid",
-    "setresgid",
-    "setgroups",
-    "setfsuid",
-    "setfsgid",
+constexpr ArgCase kLauncherExecCases[] = {
+    Allow(Arg(0, Cmp::kEq, kLauncherExecFd), Int(4, AT_EMPTY_PATH)),
+};
+constexpr ArgCase kArchPrctlCases[] = {
+    Allow(Int(0, ARCH_SET_FS)),
+    Deny(EINVAL, Arg(0, Cmp::kNe, ARCH_SET_FS)),
+};
+constexpr ArgCase kStartupPrctlCases[] = {
+    Allow(Int(0, PR_GET_NAME)),         Allow(Int(0, PR_SET_NAME)),
+    Allow(Int(0, PR_CAPBSET_DROP)),     Allow(Int(0, PR_SET_DUMPABLE)),
+    Allow(Int(0, PR_SET_NO_NEW_PRIVS)),
 };
 
-Result<void> AddFirstFilterRules(void* f) {
-  auto sys = [](const char* name) { return seccomp_syscall_resolve_name(name); };
-  const uint32_t kill = SCMP_ACT_KILL_PROCESS;
-  for (std::string_view name : kLauncherKills) {
-    int nr = seccomp_syscall_resolve_name(std::string(name).c_str());
-    if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
-    if (auto r = Check(seccomp_rule_add(f, kill, nr, 0), name); !r) return r;
-  }
-  if (auto r = Check(seccomp_rule_add(f, kill, sys("execve"), 0), "execve"); !r) return r;
-  // The launcher's own exec, and only it: any other descriptor, or any other flags, is killed.
-  scmp_arg_cmp other_fd{0, SCMP_CMP_NE, static_cast<uint64_t>(kLauncherExecFd), 0};
-  scmp_arg_cmp other_flags{4, SCMP_CMP_NE, static_cast<uint64_t>(AT_EMPTY_PATH), 0};
-  if (auto r = Check(seccomp_rule_add_array(f, kill, sys("execveat"), 1, &other_fd), "execveat");
-      !r) {
-    return r;
-  }
-  if (auto r = Check(seccomp_rule_add_array(f, kill, sys("execveat"), 1, &other_flags), "execveat");
-      !r) {
-    return r;
-  }
-  // New processes: only threads (CLONE_THREAD set) may be cloned; without capabilities a thread
-  // can make no namespace. clone3 hides its flags in memory, so glibc is sent back to clone.
-  scmp_arg_cmp no_thread{0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0};
-  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-  if (auto r = Check(seccomp_rule_add_array(f, eperm, sys("clone"), 1, &no_thread), "clone"); !r) {
-    return r;
-  }
-  if (auto r = Check(seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), sys("clone3"), 0), "clone3"); !r) {
-    return r;
-  }
-  for (const char* name : {"fork", "vfork"}) {
-    if (auto r = Check(seccomp_rule_add(f, eperm, sys(name), 0), name); !r) return r;
-  }
-  // Typing into a terminal, the one ioctl that reaches past the process.
-  scmp_arg_cmp tiocsti{1, SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI};
-  return Check(seccomp_rule_add_array(f, kill, sys("ioctl"), 1, &tiocsti), "ioctl");
-}
-
-// libseccomp 2.5 exports BPF only to a descriptor: a memfd, read back.
-Result<std::vector<sock_filter>> ExportProgram(void* f) {
-  UniqueFd memfd(static_cast<int>(::syscall(SYS_memfd_create, "sbx-filter", MFD_CLOEXEC)));
-  if (!memfd) return SysError("memfd_create");
-  int fd = memfd.get();
-  if (auto r = Check(seccomp_export_bpf(f, fd), "export"); !r) return std::unexpected(r.error());
-  off_t size = ::lseek(fd, 0, SEEK_END);
-  if (size <= 0 || size % sizeof(sock_filter) != 0) {
-    return MakeError(Errc::kSystem, "seccomp: exported filter has a bad size");
-  }
-  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
-  ssize_t got = ::pread(fd, program.data(), static_cast<size_t>(size), 0);
-  if (got != size) return SysError("read exported filter");
-  return program;
-}
+// What a renderer does between the launcher's exec and its own filter that PolicyTable() does
+// not allow: static glibc's start-up, and the sandbox's own calls, each of which can only take
+// something away. A rule here replaces the table's rule of the same name.
+constexpr SyscallRule kStartupTable[] = {
+    {"execveat", kAllow, 0, kLauncherExecCases, "fd 64 with AT_EMPTY_PATH; else kill",
+     "the launcher's one exec of the renderer"},
+    {"arch_prctl", kAllow, 0, kArchPrctlCases, "ARCH_SET_FS; else EINVAL",
+     "static glibc sets up thread-local storage"},
+    {"set_tid_address", kAllow, 0, kAny, "", "static glibc's start-up"},
+    {"getuid", kAllow, 0, kAny, "", "static glibc checks whether it runs set-user-id"},
+    {"geteuid", kAllow, 0, kAny, "", "static glibc checks whether it runs set-user-id"},
+    {"getgid", kAllow, 0, kAny, "", "static glibc checks whether it runs set-group-id"},
+    {"getegid", kAllow, 0, kAny, "", "static glibc checks whether it runs set-group-id"},
+    {"readlink", kErrno, ENOENT, kAny, "", "static glibc asks for /proc/self/exe"},
+    {"statfs", kAllow, 0, kAny, "", "the renderer checks its root is the empty tmpfs"},
+    {"capset", kAllow, 0, kAny, "", "the renderer clears capabilities it no longer has"},
+    {"prctl", kAllow, 0, kStartupPrctlCases,
+     "PR_GET_NAME, PR_SET_NAME, PR_CAPBSET_DROP, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS; else kill",
+     "the renderer's own sandbox calls, each of which only takes away"},
+    {"seccomp", kAllow, 0, kAny, "", "the renderer's own filter, which can only narrow this one"},
+};
 
 }  // namespace
 
-std::span<const std::string_view> LauncherFilterKills() { return kLauncherKills; }
+std::span<const SyscallRule> StartupTable() { return kStartupTable; }
+
+Verdict JudgeAtLaunch(std::string_view name, std::span<const uint64_t, 6> args) {
+  const SyscallRule* rule = FindIn(kStartupTable, name);
+  if (rule == nullptr) rule = FindRule(name);
+  if (rule == nullptr) return {kKill, 0};
+  return JudgeRule(*rule, args, kRendererPidInside);
+}
 
 Result<std::vector<sock_filter>> LauncherFilterProgram() {
-  std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) return MakeError(Errc::kSystem, "seccomp_init failed");
   void* f = ctx.get();
-  if (auto r = AddFirstFilterRules(f); !r) return std::unexpected(r.error());
+  for (const auto& rule : kTable) {
+    if (FindIn(kStartupTable, rule.name) != nullptr) continue;
+    if (auto r = AddRule(f, rule, kRendererPidInside); !r) return std::unexpected(r.error());
+  }
+  for (const auto& rule : kStartupTable) {
+    if (auto r = AddRule(f, rule, kRendererPidInside); !r) return std::unexpected(r.error());
+  }
   if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
                      "bad-architecture action");
       !r) {
@@ -475,6 +442,10 @@ Result<std::vector<sock_filter>> LauncherFilterProgram() {
   }
   // The launcher sets no_new_privs itself, as a checked step of its own.
   if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_NNP, 0), "no_new_privs"); !r) {
+    return std::unexpected(r.error());
+  }
+  // Every syscall runs this filter as well as the renderer's own: the same binary tree.
+  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2), "binary tree"); !r) {
     return std::unexpected(r.error());
   }
   return ExportProgram(f);

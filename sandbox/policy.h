@@ -88,16 +88,24 @@ Result<void> InstallSeccompPolicy(int self_pid);
 // the limit cannot be raised without CAP_SYS_RESOURCE.
 inline constexpr int kLauncherExecFd = 64;
 
+// The renderer's pid inside its own pid namespace (the namespace's init is 1). The launcher's
+// filter is compiled before any renderer exists, so this is the pid it lets signals go to.
+inline constexpr int kRendererPidInside = 2;
+
+// What the launcher's filter allows beyond PolicyTable(), or more widely: what a renderer does
+// between the launcher's exec and its own filter (static glibc's start-up, the sandbox's own
+// calls, each of which can only take something away), and the one exec itself. A rule here
+// replaces the table's rule of the same name in the launcher's filter.
+std::span<const SyscallRule> StartupTable();
+
 // The launcher's filter (docs/SANDBOX.md, "The launcher's filter"), compiled to BPF before any
-// launch so that the launcher's child only has to load it. It allows exactly one exec:
-// execveat(kLauncherExecFd, "", ..., AT_EMPTY_PATH); every other execve and execveat, every
-// escape row of PolicyTable() (ptrace, mount, chroot, namespaces, bpf, ...), new processes and a
-// foreign architecture are refused as the renderer's own policy refuses them. Everything else
-// passes, for the renderer's own policy (stacked on top at start-up) to narrow.
+// launch so that the launcher's child only has to load it: an allowlist, PolicyTable() with
+// StartupTable() over it. It allows exactly one exec, execveat(kLauncherExecFd, "", ...,
+// AT_EMPTY_PATH); anything in neither table, and a foreign architecture, kills the process. A
+// renderer that never installs its own policy is held by this one.
 Result<std::vector<sock_filter>> LauncherFilterProgram();
 
-// The syscalls the launcher's filter kills outright (besides execve, and execveat other than
-// the launcher's), for the docs and the tests.
-std::span<const std::string_view> LauncherFilterKills();
+// What the launcher's filter does with `name` called with `args`, read from the two tables.
+Verdict JudgeAtLaunch(std::string_view name, std::span<const uint64_t, 6> args);
 
 }  // namespace sbx::sandbox

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <mqueue.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -364,6 +367,82 @@ TEST(PolicyTest, ShrinkingTheSealedFrameMemfdFailsWithEperm) {
         ::_exit(::ftruncate(fd, 0) == -1 && errno == EPERM ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace sbx::sandbox
+
+namespace sbx::sandbox {
+namespace {
+
+// In the child: installs the launcher's filter alone, as the launcher does before exec.
+void UnderTheLauncherFilter() {
+  auto program = LauncherFilterProgram();
+  if (!program) ::_exit(100);
+  sock_fprog prog{static_cast<unsigned short>(program->size()), program->data()};
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(100);
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) ::_exit(100);
+}
+
+std::array<uint64_t, 6> Args(uint64_t a0, uint64_t a4 = 0) { return {a0, 0, 0, 0, a4, 0}; }
+
+TEST(LauncherFilterTest, TheTablesSayWhatItAllows) {
+  // What only the start-up needs is allowed here, and refused by the renderer's own policy.
+  EXPECT_EQ(JudgeAtLaunch("prctl", Args(PR_CAPBSET_DROP)).outcome, Outcome::kAllow);
+  EXPECT_EQ(Judge("prctl", Args(PR_CAPBSET_DROP), ::getpid()).outcome, Outcome::kKill);
+  EXPECT_EQ(JudgeAtLaunch("statfs", Args(0)).outcome, Outcome::kAllow);
+  EXPECT_EQ(JudgeAtLaunch("execveat", Args(kLauncherExecFd, AT_EMPTY_PATH)).outcome,
+            Outcome::kAllow);
+  // The one exec only: another descriptor, or other flags, kills.
+  EXPECT_EQ(JudgeAtLaunch("execveat", Args(3, AT_EMPTY_PATH)).outcome, Outcome::kKill);
+  EXPECT_EQ(JudgeAtLaunch("execveat", Args(kLauncherExecFd, 0)).outcome, Outcome::kKill);
+  EXPECT_EQ(JudgeAtLaunch("execve", Args(0)).outcome, Outcome::kKill);
+  // The renderer's table holds for everything else, and anything in neither table is killed.
+  EXPECT_EQ(JudgeAtLaunch("openat", Args(0)).outcome, Outcome::kErrno);
+  EXPECT_EQ(JudgeAtLaunch("kill", Args(kRendererPidInside)).outcome, Outcome::kAllow);
+  EXPECT_EQ(JudgeAtLaunch("kill", Args(static_cast<uint64_t>(-1))).outcome, Outcome::kErrno);
+  EXPECT_EQ(JudgeAtLaunch("getcwd", Args(0)).outcome, Outcome::kKill);
+  EXPECT_EQ(JudgeAtLaunch("mount", Args(0)).outcome, Outcome::kKill);
+  for (const auto& rule : StartupTable()) EXPECT_FALSE(rule.why.empty()) << rule.name;
+}
+
+TEST(LauncherFilterTest, ItIsAnAllowlist) {
+  EXPECT_EXIT(
+      {
+        UnderTheLauncherFilter();
+        ::syscall(SYS_getcwd, nullptr, 0);
+        ::_exit(1);
+      },
+      ::testing::KilledBySignal(SIGSYS), "");
+}
+
+// The start-up's calls pass, and what the renderer's table refuses with an errno is refused the
+// same way: a renderer that never installs its own policy degrades as one that did.
+[[noreturn]] void StartUpUnderTheLauncherFilter() {
+  UnderTheLauncherFilter();
+  struct statfs fs;
+  if (::statfs("/", &fs) != 0) ::_exit(1);
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) ::_exit(2);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(3);
+  if (::open("/etc/passwd", O_RDONLY | O_CLOEXEC) != -1 || errno != EPERM) ::_exit(4);
+  if (::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) != -1 || errno != EPERM) ::_exit(5);
+  std::thread([] {}).join();
+  ::_exit(0);
+}
+
+TEST(LauncherFilterTest, TheRenderersStartUpStillWorks) {
+  EXPECT_EXIT(StartUpUnderTheLauncherFilter(), ::testing::ExitedWithCode(0), "");
+}
+
+[[noreturn]] void ExecAnotherProgram() {
+  UnderTheLauncherFilter();
+  char* argv[] = {const_cast<char*>("true"), nullptr};
+  ::syscall(SYS_execveat, AT_FDCWD, "/bin/true", argv, environ, 0);
+  ::_exit(1);
+}
+
+TEST(LauncherFilterTest, AnotherExecIsKilled) {
+  EXPECT_EXIT(ExecAnotherProgram(), ::testing::KilledBySignal(SIGSYS), "");
 }
 
 }  // namespace
