@@ -383,15 +383,21 @@ CgroupUsage RendererCgroup::Usage() const {
     u.memory_bytes = ReadNumber(path_ + "/memory.current");
     u.pids = ReadNumber(path_ + "/pids.current");
     u.throttled_us = ReadNumber(path_ + "/cpu.stat", "throttled_usec");
-    u.oom_kills = ReadNumber(path_ + "/memory.events", "oom_kill");
+    u.oom_kills = OomKills();
     return u;
   }
   u.memory_bytes = ReadNumber(dirs_[0] + "/memory.usage_in_bytes");
   u.pids = ReadNumber(dirs_[1] + "/pids.current");
   int64_t throttled_ns = ReadNumber(dirs_[2] + "/cpu.stat", "throttled_time");
   u.throttled_us = throttled_ns < 0 ? -1 : throttled_ns / 1000;
-  u.oom_kills = ReadNumber(dirs_[0] + "/memory.oom_control", "oom_kill");
+  u.oom_kills = OomKills();
   return u;
+}
+
+int64_t RendererCgroup::OomKills() const {
+  if (dirs_.empty()) return -1;
+  if (mode_ == CgroupMode::kV2) return ReadNumber(path_ + "/memory.events", "oom_kill");
+  return ReadNumber(dirs_[0] + "/memory.oom_control", "oom_kill");
 }
 
 void RendererCgroup::Remove() {

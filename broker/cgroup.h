@@ -76,6 +76,8 @@ class RendererCgroup {
   const std::string& path() const { return path_; }
   const CgroupLimits& limits() const { return limits_; }
   CgroupUsage Usage() const;
+  // Usage().oom_kills alone: one file, for the exit path.
+  int64_t OomKills() const;
   // Removes the directories now (a no-op if already done); the renderer must be reaped.
   void Remove();
 

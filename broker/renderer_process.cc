@@ -317,10 +317,10 @@ void RendererProcess::ReleaseKernelObjects() {
 void RendererProcess::OnExitReadable() {
   auto exit = DetectDeath(process_, kill_reason_, kill_note_, env_.options().cmd_prefix);
   if (!exit) return;
+  // The cgroup held the renderer alone, which is reaped: it goes with this object, after the
+  // exit is reported (an rmdir of a memory cgroup costs more than the rest of the exit path).
   if (cgroup_.valid()) {
-    *exit = ClassifyCgroupOom(std::move(*exit), cgroup_.Usage().oom_kills,
-                              cgroup_.limits().memory_bytes);
-    cgroup_.Remove();  // it held the renderer alone, which is reaped
+    *exit = ClassifyCgroupOom(std::move(*exit), cgroup_.OomKills(), cgroup_.limits().memory_bytes);
   }
   Traced(ipc_.Record(MonotonicNs(), Mechanism::kPidfd, 0, 0, 0, "%s",
                      ExitStatusName(exit->status).data()));
