@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "ipc/posix.h"
@@ -71,6 +73,27 @@ TEST(EventPrinterTest, TextIsTheEventToTextLine) {
   EventPrinter printer(*p.sink, EventPrinter::Format::kText);
   printer.OnBrokerEvent(Exited());
   EXPECT_EQ(ReadAvailable(p.pipe.read.get()), EventToText(Exited()) + "\n");
+}
+
+// Scripts read `list`; docs/PROTOCOL.md names every field of a row and where it comes from.
+TEST(SnapshotJsonTest, EveryFieldOfARowIsDocumented) {
+  std::ifstream in(std::string(SBX_SOURCE_DIR) + "/docs/PROTOCOL.md");
+  ASSERT_TRUE(in);
+  std::stringstream doc;
+  doc << in.rdbuf();
+  auto at = doc.str().find("## A renderer's row in `list` and `get`");
+  ASSERT_NE(at, std::string::npos);
+  std::string section = doc.str().substr(at, doc.str().find("\n## ", at + 1) - at);
+  RendererSnapshot s;
+  s.cgroup_path = "/sys/fs/cgroup/x";
+  nlohmann::json row = SnapshotToJson(s);
+  row["ipc"] = nlohmann::json::object();  // added by the control server with the inspector on
+  for (const auto& [key, value] : row.items()) {
+    EXPECT_NE(section.find("| `" + key + "` |"), std::string::npos) << key << " is not documented";
+  }
+  for (const auto& [key, value] : row["cgroup"].items()) {
+    EXPECT_NE(section.find("`" + key + "`"), std::string::npos) << key << " is not documented";
+  }
 }
 
 }  // namespace
