@@ -80,13 +80,14 @@ Result<std::vector<std::string>> CheckCmdPrefix(std::vector<std::string> prefix,
   }
   if (sandboxed && ::geteuid() == 0) {
     // Mapping a sandboxed renderer to root would hand it root's files before it confines
-    // itself, so the broker maps it to nobody; its wrapper runs as that same user.
+    // itself, so a root broker maps it to a uid of its own; its wrapper runs as that same uid.
     std::fprintf(
         stderr,
         "sbx: WARNING: --renderer-cmd-prefix: run as root, a sandboxed renderer and its\n"
-        "sbx: WARNING: wrapper run as user nobody, so files the wrapper writes (strace -o\n"
-        "sbx: WARNING: FILE) belong to nobody and need a directory nobody may write to;\n"
-        "sbx: WARNING: run the broker as your own user to have them written as you\n");
+        "sbx: WARNING: wrapper run as a uid of their own (60900-60999, docs/SANDBOX.md), so\n"
+        "sbx: WARNING: files the wrapper writes (strace -o FILE) belong to that uid and need a\n"
+        "sbx: WARNING: directory it may write to; run the broker as your own user to have\n"
+        "sbx: WARNING: them written as you\n");
   }
   if (sandboxed) {
     for (const auto& r : kRefusals) {
