@@ -6,11 +6,14 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -106,10 +109,31 @@ bool IdInUse(uid_t id) {
   return false;
 }
 
-// The first id of the range with no account, no group and no process.
-Result<uid_t> PickRendererId() {
+// Claims `id` for this broker while the returned socket is open, or returns an invalid fd when
+// another broker holds it. An abstract Unix socket name is unique in its network namespace and
+// goes with its process, so two root brokers starting at once never pick the same id (before
+// either has a process running as it) and one killed with SIGKILL leaves nothing behind.
+Result<UniqueFd> ClaimRendererId(uid_t id) {
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return SysError("socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string name = RendererIdClaimName(id);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(s.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0) return s;
+  if (errno == EADDRINUSE) return UniqueFd();
+  return SysError("bind " + name);
+}
+
+// The first id of the range with no account, no group, no process and no other broker's claim.
+Result<uid_t> PickRendererId(UniqueFd& claim) {
   for (uid_t id = kRendererIdFirst; id <= kRendererIdLast; ++id) {
-    if (::getpwuid(id) != nullptr || ::getgrgid(id) != nullptr || IdInUse(id)) continue;
+    if (::getpwuid(id) != nullptr || ::getgrgid(id) != nullptr) continue;
+    auto mine = ClaimRendererId(id);
+    if (!mine) return std::unexpected(mine.error());
+    if (!mine->valid() || IdInUse(id)) continue;
+    claim = std::move(*mine);
     return id;
   }
   return MakeError(Errc::kNotFound, "no free renderer uid in 60900-60999");
@@ -282,11 +306,15 @@ Result<void> Broker::EnsureNamespaceHolder() {
   bool root = ::geteuid() == 0;
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
-  if (root) {
-    auto free_id = PickRendererId();
+  if (root && !renderer_id_claim_) {
+    auto free_id = PickRendererId(renderer_id_claim_);
     if (!free_id) return std::unexpected(free_id.error());
-    uid = *free_id;
-    gid = *free_id;
+    renderer_id_ = *free_id;
+  }
+  if (root) {
+    // A holder made again keeps the id: renderers of the old one may still run as it.
+    uid = renderer_id_;
+    gid = renderer_id_;
   }
   // The empty root covers a directory in the sandbox's mount namespace only. It must not be on
   // the way to the renderer binary, which is exec'd in that namespace.

@@ -48,6 +48,10 @@ enum class EventType {
 };
 std::string_view EventTypeName(EventType t);
 
+// The abstract Unix socket name (without its leading NUL) a root broker binds while its
+// renderers run as `id`, so that no other broker picks the same one (docs/SANDBOX.md).
+inline std::string RendererIdClaimName(uid_t id) { return "sbx-renderer-id-" + std::to_string(id); }
+
 struct BrokerEvent {
   EventType type;
   int64_t t_ms = 0;  // milliseconds since the broker started (CLOCK_MONOTONIC)
@@ -308,6 +312,9 @@ class Broker final : private RendererHostEnv {
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
+  // A root broker's renderer uid and gid, and its claim on them (ClaimRendererId).
+  uid_t renderer_id_ = 0;
+  UniqueFd renderer_id_claim_;
   CgroupSupport cgroups_;
   uint64_t memory_budget_ = 0;
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).

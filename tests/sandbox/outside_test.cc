@@ -2,17 +2,23 @@
 // code (tests/bare_renderer): from outside through /proc, and from inside by what it can reach.
 #include <gtest/gtest.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "broker/broker.h"
+#include "ipc/unique_fd.h"
 #include "sandbox/confine.h"
 #include "tests/integration/harness.h"
 
@@ -121,6 +127,42 @@ TEST(OutsideTest, FromInsideItReachesNothingAndMountKillsIt) {
     sibling_running |= r.value("id", 0) == 1 && r.value("pid", 0) == b.pid;
   }
   EXPECT_TRUE(sibling_running) << list.dump();
+}
+
+// A root broker's renderers run as an id no other broker holds: one taken by another broker's
+// claim (the abstract socket it binds, docs/SANDBOX.md) is passed over even before any process
+// runs as it, which is the moment two brokers starting together would otherwise collide.
+TEST(OutsideTest, ARootBrokerPassesOverAnIdAnotherBrokerClaimed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "only a root broker maps renderers to ids of their own";
+  // Claim the first id this test can: the one a broker starting now would take first.
+  UniqueFd claim;
+  uid_t claimed = 0;
+  for (uid_t id = 60900; id <= 60999 && !claim; ++id) {
+    claim = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(claim);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::string name = RendererIdClaimName(id);
+    std::memcpy(addr.sun_path + 1, name.data(), name.size());
+    auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (::bind(claim.get(), reinterpret_cast<const sockaddr*>(&addr), len) == 0) {
+      claimed = id;
+    } else {
+      claim.reset();
+    }
+  }
+  ASSERT_NE(claimed, 0u);
+  BrokerProcess broker({"--renderers", "1", "--no-restart"});
+  auto spawned = broker.WaitForEvent("spawned", 1, 10s);
+  ASSERT_TRUE(spawned);
+  pid_t pid = spawned->value("pid", 0);
+  if (broker.Ctl("sandbox 1").value("level", "") != "full") GTEST_SKIP() << "no namespaces here";
+  std::istringstream uids(StatusField(pid, "Uid"));
+  uid_t uid = 0;
+  uids >> uid;
+  EXPECT_NE(uid, claimed);
+  EXPECT_GE(uid, 60900u);
+  EXPECT_LE(uid, 60999u);
 }
 
 }  // namespace
