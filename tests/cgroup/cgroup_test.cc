@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -263,6 +264,43 @@ std::optional<Shell> LaunchShell(const CgroupSupport& s, CgroupLimits limits,
   auto child = Launch(spec);
   if (!child) return std::nullopt;
   return Shell{std::move(*cg), std::move(*child)};
+}
+
+// 16 renderers spinning on a 2-core machine: each is held to its CPU bound, and the broker and a
+// 17th renderer still answer every ping. The bound is 1% of a CPU, so that even on a machine
+// busy with other work each spinner reaches it, and its bound, not the machine, stops it.
+TEST(CgroupTest, SixteenSpinningRenderersAreThrottledAndPingsAreStillAnswered) {
+  auto support = DetectCgroups();
+  SKIP_WITHOUT_CGROUPS(support);
+  BrokerOptions o;
+  o.cgroup.cpu_percent = 1;
+  auto b = MakeBroker(o);
+  ASSERT_TRUE(b);
+  Recorder rec;
+  b->AddObserver(&rec);
+  std::vector<int> ids;
+  for (int i = 0; i < 17; ++i) ids.push_back(b->Spawn().value_or(0));
+  ASSERT_TRUE(RunUntil(
+      *b,
+      [&] { return std::all_of(ids.begin(), ids.end(), [&](int id) { return rec.Ready(id); }); },
+      20s));
+  const int healthy = ids.back();
+  ids.pop_back();
+  for (int id : ids) ASSERT_TRUE(b->Hang(id));
+  for (int i = 0; i < 10; ++i) {
+    std::optional<Result<int64_t>> rtt;
+    ASSERT_TRUE(b->Ping(healthy, [&](Result<int64_t> r) { rtt = std::move(r); }));
+    ASSERT_TRUE(RunUntil(
+        *b, [&] { return rtt.has_value(); }, 10s))
+        << "ping " << i << " went unanswered";
+    EXPECT_TRUE(*rtt) << rtt->error().ToString();
+  }
+  auto throttled = [&] {
+    auto snap = b->Get(ids.front());
+    return snap && snap->cgroup_usage.throttled_us > 0;
+  };
+  EXPECT_TRUE(RunUntil(*b, throttled, 10s)) << "a spinning renderer was never throttled";
+  b->RemoveObserver(&rec);
 }
 
 TEST(CgroupTest, ForkingPastPidsMaxIsStoppedByTheCgroup) {
