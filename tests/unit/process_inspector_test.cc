@@ -88,10 +88,10 @@ TEST(ProcessInspectorTest, AProcessThatDiesBeforeAnyReadIsGoneAndTheReplyStaysCl
     ASSERT_GT(pid, 0);
     Reaper reaper{pid};
     size_t step = 0;
-    ProcessInfo p = InspectProcess({ProcessRole::kRenderer, pid, 1, {}, true},
-                                   [&](std::string_view) {
-                                     if (step++ == k) KillAndReap(pid);
-                                   });
+    ProcessInfo p =
+        InspectProcess({ProcessRole::kRenderer, pid, 1, {}, true}, [&](std::string_view) {
+          if (step++ == k) KillAndReap(pid);
+        });
     EXPECT_TRUE(p.gone);
     EXPECT_EQ(p.pid, pid);
     // A vanished process is no failure to report: nothing reads as "unreadable".
@@ -108,7 +108,8 @@ TEST(ProcessInspectorTest, AStoppedProcessShowsTAndALiveOneIsNotGone) {
   Reaper reaper{pid};
   ProcessInfo running = InspectProcess({ProcessRole::kRenderer, pid, 1, {}, true});
   EXPECT_FALSE(running.gone);
-  EXPECT_TRUE(running.state == 'S' || running.state == 'R') << running.state;  // on its way to pause
+  EXPECT_TRUE(running.state == 'S' || running.state == 'R')
+      << running.state;  // on its way to pause
   ASSERT_EQ(::kill(pid, SIGSTOP), 0);
   siginfo_t info{};
   ASSERT_EQ(::waitid(P_PID, pid, &info, WSTOPPED), 0);
@@ -150,13 +151,16 @@ TEST(ProcessInspectorTest, ParsesLimitsUidMapsAndBoundsNames) {
       "Limit                     Soft Limit           Hard Limit           Units     \n"
       "Max cpu time              unlimited            unlimited            seconds   \n"
       "Max open files            16                   16                   files     \n"
+      "Max realtime priority     0                    0                                \n"
       "Max realtime timeout      unlimited            unlimited            us        \n";
   auto limits = ParseLimits(kLimits);
-  ASSERT_EQ(limits.size(), 3u);
+  ASSERT_EQ(limits.size(), 4u);
   EXPECT_EQ(limits[1].name, "Max open files");
   EXPECT_EQ(limits[1].soft, "16");
   EXPECT_EQ(limits[1].hard, "16");
-  EXPECT_EQ(limits[2].name, "Max realtime timeout");
+  EXPECT_EQ(limits[2].name, "Max realtime priority");  // a name of 21 letters, no unit
+  EXPECT_EQ(limits[2].soft, "0");
+  EXPECT_EQ(limits[3].name, "Max realtime timeout");
   EXPECT_TRUE(ParseLimits("").empty());
   EXPECT_TRUE(ParseLimits("header only\nshort\n").empty());
 
