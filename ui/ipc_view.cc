@@ -58,7 +58,8 @@ QColor MechanismColor(Mechanism m) {
   return Qt::gray;
 }
 
-IpcModel::IpcModel(Broker& broker, QObject* parent) : QAbstractTableModel(parent), broker_(broker) {}
+IpcModel::IpcModel(Broker& broker, QObject* parent)
+    : QAbstractTableModel(parent), broker_(broker) {}
 
 int IpcModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(rows_.size());
@@ -121,8 +122,8 @@ QString IpcModel::Describe(int row) const {
            Name(r.mechanism),
            r.to_renderer() ? QStringLiteral("broker \u2192 renderer")
                            : QStringLiteral("renderer \u2192 broker"),
-           ToQString(r.TypeName()), QString::number(r.seq),
-           QString::number(r.size), QString::fromUtf8(r.summary.data()));
+           ToQString(r.TypeName()), QString::number(r.seq), QString::number(r.size),
+           QString::fromUtf8(r.summary.data()));
 }
 
 void IpcModel::SetRenderer(int id) {
@@ -154,7 +155,8 @@ void IpcModel::Refresh() {
   uint64_t total = snap->ipc->recorded;
   if (total <= recorded_) return;
   // Only what is new: the ring may have wrapped past what we saw since the last call.
-  auto fresh = broker_.IpcRecent(id_, static_cast<size_t>(std::min<uint64_t>(total - recorded_, kMaxRows)));
+  auto fresh =
+      broker_.IpcRecent(id_, static_cast<size_t>(std::min<uint64_t>(total - recorded_, kMaxRows)));
   recorded_ = total;
   if (fresh.empty()) return;
   int first = rowCount();
@@ -328,10 +330,16 @@ void IpcView::SetRenderer(int id) {
 }
 
 void IpcView::Tick() {
-  if (paused()) return;
+  // Hidden (its tab behind the task manager's), it catches up when shown: the ring keeps 512.
+  if (paused() || !isVisible()) return;
   model_->Refresh();
   UpdateRates();
   diagram_->update();
+}
+
+void IpcView::showEvent(QShowEvent* event) {
+  QWidget::showEvent(event);
+  Tick();
 }
 
 void IpcView::SetPaused(bool paused) {
@@ -354,9 +362,7 @@ void IpcView::UpdateScrollRange() {
     scroll_->setRange(0, 0);
     return;
   }
-  auto ms = [this](int64_t ns) {
-    return static_cast<int>((ns - model_->origin_ns()) / kNsPerMs);
-  };
+  auto ms = [this](int64_t ns) { return static_cast<int>((ns - model_->origin_ns()) / kNsPerMs); };
   scroll_->setRange(ms(model_->record(0).t_ns), ms(model_->record(n - 1).t_ns));
   scroll_->setPageStep(ms(diagram_->span_ns()));
   scroll_->setSingleStep(100);

@@ -33,8 +33,8 @@ class IpcModel : public QAbstractTableModel {
 
  public:
   enum Column { kTime, kDirection, kMechanism, kType, kSeq, kSize, kSummary, kColumnCount };
-  static constexpr int kMechanismRole = Qt::UserRole + 1;  // int(Mechanism)
-  static constexpr int kTimeNsRole = Qt::UserRole + 2;     // qint64, CLOCK_MONOTONIC
+  static constexpr int kMechanismRole = Qt::UserRole + 1;   // int(Mechanism)
+  static constexpr int kTimeNsRole = Qt::UserRole + 2;      // qint64, CLOCK_MONOTONIC
   static constexpr int kToRendererRole = Qt::UserRole + 3;  // bool
   // As many as the core's ring holds: scrolling back reaches as far as the ring does.
   static constexpr size_t kMaxRows = IpcInspector::kRingSize;
@@ -113,6 +113,9 @@ class IpcView : public QWidget {
   QScrollBar* scroll_bar() const { return scroll_; }
   void SetRenderer(int id);
   bool paused() const;
+
+ protected:
+  void showEvent(QShowEvent* event) override;
 
  private:
   void Tick();

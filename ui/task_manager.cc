@@ -68,7 +68,10 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(split, 1);
   layout->addLayout(buttons);
-  connect(model_, &RendererModel::refreshed, this, &TaskManager::RefreshProcesses);
+  // Reading every process costs some syscalls each: only while someone can see the tree.
+  connect(model_, &RendererModel::refreshed, this, [this] {
+    if (processes_->isVisible()) RefreshProcesses();
+  });
 
   connect(end_, &QPushButton::clicked, this, &TaskManager::EndProcess);
   connect(table_, &QTableView::doubleClicked, this,
