@@ -352,6 +352,29 @@ Result<SandboxReport> Broker::Sandbox(int id) const {
   return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_, !launcher_filter_.empty());
 }
 
+Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook& hook) const {
+  auto ends = [this](const RendererHost& h) { return h.process()->ends(dev_null_.get()); };
+  if (id) {
+    auto h = Find(*id);
+    if (!h) return std::unexpected(h.error());
+    if ((*h)->process() == nullptr || !(*h)->process()->alive()) {
+      return MakeError(Errc::kState, "renderer " + std::to_string(*id) + " has no live process");
+    }
+    return InspectRenderer(ends(**h), hook);
+  }
+  ProcessInfo root = InspectProcess(
+      {ProcessRole::kBroker, ::getpid(), 0, {{dev_null_.get(), "/dev/null"}}, false}, hook);
+  if (holder_)
+    root.children.push_back(
+        InspectProcess({ProcessRole::kHolder, holder_->pid(), 0, {}, true}, hook));
+  for (const auto& [hid, h] : hosts_) {
+    if (h->process() != nullptr && h->process()->alive()) {
+      root.children.push_back(InspectRenderer(ends(*h), hook));
+    }
+  }
+  return root;
+}
+
 int64_t Broker::NowMs() const { return (MonotonicNs() - start_ns_) / 1'000'000; }
 
 void Broker::AddObserver(BrokerObserver* o) { observers_.push_back(o); }

@@ -23,6 +23,7 @@
 #include "broker/exit_status.h"
 #include "broker/ipc_inspector.h"
 #include "broker/launcher.h"
+#include "broker/process_inspector.h"
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
 #include "broker/sandbox_report.h"
@@ -264,6 +265,13 @@ class Broker final : private RendererHostEnv {
   int64_t start_ns() const { return start_ns_; }
   // The renderer's sandbox as seen from outside, through /proc.
   Result<SandboxReport> Sandbox(int id) const;
+  // The process view, read from /proc: without an id the broker with the namespace holder and
+  // every renderer (its init, the renderer) below it; with one, that renderer's init and itself.
+  // An id with no live process is an error.
+  Result<ProcessInfo> Inspect(std::optional<int> id = std::nullopt,
+                              const InspectStepHook& hook = {}) const;
+  // The namespace holder's pid (0 when there is none).
+  pid_t holder_pid() const { return holder_ ? holder_->pid() : 0; }
   // Where renderer cgroups go, or why there are none; and the budget their limits share.
   const CgroupSupport& cgroups() const { return cgroups_; }
   uint64_t memory_budget() const { return memory_budget_; }

@@ -107,6 +107,7 @@ constexpr const char* kHelp[] = {
     "kill ID [SIGNAL]   (default SIGTERM; names like KILL, SIGSEGV or numbers)",
     "crash ID segv|abort|stack-overflow|escape",
     "sandbox ID         (the renderer's sandbox, read from /proc, with a verdict)",
+    "inspect [ID]       (the processes: threads, fds, namespaces, limits, read from /proc)",
     "hang ID",
     "oom ID",
     "bad-ipc ID",
@@ -255,6 +256,16 @@ void SandboxCommand(Broker& broker, const Words& words, const Reply& reply) {
   reply(j);
 }
 
+// Without an id every process of the broker, as a tree; with one, that renderer's.
+void InspectCommand(Broker& broker, const Words& words, const Reply& reply) {
+  std::optional<int> id;
+  if (words.size() == 2) id = ParseId(words[1]);
+  if (words.size() > 2 || (words.size() == 2 && !id)) return Usage(reply, "inspect [ID]");
+  auto tree = broker.Inspect(id);
+  if (!tree) return reply(ErrorJson(tree.error().ToString()));
+  reply({{"process", ProcessInfoToJson(*tree)}});
+}
+
 void NavigateCommand(Broker& broker, const Words& words, const Reply& reply) {
   auto id = NeedId(words, 3, 3);
   if (!id) return Usage(reply, "navigate ID URL");
@@ -331,12 +342,12 @@ struct Command {
 
 // Every command the control socket knows; HelpJson() describes each of them.
 constexpr Command kCommands[] = {
-    {"help", HelpCommand},         {"list", ListCommand},    {"stats", StatsCommand},
-    {"spawn", SpawnCommand},       {"close", OneIdCommand},  {"kill", KillCommand},
-    {"crash", CrashCommand},       {"hang", OneIdCommand},   {"oom", OneIdCommand},
-    {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand}, {"sandbox", SandboxCommand},
-    {"navigate", NavigateCommand}, {"fps", FpsCommand},      {"ping", PingCommand},
-    {"trace", TraceCommand},
+    {"help", HelpCommand},         {"list", ListCommand},       {"stats", StatsCommand},
+    {"spawn", SpawnCommand},       {"close", OneIdCommand},     {"kill", KillCommand},
+    {"crash", CrashCommand},       {"hang", OneIdCommand},      {"oom", OneIdCommand},
+    {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand},    {"sandbox", SandboxCommand},
+    {"navigate", NavigateCommand}, {"fps", FpsCommand},         {"ping", PingCommand},
+    {"trace", TraceCommand},       {"inspect", InspectCommand},
 };
 
 }  // namespace

@@ -155,4 +155,55 @@ std::string FormatTraceLine(const nlohmann::json& line) {
   return head + text("summary") + "\n";
 }
 
+namespace {
+
+std::string ProcessLine(const json& p) {
+  std::string role = Text(p, "role", 20);
+  if (p.contains("id")) role += " " + Text(p, "id");
+  std::string inside = "-";
+  if (p.contains("nspid") && p["nspid"].is_array() && !p["nspid"].empty() &&
+      p["nspid"].back().is_number_integer()) {
+    inside = std::to_string(p["nspid"].back().get<int64_t>());
+  }
+  std::string threads;
+  for (const auto& t : p.value("threads", json::array())) {
+    threads += (threads.empty() ? "" : ", ") + Text(t, "name", 20);
+  }
+  const json uid = p.value("uid", json::object());
+  const json sc = p.value("seccomp", json::object());
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "%-18s pid %-8s (%s inside)  %s%s  threads %s: %s  uid %s/%s  seccomp %s x%s  "
+                "fds %s\n",
+                role.c_str(), Text(p, "pid").c_str(), inside.c_str(), Text(p, "state", 2).c_str(),
+                p.value("gone", false) ? " (gone)" : "", Text(p, "thread_count").c_str(),
+                threads.c_str(), Text(uid, "outside").c_str(), Text(uid, "inside").c_str(),
+                Text(sc, "mode").c_str(), Text(sc, "filters").c_str(), Text(p, "fd_count").c_str());
+  return line;
+}
+
+void AppendProcess(const json& p, int depth, std::string& out) {
+  if (!p.is_object() || depth > 8) return;
+  std::string indent(static_cast<size_t>(depth) * 2, ' ');
+  out += indent + ProcessLine(p);
+  for (const auto& f : p.value("fds", json::array())) {
+    std::string seals;
+    for (const auto& s : f.value("seals", json::array())) {
+      seals += (seals.empty() ? "  sealed: " : ", ") +
+               Printable(s.is_string() ? s.get<std::string>() : "?", 16);
+    }
+    out += indent + "    fd " + Text(f, "fd") + "  " + Text(f, "label", 60) + "  (" +
+           Text(f, "target", 60) + ")" + seals + "\n";
+  }
+  for (const auto& c : p.value("children", json::array())) AppendProcess(c, depth + 1, out);
+}
+
+}  // namespace
+
+std::string FormatProcessTree(const nlohmann::json& reply) {
+  std::string out;
+  if (reply.is_object() && reply.contains("process")) AppendProcess(reply["process"], 0, out);
+  return out;
+}
+
 }  // namespace sbx

@@ -17,6 +17,10 @@ std::string FormatHelp(const nlohmann::json& reply);
 // A {"dropped": N} line says how many lines the broker dropped; anything else is shown as is.
 std::string FormatTraceLine(const nlohmann::json& line);
 
+// {"process": {...}} (`inspect`) as an indented tree, one line per process and, below each, one
+// per fd it holds: "renderer 1  pid 4242 (2 inside)  S  threads 2: sbx-renderer, sbx-io ...".
+std::string FormatProcessTree(const nlohmann::json& reply);
+
 // Any other reply, indented for reading.
 std::string FormatReply(const nlohmann::json& reply);
 

@@ -157,8 +157,8 @@ int StreamTrace(Connection c, bool json_out) {
   }
 }
 
-// On a terminal: a table for `list`, usage text for `help`, an error on stderr, anything else
-// indented. `reply` did parse.
+// On a terminal: a table for `list`, a tree for `inspect`, usage text for `help`, an error on
+// stderr, anything else indented. `reply` did parse.
 void PrintForPeople(std::string_view command, const nlohmann::json& reply) {
   if (reply.is_object() && reply.contains("error")) {
     const auto& e = reply["error"];
@@ -166,6 +166,8 @@ void PrintForPeople(std::string_view command, const nlohmann::json& reply) {
     std::fprintf(stderr, "sbx-ctl: %s\n", text.c_str());
   } else if (command == "list" && reply.is_object() && reply.contains("renderers")) {
     std::fputs(sbx::FormatRendererTable(reply).c_str(), stdout);
+  } else if (command == "inspect" && reply.is_object() && reply.contains("process")) {
+    std::fputs(sbx::FormatProcessTree(reply).c_str(), stdout);
   } else if (command == "help" && reply.is_object() && reply.contains("commands")) {
     std::fputs(sbx::FormatHelp(reply).c_str(), stdout);
   } else {

@@ -39,14 +39,30 @@ std::optional<std::string_view> Word(std::string_view s, int n) {
 
 }  // namespace
 
-std::optional<uint64_t> ParseStatCpuTicks(std::string_view stat) {
+std::optional<std::string_view> ProcStatField(std::string_view stat, int n) {
   size_t close = stat.rfind(')');
-  if (close == std::string_view::npos) return std::nullopt;
+  if (close == std::string_view::npos || n < 3) return std::nullopt;
   // After "pid (comm)" come: state(3) ppid pgrp session tty_nr tpgid flags minflt cminflt
-  // majflt cmajflt utime(14) stime(15); word 0 below is field 3.
-  std::string_view rest = stat.substr(close + 1);
-  auto utime = Word(rest, 11);
-  auto stime = Word(rest, 12);
+  // majflt cmajflt utime(14) stime(15); word 0 of the rest is field 3.
+  return Word(stat.substr(close + 1), n - 3);
+}
+
+std::string_view ProcStatusField(std::string_view status, std::string_view key) {
+  size_t at = 0;
+  while ((at = status.find(key, at)) != std::string_view::npos) {
+    if ((at == 0 || status[at - 1] == '\n') && status.substr(at + key.size(), 1) == ":") {
+      std::string_view rest = status.substr(at + key.size() + 1);
+      while (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t')) rest.remove_prefix(1);
+      return rest.substr(0, rest.find('\n'));
+    }
+    at += key.size();
+  }
+  return {};
+}
+
+std::optional<uint64_t> ParseStatCpuTicks(std::string_view stat) {
+  auto utime = ProcStatField(stat, 14);
+  auto stime = ProcStatField(stat, 15);
   if (!utime || !stime) return std::nullopt;
   auto u = ParseU64(*utime);
   auto s = ParseU64(*stime);

@@ -30,4 +30,10 @@ std::optional<uint64_t> ParseStatCpuTicks(std::string_view stat);
 std::optional<uint64_t> ParseStatmResidentPages(std::string_view statm);
 std::optional<uint64_t> ParseSmapsRollupPssKb(std::string_view smaps_rollup);
 
+// Field `n` of /proc/PID/stat as proc(5) numbers them (3: state, 4: ppid, 10: minflt, 12:
+// majflt, 14: utime), counted from the command name's last ')'; fields 1 and 2 are not served.
+std::optional<std::string_view> ProcStatField(std::string_view stat, int n);
+// The value after "Key:" in /proc/PID/status, spaces and tabs skipped; empty when absent.
+std::string_view ProcStatusField(std::string_view status, std::string_view key);
+
 }  // namespace sbx

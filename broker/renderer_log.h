@@ -119,6 +119,7 @@ class RendererLog {
   // dropped that was not yet told.
   void Finish();
   const LineLimiter& limiter() const { return limiter_; }
+  int fd() const { return fd_.get(); }  // the read end, for the process view
 
  private:
   // Reads at most `budget` bytes; false once the pipe is at EOF or broken.

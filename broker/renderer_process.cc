@@ -283,6 +283,20 @@ IpcSnapshot RendererProcess::Ipc(int64_t now) const {
   return s;
 }
 
+RendererEnds RendererProcess::ends(int dev_null) const {
+  RendererEnds e;
+  e.id = id_;
+  e.pid = process_.valid() ? process_.pid() : 0;
+  e.init_pid = init_.valid() ? init_.pid() : 0;
+  e.dev_null = dev_null;
+  e.log = log_ ? log_->fd() : -1;
+  e.commands = channel_ ? channel_->out_fd() : -1;
+  e.messages = channel_ ? channel_->in_fd() : -1;
+  e.frames = frames_ ? frames_->fd() : -1;
+  e.queue = queue_.get();
+  return e;
+}
+
 void RendererProcess::WatchChannelAndQueue() {
   if (channel_) {
     if (auto r = loop_.Watch(channel_->in_fd(), EPOLLIN, [this](uint32_t) { OnControlReadable(); }))

@@ -28,6 +28,7 @@
 #include "broker/exit_status.h"
 #include "broker/hang_watchdog.h"
 #include "broker/ipc_inspector.h"
+#include "broker/process_inspector.h"
 #include "ipc/channel.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/unique_fd.h"
@@ -124,6 +125,8 @@ class RendererProcess {
   const IpcInspector& inspector() const { return ipc_; }
   // The inspector's counters, with the queue depth and the bytes waiting in each pipe read now.
   IpcSnapshot Ipc(int64_t now_ns) const;
+  // The broker's ends of what the process was given, and its pids, for the process view.
+  RendererEnds ends(int dev_null) const;
   // Set when there is no message queue: why not.
   const std::string& fallback_reason() const { return fallback_reason_; }
 

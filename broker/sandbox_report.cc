@@ -12,25 +12,12 @@
 #include <sstream>
 #include <string_view>
 
+#include "broker/proc_stats.h"
 #include "ipc/posix.h"
 
 namespace sbx {
 
 namespace {
-
-// The value after "Key:\t" in /proc/PID/status.
-std::string_view StatusField(std::string_view status, std::string_view key) {
-  size_t at = 0;
-  while ((at = status.find(key, at)) != std::string_view::npos) {
-    if ((at == 0 || status[at - 1] == '\n') && status.substr(at + key.size(), 1) == ":") {
-      std::string_view rest = status.substr(at + key.size() + 1);
-      while (!rest.empty() && (rest[0] == ' ' || rest[0] == '\t')) rest.remove_prefix(1);
-      return rest.substr(0, rest.find('\n'));
-    }
-    at += key.size();
-  }
-  return {};
-}
 
 ino_t NamespaceInode(const std::string& path) {
   struct stat st;
@@ -81,9 +68,10 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
     std::from_chars(v.data(), v.data() + v.size(), out, base);
     return out;
   };
-  if (auto v = StatusField(*status, "Seccomp"); !v.empty()) r.seccomp_mode = int(number(v, 10));
-  if (auto v = StatusField(*status, "NoNewPrivs"); !v.empty()) r.no_new_privs = int(number(v, 10));
-  if (auto v = StatusField(*status, "Seccomp_filters"); !v.empty()) {
+  if (auto v = ProcStatusField(*status, "Seccomp"); !v.empty()) r.seccomp_mode = int(number(v, 10));
+  if (auto v = ProcStatusField(*status, "NoNewPrivs"); !v.empty())
+    r.no_new_privs = int(number(v, 10));
+  if (auto v = ProcStatusField(*status, "Seccomp_filters"); !v.empty()) {
     r.seccomp_filters = int(number(v, 10));
   }
   const std::pair<const char*, uint64_t*> caps[] = {{"CapEff", &r.cap_eff},
@@ -92,7 +80,7 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
                                                     {"CapAmb", &r.cap_amb},
                                                     {"CapBnd", &r.cap_bnd}};
   for (auto [key, field] : caps) {
-    if (auto v = StatusField(*status, key); !v.empty()) *field = number(v, 16);
+    if (auto v = ProcStatusField(*status, key); !v.empty()) *field = number(v, 16);
   }
   r.root_empty = RootIsEmpty(proc);
   r.stdio_clean = StdioIsClean(proc);

@@ -6,6 +6,7 @@
 
 #include <QApplication>
 #include <QDir>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QPixmap>
@@ -49,12 +50,27 @@ bool AllDrawing(sbx::Broker& broker) {
 // --screenshot: the window saved once (after a delay, or on SIGUSR1), then closed.
 class Screenshot {
  public:
-  Screenshot(QWidget& window, std::string file) : window_(window), file_(std::move(file)) {}
+  // `pane`, if not empty, is the object name of the widget to save instead of the whole window.
+  Screenshot(QWidget& window, std::string file, std::string pane)
+      : window_(window), file_(std::move(file)), pane_(std::move(pane)) {}
+  // A pane in a tabbed dock is shown only while its tab is in front.
+  void RaisePane() {
+    if (QWidget* w = Pane(); w != nullptr && w != &window_) {
+      for (QWidget* p = w; p != nullptr; p = p->parentWidget()) {
+        if (auto* dock = qobject_cast<QDockWidget*>(p)) {
+          dock->show();
+          dock->raise();
+        }
+      }
+    }
+  }
   void Take() {
     if (file_.empty() || taken_) return;
     taken_ = true;
     QString file = QString::fromStdString(file_);
-    QPixmap shot = window_.grab();
+    QWidget* pane = Pane();
+    if (pane == nullptr) pane = &window_;
+    QPixmap shot = pane->grab();
     if (!shot.save(file, "PNG")) {
       std::fprintf(stderr, "sbx: cannot save %s\n", file.toUtf8().constData());
       exit_code_ = 1;
@@ -68,8 +84,14 @@ class Screenshot {
   int exit_code() const { return exit_code_; }
 
  private:
+  QWidget* Pane() const {
+    if (pane_.empty()) return &window_;
+    return window_.findChild<QWidget*>(QString::fromStdString(pane_ == "ipc" ? "ipc-view" : pane_));
+  }
+
   QWidget& window_;
   std::string file_;
+  std::string pane_;
   bool taken_ = false;
   int exit_code_ = 0;
 };
@@ -242,8 +264,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  Screenshot screenshot(window, options->screenshot);
+  Screenshot screenshot(window, options->screenshot, options->screenshot_of);
   if (!options->screenshot.empty()) {
+    screenshot.RaisePane();
     QTimer::singleShot(options->screenshot_after_ms, &window, [&] { screenshot.Take(); });
   }
   QSocketNotifier signal_notifier(sigfd.get(), QSocketNotifier::Read);

@@ -21,6 +21,7 @@
 #include "ui/charts.h"
 #include "ui/event_log.h"
 #include "ui/format.h"
+#include "ui/ipc_view.h"
 #include "ui/latency_probe.h"
 #include "ui/lecture_dialog.h"
 #include "ui/renderer_grid.h"
@@ -136,6 +137,7 @@ MainWindow::MainWindow(BrokerBridge* bridge, MainWindowOptions options, QWidget*
 
   connect(grid_, &RendererGrid::currentChanged, this, [this](int id) {
     task_manager_->Select(id);
+    ipc_view_->SetRenderer(id);
     UpdateActions();
   });
   connect(task_manager_, &TaskManager::selectedChanged, this, [this](int id) {
@@ -335,7 +337,15 @@ void MainWindow::CreateDocks() {
   resizeDocks({log_dock_, charts_dock_}, {480, 480}, Qt::Horizontal);
   // The charts get the larger share: three of them, each needing room for its labels.
   resizeDocks({log_dock_, charts_dock_}, {200, 460}, Qt::Vertical);
-  resizeDocks({task_dock_}, {210}, Qt::Vertical);
+  // Room for the renderers' table and, below it, the process tree.
+  resizeDocks({task_dock_}, {330}, Qt::Vertical);
+  // The IPC view shares the bottom with the task manager, one tab each.
+  ipc_view_ = new IpcView(bridge_, this);
+  ipc_dock_ = new QDockWidget(QStringLiteral("IPC"), this);
+  ipc_dock_->setObjectName(QStringLiteral("dock-ipc"));
+  ipc_dock_->setWidget(ipc_view_);
+  tabifyDockWidget(task_dock_, ipc_dock_);
+  task_dock_->raise();
 
   QAction* toggle = task_dock_->toggleViewAction();
   toggle->setObjectName(QStringLiteral("action-task-manager"));
@@ -349,6 +359,7 @@ void MainWindow::CreateDocks() {
   view->addAction(toggle);
   view->addAction(log_dock_->toggleViewAction());
   view->addAction(charts_dock_->toggleViewAction());
+  view->addAction(ipc_dock_->toggleViewAction());
   findChild<QToolBar*>(QStringLiteral("toolbar"))->addSeparator();
   findChild<QToolBar*>(QStringLiteral("toolbar"))->addAction(toggle);
   AddLectureHelp(this);

@@ -21,6 +21,7 @@ namespace sbx::ui {
 class BrokerBridge;
 class ChartsPanel;
 class EventLog;
+class IpcView;
 class LatencyProbe;
 class RendererGrid;
 class RendererModel;
@@ -56,6 +57,8 @@ class MainWindow : public QMainWindow {
   EventLog* event_log() const { return event_log_; }
   ChartsPanel* charts() const { return charts_; }
   QDockWidget* task_manager_dock() const { return task_dock_; }
+  IpcView* ipc_view() const { return ipc_view_; }
+  QDockWidget* ipc_dock() const { return ipc_dock_; }
   LatencyProbe* latency_probe() const { return probe_; }
   // Actions by object name ("action-new", "action-kill-SIGKILL", "action-crash-segv", ...).
   QAction* action(const QString& name) const;
@@ -99,6 +102,8 @@ class MainWindow : public QMainWindow {
   QDockWidget* task_dock_;
   QDockWidget* log_dock_;
   QDockWidget* charts_dock_;
+  IpcView* ipc_view_;
+  QDockWidget* ipc_dock_;
   LatencyProbe* probe_;
   StatsOverlay* overlay_ = nullptr;
   QLabel* running_label_;

@@ -7,10 +7,14 @@
 #include <QLabel>
 #include <QPushButton>
 #include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QStandardItemModel>
 #include <QTableView>
+#include <QTreeView>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <csignal>
+#include <functional>
 
 #include "ui/broker_bridge.h"
 #include "ui/renderer_model.h"
@@ -53,10 +57,21 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   buttons->addWidget(hint);
   buttons->addStretch(1);
   buttons->addWidget(end_);
+  processes_ = MakeProcessTree();
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->addWidget(table_);
+  split->addWidget(processes_);
+  // The tree gets the larger share: the renderers' rows need only a few lines.
+  split->setStretchFactor(1, 2);
+  split->setSizes({100, 200});
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
-  layout->addWidget(table_, 1);
+  layout->addWidget(split, 1);
   layout->addLayout(buttons);
+  // Reading every process costs some syscalls each: only while someone can see the tree.
+  connect(model_, &RendererModel::refreshed, this, [this] {
+    if (processes_->isVisible()) RefreshProcesses();
+  });
 
   connect(end_, &QPushButton::clicked, this, &TaskManager::EndProcess);
   connect(table_, &QTableView::doubleClicked, this,
@@ -98,6 +113,170 @@ void TaskManager::SizeColumns() {
                          head.horizontalAdvance(header) + 28);
     table_->setColumnWidth(s.column, width);
   }
+}
+
+namespace {
+
+enum ProcessColumn {
+  kProcName,
+  kProcPid,
+  kProcInside,
+  kProcState,
+  kProcThreads,
+  kProcUid,
+  kProcSeccomp,
+  kProcFds,
+  kProcSwitches,
+  kProcFaults,
+  kProcColumnCount
+};
+
+QString Text(const std::string& s) { return QString::fromStdString(s); }
+
+QString ProcessName(const ProcessInfo& p) {
+  switch (p.role) {
+    case ProcessRole::kBroker:
+      return QStringLiteral("broker (%1)").arg(Text(p.name));
+    case ProcessRole::kHolder:
+      return QStringLiteral("namespace holder");
+    case ProcessRole::kInit:
+      return QStringLiteral("init of renderer %1").arg(p.id);
+    case ProcessRole::kRenderer:
+      return QStringLiteral("renderer %1").arg(p.id);
+  }
+  return {};
+}
+
+// One row's cells, as text; the tooltip holds what does not fit a cell.
+QStringList ProcessCells(const ProcessInfo& p) {
+  QStringList threads;
+  for (const auto& t : p.threads) threads << Text(t.name);
+  QString state = p.gone ? QStringLiteral("gone") : QString(QChar::fromLatin1(p.state));
+  auto id = [](long v) { return v < 0 ? QStringLiteral("-") : QString::number(v); };
+  return {ProcessName(p),
+          QString::number(p.pid),
+          p.nspid.empty() ? QStringLiteral("-") : QString::number(p.nspid.back()),
+          state,
+          QStringLiteral("%1: %2").arg(p.thread_count).arg(threads.join(QStringLiteral(", "))),
+          QStringLiteral("%1 / %2").arg(id(p.uid_outside), id(p.uid_inside)),
+          p.seccomp_mode == 2 ? QStringLiteral("filter \u00d7%1").arg(p.seccomp_filters)
+                              : QString::number(p.seccomp_mode),
+          QString::number(p.fd_count),
+          QStringLiteral("%1 / %2").arg(p.voluntary_switches).arg(p.involuntary_switches),
+          QStringLiteral("%1 / %2").arg(p.minor_faults).arg(p.major_faults)};
+}
+
+QString ProcessTooltip(const ProcessInfo& p) {
+  QStringList lines;
+  lines << QStringLiteral("%1, pid %2 (ppid %3)").arg(ProcessName(p)).arg(p.pid).arg(p.ppid);
+  QStringList ns;
+  for (const auto& n : p.namespaces) {
+    ns << QStringLiteral("%1 %2").arg(Text(n.name),
+                                      n.shared ? QStringLiteral("shared") : QStringLiteral("new"));
+  }
+  lines << QStringLiteral("namespaces: ") + ns.join(QStringLiteral(", "));
+  for (const auto& f : p.fds) {
+    QString seals;
+    for (const auto& s : f.seals) seals += QStringLiteral(" ") + Text(s);
+    lines << QStringLiteral("fd %1: %2 (%3)%4")
+                 .arg(f.fd)
+                 .arg(Text(f.label), Text(f.target),
+                      seals.isEmpty() ? QString() : QStringLiteral(", sealed:") + seals);
+  }
+  for (const auto& u : p.unreadable) lines << QStringLiteral("unreadable: ") + Text(u);
+  return lines.join(QLatin1Char('\n'));
+}
+
+void Flatten(const ProcessInfo& p, std::vector<const ProcessInfo*>& out) {
+  out.push_back(&p);
+  for (const auto& c : p.children) Flatten(c, out);
+}
+
+}  // namespace
+
+QTreeView* TaskManager::MakeProcessTree() {
+  process_model_ = new QStandardItemModel(0, kProcColumnCount, this);
+  process_model_->setHorizontalHeaderLabels(
+      {QStringLiteral("Process"), QStringLiteral("PID"), QStringLiteral("PID inside"),
+       QStringLiteral("State"), QStringLiteral("Threads"), QStringLiteral("UID out / in"),
+       QStringLiteral("Seccomp"), QStringLiteral("FDs"), QStringLiteral("Switches vol / invol"),
+       QStringLiteral("Faults min / maj")});
+  const char* tips[] = {
+      "The broker, its namespace holder, and each renderer below its init (pid 1 of its pid "
+      "namespace); hover a row for its namespaces and fds",
+      "The pid as the broker sees it",
+      "NSpid: the pid inside the process's own pid namespace",
+      "Kernel state: R running, S sleeping, D disk wait, T stopped, Z zombie",
+      "How many threads, and their names (/proc/PID/task/*/comm)",
+      "The real uid outside, in the broker's user namespace, and inside the process's own",
+      "Seccomp mode (0 off, 2 filter) and how many filters are stacked",
+      "Open file descriptors; the tooltip names each one the broker gave",
+      "Voluntary and involuntary context switches",
+      "Minor and major page faults"};
+  for (int c = 0; c < kProcColumnCount; ++c) {
+    process_model_->horizontalHeaderItem(c)->setToolTip(QString::fromLatin1(tips[c]));
+  }
+  auto* tree = new QTreeView(this);
+  tree->setObjectName(QStringLiteral("process-tree"));
+  tree->setModel(process_model_);
+  tree->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  tree->setSelectionBehavior(QAbstractItemView::SelectRows);
+  tree->setAlternatingRowColors(true);
+  tree->setUniformRowHeights(true);
+  tree->setWordWrap(false);
+  QFontMetrics fm(tree->font());
+  const char* widths[] = {"init of renderer 999",
+                          "4194304",
+                          "PID inside",
+                          "State",
+                          "4: sbx, sbx-proc-sampler, QXcbEventQueue",
+                          "60999 / 0",
+                          "filter ×2",
+                          "FDs",
+                          "Switches vol / invol"};
+  for (int c = 0; c < kProcColumnCount - 1; ++c) {
+    // The first column also holds the tree's indentation, three levels deep.
+    int indent = c == kProcName ? 3 * tree->indentation() : 0;
+    tree->setColumnWidth(c, fm.horizontalAdvance(QString::fromUtf8(widths[c])) + 28 + indent);
+  }
+  return tree;
+}
+
+void TaskManager::RefreshProcesses() {
+  auto tree = bridge_->broker().Inspect();
+  if (!tree) return;
+  std::vector<const ProcessInfo*> flat;
+  Flatten(*tree, flat);
+  std::vector<std::tuple<int, int, int>> rows;
+  for (const ProcessInfo* p : flat) rows.emplace_back(static_cast<int>(p->role), p->id, p->pid);
+  if (rows == process_rows_) {
+    // The same processes: new figures in the same rows, so expansion and selection stay.
+    std::function<void(QStandardItem*, size_t&)> update;
+    size_t i = 0;
+    update = [&](QStandardItem* parent, size_t& at) {
+      for (int r = 0; r < parent->rowCount(); ++r) {
+        const ProcessInfo& p = *flat[at++];
+        QStringList cells = ProcessCells(p);
+        for (int c = 0; c < kProcColumnCount; ++c) parent->child(r, c)->setText(cells[c]);
+        parent->child(r, 0)->setToolTip(ProcessTooltip(p));
+        update(parent->child(r, 0), at);
+      }
+    };
+    update(process_model_->invisibleRootItem(), i);
+    return;
+  }
+  process_rows_ = std::move(rows);
+  process_model_->removeRows(0, process_model_->rowCount());
+  std::function<void(QStandardItem*, const ProcessInfo&)> add = [&](QStandardItem* parent,
+                                                                    const ProcessInfo& p) {
+    QList<QStandardItem*> items;
+    for (const QString& cell : ProcessCells(p)) items << new QStandardItem(cell);
+    items[0]->setToolTip(ProcessTooltip(p));
+    parent->appendRow(items);
+    for (const auto& c : p.children) add(items[0], c);
+  };
+  add(process_model_->invisibleRootItem(), *tree);
+  processes_->expandAll();
 }
 
 int TaskManager::selected_id() const {

@@ -1,12 +1,19 @@
 // Chrome's Task Manager (Shift+Esc): a sortable table of every renderer and what it costs, with
-// an "End process" button that kills the selected renderer through the broker.
+// an "End process" button that kills the selected renderer through the broker; below it, every
+// process of the broker as a tree (the broker, its namespace holder, each renderer's init and
+// the renderer), read through the core's process inspector once a second: state (T for a
+// stopped one), threads, uids, seccomp, fds, context switches and page faults.
 #pragma once
 
 #include <QWidget>
+#include <tuple>
+#include <vector>
 
 class QPushButton;
 class QSortFilterProxyModel;
+class QStandardItemModel;
 class QTableView;
+class QTreeView;
 
 namespace sbx::ui {
 
@@ -21,6 +28,10 @@ class TaskManager : public QWidget {
 
   QTableView* table() const { return table_; }
   QPushButton* end_process_button() const { return end_; }
+  QTreeView* processes() const { return processes_; }
+  QStandardItemModel* process_model() const { return process_model_; }
+  // Reads every process again (the model's refresh does it once a second).
+  void RefreshProcesses();
   int selected_id() const;
   void Select(int id);
 
@@ -31,12 +42,17 @@ class TaskManager : public QWidget {
  private:
   void SizeColumns();
   void EndProcess();
+  QTreeView* MakeProcessTree();
 
   BrokerBridge* bridge_;
   RendererModel* model_;
   QSortFilterProxyModel* proxy_;
   QTableView* table_;
   QPushButton* end_;
+  QTreeView* processes_;
+  QStandardItemModel* process_model_;
+  // (role, id, pid) of each row in tree order, to update the rows in place while they stay.
+  std::vector<std::tuple<int, int, int>> process_rows_;
   bool selecting_ = false;
 };
 

@@ -51,6 +51,11 @@ Result<WindowOptions> ParseWindowCommandLine(const std::vector<std::string>& arg
          w.screenshot = std::string(v);
          return !v.empty();
        }},
+      {"--screenshot-of", true,
+       [&](std::string_view v) {
+         w.screenshot_of = std::string(v);
+         return v == "ipc" || v == "task-manager";
+       }},
       {"--screenshot-after-ms", true,
        [&](std::string_view v) {
          auto ms = ParseIntOption(v, 0, 600'000);
@@ -79,6 +84,7 @@ std::string WindowHelp() {
          "  --size WxH                 window size (default 1500x950)\n"
          "  --screenshot PATH          save a PNG of the window, then close it\n"
          "  --screenshot-after-ms N    when to take it (default 3000), or at SIGUSR1 if sooner\n"
+         "  --screenshot-of PANE       save only that pane: ipc or task-manager\n"
          "  --measure-latency S        measure the GUI thread's event-loop latency for S seconds\n"
          "                             once every renderer drew a frame, print p50/p99, close\n"
          "Qt's own options (-platform, -style, ...) are accepted too.\n";

@@ -19,6 +19,8 @@ struct WindowOptions {
   bool stats = false;              // --stats: the event-loop latency overlay
   std::string screenshot;          // --screenshot PATH: save the window, then close it
   int screenshot_after_ms = 3000;
+  // --screenshot-of NAME: save only that pane (`ipc`, `task-manager`), brought to the front.
+  std::string screenshot_of;
   double measure_latency_s = 0;  // --measure-latency S: print p50/p99 lateness, then close
   int width = 0;                 // --size WxH
   int height = 0;

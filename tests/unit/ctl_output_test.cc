@@ -73,5 +73,27 @@ TEST(CtlOutputTest, HelpListsEveryCommandOnItsOwnLine) {
   }
 }
 
+TEST(CtlOutputTest, InspectIsATreeWithEachFdBelowItsProcess) {
+  const json reply = json::parse(R"j({"process": {"role": "broker", "pid": 10, "nspid": [10],
+    "state": "S", "thread_count": 1, "threads": [{"name": "sbx"}], "fd_count": 20, "fds": [],
+    "children": [{"role": "init", "id": 1, "pid": 12, "nspid": [12, 1], "state": "S",
+      "children": [{"role": "renderer", "id": 1, "pid": 13, "nspid": [13, 2], "state": "T",
+        "thread_count": 2, "threads": [{"name": "sbx-renderer"}, {"name": "\u001b[2J"}],
+        "fds": [{"fd": 5, "label": "frames memfd", "target": "/memfd:sbx-frames (deleted)",
+                 "seals": ["seal", "shrink"]}], "children": []}]}]}})j");
+  std::string text = FormatProcessTree(reply);
+  EXPECT_TRUE(text.starts_with("broker ")) << text;
+  EXPECT_NE(text.find("\n  init 1 "), std::string::npos) << text;
+  EXPECT_NE(text.find("\n    renderer 1 "), std::string::npos) << text;
+  EXPECT_NE(text.find("(2 inside)  T"), std::string::npos) << text;
+  EXPECT_NE(text.find("threads 2: sbx-renderer, ?[2J"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_NE(text.find("\n        fd 5  frames memfd  (/memfd:sbx-frames (deleted))  sealed: seal, "
+                      "shrink\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(FormatProcessTree(json::object()), "");
+}
+
 }  // namespace
 }  // namespace sbx

@@ -1,0 +1,161 @@
+// The IPC view over a real broker's live traffic: its model passes QAbstractItemModelTester as
+// messages pour in, the diagram paints one arrow per message in the mechanism's colour, a pause
+// freezes it, and the task manager's process tree shows a stopped renderer in state T.
+#include "ui/ipc_view.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <QAbstractItemModelTester>
+#include <QDockWidget>
+#include <QImage>
+#include <QPushButton>
+#include <QScrollBar>
+#include <QStandardItemModel>
+#include <QTreeView>
+#include <set>
+
+#include "tests/ui/ui_test_util.h"
+#include "ui/broker_bridge.h"
+#include "ui/main_window.h"
+#include "ui/task_manager.h"
+
+namespace sbx::ui::testing {
+namespace {
+
+// Counts the warnings QAbstractItemModelTester reports (in Warning mode it only logs them).
+int g_model_warnings = 0;
+QtMessageHandler g_previous = nullptr;
+void CountModelWarnings(QtMsgType type, const QMessageLogContext& context, const QString& text) {
+  if (context.category != nullptr && QByteArray(context.category) == "qt.modeltest") {
+    ++g_model_warnings;
+  }
+  if (g_previous != nullptr) g_previous(type, context, text);
+}
+
+std::set<QRgb> ColoursIn(const QImage& image) {
+  std::set<QRgb> out;
+  for (int y = 0; y < image.height(); ++y) {
+    for (int x = 0; x < image.width(); ++x) out.insert(image.pixel(x, y) & 0xffffff);
+  }
+  return out;
+}
+
+TEST(IpcViewTest, TheModelStaysConsistentUnderLiveTrafficAndAcrossARestart) {
+  WindowEnv env;
+  int id = env.SpawnDrawing();
+  IpcModel model(*env.broker);
+  g_model_warnings = 0;
+  g_previous = qInstallMessageHandler(CountModelWarnings);
+  {
+    QAbstractItemModelTester tester(&model,
+                                    QAbstractItemModelTester::FailureReportingMode::Warning);
+    model.SetRenderer(id);
+    // Heartbeats come ten a second and frames thirty: past the ring's 512 within some 8 s, so
+    // rows are removed at the front as well as added.
+    std::set<Mechanism> seen;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          model.Refresh();
+          for (int r = 0; r < model.rowCount(); ++r) seen.insert(model.record(r).mechanism);
+          return seen.contains(Mechanism::kQueue) && seen.contains(Mechanism::kFrames) &&
+                 seen.contains(Mechanism::kPipeToBroker) &&
+                 env.broker->Get(id)->ipc->recorded > IpcModel::kMaxRows + 50;
+        },
+        30s));
+    EXPECT_EQ(model.rowCount(), static_cast<int>(IpcModel::kMaxRows));
+    for (int r = 1; r < model.rowCount(); ++r) {
+      EXPECT_LE(model.record(r - 1).t_ns, model.record(r).t_ns) << r;
+    }
+    QModelIndex cell = model.index(0, IpcModel::kMechanism);
+    EXPECT_FALSE(model.data(cell).toString().isEmpty());
+    EXPECT_FALSE(model.data(cell, Qt::ToolTipRole).toString().isEmpty());
+    // A new process for the same renderer starts the rows over.
+    size_t mark = env.recorder->size();
+    ASSERT_TRUE(SignalPid(env.broker->Get(id)->pid, SIGKILL));
+    ASSERT_TRUE(env.recorder->WaitFor(EventType::kReady, id, 10s, mark));
+    model.Refresh();
+    pid_t pid = env.broker->Get(id)->pid;
+    ASSERT_TRUE(WaitUntil([&] {
+      model.Refresh();
+      return model.rowCount() > 0;
+    }));
+    EXPECT_GT(pid, 0);
+    model.SetRenderer(0);
+    EXPECT_EQ(model.rowCount(), 0);
+  }
+  qInstallMessageHandler(g_previous);
+  EXPECT_EQ(g_model_warnings, 0);
+}
+
+TEST(IpcViewTest, TheDiagramDrawsAnArrowPerMessageInItsMechanismsColour) {
+  WindowEnv env;
+  int id = env.SpawnDrawing();
+  IpcView* view = env.window->ipc_view();
+  env.window->ipc_dock()->show();
+  env.window->ipc_dock()->raise();
+  view->resize(900, 220);
+  view->SetRenderer(id);
+  ASSERT_EQ(view->model()->renderer(), id);
+  // Live traffic: frames (shm, pipe-in) and heartbeats (mq) within the diagram's 2 s.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        (void)view->diagram()->grab();
+        return view->diagram()->painted_arrows() >= 20;
+      },
+      10s));
+  std::set<QRgb> colours = ColoursIn(view->diagram()->grab().toImage());
+  for (Mechanism m : {Mechanism::kPipeToBroker, Mechanism::kFrames, Mechanism::kQueue}) {
+    EXPECT_TRUE(colours.contains(MechanismColor(m).rgb() & 0xffffff))
+        << MechanismName(m) << " is not painted";
+  }
+  EXPECT_FALSE(colours.contains(MechanismColor(Mechanism::kSignal).rgb() & 0xffffff))
+      << "no signal was sent";
+
+  // Paused, the rows stop growing and the scroll bar reaches back through them.
+  view->pause_button()->click();
+  ASSERT_TRUE(view->paused());
+  int rows = view->model()->rowCount();
+  // Three of the view's refresh periods pass with the event loop running.
+  (void)WaitUntil([] { return false; }, 300ms);
+  EXPECT_EQ(view->model()->rowCount(), rows);
+  EXPECT_TRUE(view->scroll_bar()->isEnabled());
+  EXPECT_LT(view->scroll_bar()->minimum(), view->scroll_bar()->maximum());
+  view->pause_button()->click();
+  EXPECT_FALSE(view->paused());
+}
+
+TEST(IpcViewTest, TheProcessTreeShowsTheBrokerTheHolderTheInitAndAStoppedRendererAsT) {
+  WindowEnv env;
+  int id = env.SpawnDrawing();
+  pid_t pid = env.broker->Get(id)->pid;
+  ASSERT_TRUE(SignalPid(pid, SIGSTOP));
+  TaskManager* tm = env.window->task_manager();
+  QStandardItemModel* m = tm->process_model();
+  // The broker's row, then (sandboxed) the holder and the init with the renderer below it.
+  auto renderer_state = [&]() -> QString {
+    tm->RefreshProcesses();
+    if (m->rowCount() != 1) return {};
+    QStandardItem* broker = m->item(0, 0);
+    for (int r = 0; r < broker->rowCount(); ++r) {
+      QStandardItem* init = broker->child(r, 0);
+      if (!init->text().startsWith(QStringLiteral("init")) || init->rowCount() != 1) continue;
+      if (init->child(0, 0)->text() != QStringLiteral("renderer %1").arg(id)) continue;
+      return init->child(0, 3)->text();
+    }
+    return {};
+  };
+  EXPECT_TRUE(WaitUntil([&] { return renderer_state() == QStringLiteral("T"); }, 5s))
+      << renderer_state().toStdString();
+  EXPECT_TRUE(m->item(0, 0)->text().startsWith(QStringLiteral("broker")));
+  bool holder = false;
+  for (int r = 0; r < m->item(0, 0)->rowCount(); ++r) {
+    holder |= m->item(0, 0)->child(r, 0)->text() == QStringLiteral("namespace holder");
+  }
+  EXPECT_TRUE(holder);
+  ASSERT_TRUE(SignalPid(pid, SIGCONT));
+  EXPECT_TRUE(WaitUntil([&] { return renderer_state() != QStringLiteral("T"); }, 5s));
+}
+
+}  // namespace
+}  // namespace sbx::ui::testing
