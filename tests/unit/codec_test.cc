@@ -103,6 +103,7 @@ TEST(CodecTest, EveryBrokerToRendererTypeRoundTrips) {
       {MsgType::kHang, {}},
       {MsgType::kOom, {}},
       {MsgType::kBadIpc, {}},
+      {MsgType::kSetVisibility, ToBytes(PayloadWriter().U32(1).data())},
   };
   Bytes stream;
   for (size_t i = 0; i < sent.size(); ++i)
