@@ -76,6 +76,11 @@ class RendererCgroup {
   const std::string& path() const { return path_; }
   const CgroupLimits& limits() const { return limits_; }
   CgroupUsage Usage() const;
+  // The CPU share it gets under contention: a quarter of the broker's, and an eighth of that
+  // while its page is hidden (cpu.shares 256 / 32 on v1, cpu.weight 25 / 3 on v2). The renderer
+  // cannot change it, and it covers every thread. Written before the renderer runs when it
+  // starts hidden.
+  Result<void> SetHidden(bool hidden);
   // Removes the directories now (a no-op if already done); the renderer must be reaped.
   void Remove();
 
