@@ -45,6 +45,7 @@ enum class EventType {
   kClosed,
   kDrillReport,  // one finding of the escape drill (detail)
   kLog,          // a line the renderer wrote to its stdout or stderr, or a note of what was dropped
+  kVisibility,   // the slot was made visible or hidden (visibility)
 };
 std::string_view EventTypeName(EventType t);
 
@@ -66,6 +67,7 @@ struct BrokerEvent {
   bool truncated = false;
   uint64_t dropped_lines = 0;
   uint64_t dropped_bytes = 0;
+  protocol::Visibility visibility = protocol::Visibility::kVisible;  // kVisibility: the new one
 };
 
 // Observers are told of events after the broker's state reflects them. Default bodies are empty
@@ -101,7 +103,8 @@ struct BrokerOptions {
   uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
   // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
   int oom_score_adj = 300;
-  bool inspector = true;  // per-mechanism IPC counters and the ring of recent messages
+  bool inspector = true;      // per-mechanism IPC counters and the ring of recent messages
+  bool start_hidden = false;  // --hidden: every new slot starts hidden
 };
 
 struct RendererSnapshot {
@@ -109,6 +112,7 @@ struct RendererSnapshot {
   pid_t pid = 0;
   RendererState state = RendererState::kStarting;
   std::string page;
+  protocol::Visibility visibility = protocol::Visibility::kVisible;
   int restarts = 0;
   int64_t uptime_ms = 0;
   ExitInfo last_exit;
@@ -229,6 +233,9 @@ class Broker final : private RendererHostEnv {
   Result<void> BadIpc(int id);
   Result<void> Navigate(int id, std::string_view url);
   Result<void> SetFps(int id, uint32_t fps);
+  // Hidden (a background tab, a tile out of view): the renderer draws no frames, beats at the
+  // slow rate and gets a smaller CPU share. Kept across restarts.
+  Result<void> SetVisibility(int id, protocol::Visibility visibility);
   // Live: navigates again; exited or failed: starts a fresh process and forgets the crash loop.
   Result<void> Reload(int id);
   using PingCallback = std::function<void(Result<int64_t> rtt_ns)>;

@@ -113,6 +113,7 @@ constexpr const char* kHelp[] = {
     "navigate ID URL",
     "reload ID",
     "fps ID N",
+    "visibility ID visible|hidden   (hidden: no frames, slow heartbeats, a smaller CPU share)",
     "ping ID",
     "stats",
     "trace [ID] [pipe|pipe-in|pipe-out|shm|mq|signal|pidfd]   (streams one line per message)",
@@ -277,6 +278,16 @@ void FpsCommand(Broker& broker, const Words& words, const Reply& reply) {
   reply(ResultJson(broker.SetFps(*id, fps)));
 }
 
+void VisibilityCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 3, 3);
+  if (!id) return Usage(reply, "visibility ID visible|hidden");
+  protocol::Visibility v;
+  if (!protocol::VisibilityFromName(words[2], &v)) {
+    return reply(ErrorJson("unknown visibility: " + Shown(words[2]) + " (visible, hidden)"));
+  }
+  reply(ResultJson(broker.SetVisibility(*id, v)));
+}
+
 void PingCommand(Broker& broker, const Words& words, const Reply& reply) {
   auto id = NeedId(words, 2, 2);
   if (!id) return Usage(reply, "ping ID");
@@ -331,12 +342,23 @@ struct Command {
 
 // Every command the control socket knows; HelpJson() describes each of them.
 constexpr Command kCommands[] = {
-    {"help", HelpCommand},         {"list", ListCommand},    {"stats", StatsCommand},
-    {"spawn", SpawnCommand},       {"close", OneIdCommand},  {"kill", KillCommand},
-    {"crash", CrashCommand},       {"hang", OneIdCommand},   {"oom", OneIdCommand},
-    {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand}, {"sandbox", SandboxCommand},
-    {"navigate", NavigateCommand}, {"fps", FpsCommand},      {"ping", PingCommand},
+    {"help", HelpCommand},
+    {"list", ListCommand},
+    {"stats", StatsCommand},
+    {"spawn", SpawnCommand},
+    {"close", OneIdCommand},
+    {"kill", KillCommand},
+    {"crash", CrashCommand},
+    {"hang", OneIdCommand},
+    {"oom", OneIdCommand},
+    {"bad-ipc", OneIdCommand},
+    {"reload", OneIdCommand},
+    {"sandbox", SandboxCommand},
+    {"navigate", NavigateCommand},
+    {"fps", FpsCommand},
+    {"ping", PingCommand},
     {"trace", TraceCommand},
+    {"visibility", VisibilityCommand},
 };
 
 }  // namespace
