@@ -29,9 +29,7 @@ constexpr auto kEventTimeout = 10s;
 constexpr int kHangTimeoutMs = 400;
 
 // The frame count a heartbeat trace line carries ("1200 frames, 30 fps, render 310 us").
-uint64_t FramesOf(const json& line) {
-  return std::stoull(line.value("summary", std::string("0")));
-}
+uint64_t FramesOf(const json& line) { return std::stoull(line.value("summary", std::string("0"))); }
 
 json Row(BrokerProcess& b, int id) {
   json list = b.Ctl("list");
@@ -108,8 +106,8 @@ TEST(VisibilityTest, AHiddenRendererDrawsNoFramesAndIsNeverUnresponsive) {
 }
 
 TEST(VisibilityTest, VisibleAgainItDrawsAtOnce) {
-  BrokerProcess b({"--renderers", "1", "--hidden", "--hang-timeout",
-                   std::to_string(kHangTimeoutMs)});
+  BrokerProcess b(
+      {"--renderers", "1", "--hidden", "--hang-timeout", std::to_string(kHangTimeoutMs)});
   // Started hidden, it draws its first frame only: ready, then still.
   ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout)) << json(b.history()).dump();
   EXPECT_EQ(Row(b, 1).value("visibility", ""), "hidden");
@@ -138,8 +136,8 @@ TEST(VisibilityTest, VisibleAgainItDrawsAtOnce) {
 }
 
 TEST(VisibilityTest, AHiddenRendererThatHangsIsStillCaught) {
-  BrokerProcess b({"--renderers", "1", "--hidden", "--hang-timeout",
-                   std::to_string(kHangTimeoutMs)});
+  BrokerProcess b(
+      {"--renderers", "1", "--hidden", "--hang-timeout", std::to_string(kHangTimeoutMs)});
   ASSERT_TRUE(b.WaitForEvent("ready", 1, kEventTimeout));
   ASSERT_EQ(b.Ctl("hang 1").value("ok", false), true);
   auto e = b.WaitForEvent("unresponsive", 1, 20s);

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@ namespace {
 
 using test::RendererNextToUs;
 using test::TestEnv;
+using testing::ThreadNices;
 
 // Declared after the env it uses, so it goes first.
 struct Slot {
@@ -205,24 +205,6 @@ TEST(RendererHostTest, PingsFailWhenTheProcessDies) {
   ASSERT_TRUE(s.env.RunUntil([&] { return answer.has_value(); }));
   ASSERT_FALSE(*answer);
   EXPECT_EQ(answer->error().code, Errc::kState);
-}
-
-// The nice value of each thread of pid (/proc/PID/task/*/stat, field 19).
-std::vector<int> ThreadNices(pid_t pid) {
-  std::vector<int> out;
-  auto tids = ThreadIds(pid);
-  if (!tids) return out;
-  for (pid_t tid : *tids) {
-    auto stat =
-        ReadSmallFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-    if (!stat) continue;
-    std::istringstream rest(stat->substr(stat->rfind(')') + 2));
-    std::string word;
-    for (int field = 3; field <= 19 && rest >> word; ++field) {
-      if (field == 19) out.push_back(std::stoi(word));
-    }
-  }
-  return out;
 }
 
 TEST(RendererHostTest, AHiddenSlotDrawsNoFramesUntilItIsVisibleAgain) {

@@ -33,7 +33,8 @@ constexpr uint64_t kMs = 1'000'000;
 }
 
 // Samples `pid` until `done` holds for a sample, within the deadline; the last sample read.
-std::optional<SchedSample> SampleUntil(pid_t pid, const std::function<bool(const SchedSample&)>& done) {
+std::optional<SchedSample> SampleUntil(pid_t pid,
+                                       const std::function<bool(const SchedSample&)>& done) {
   int64_t deadline = DeadlineIn(kDeadlineMs);
   std::optional<SchedSample> last;
   while (MonotonicNs() < deadline) {
@@ -84,7 +85,8 @@ TEST(SchedSampleTest, ASpinningProcessRuns) {
   ASSERT_TRUE(first) << first.error().ToString();
   EXPECT_FALSE(first->stopped);
   EXPECT_TRUE(first->runnable);
-  auto later = SampleUntil(c.pid, [&](const SchedSample& s) { return s.run_ns > first->run_ns + 50 * kMs; });
+  auto later =
+      SampleUntil(c.pid, [&](const SchedSample& s) { return s.run_ns > first->run_ns + 50 * kMs; });
   ASSERT_TRUE(later);
   EXPECT_GT(later->run_ns, first->run_ns + 50 * kMs);
 }
@@ -110,9 +112,8 @@ TEST(SchedSampleTest, AProcessKeptOffItsCpuWaitsRunnable) {
   ASSERT_GT(victim.pid, 0);
   auto first = ReadSchedSample(victim.pid);
   ASSERT_TRUE(first) << first.error().ToString();
-  auto later = SampleUntil(victim.pid, [&](const SchedSample& s) {
-    return s.wait_ns > first->wait_ns + 200 * kMs;
-  });
+  auto later = SampleUntil(
+      victim.pid, [&](const SchedSample& s) { return s.wait_ns > first->wait_ns + 200 * kMs; });
   ASSERT_TRUE(later);
   uint64_t waited = later->wait_ns - first->wait_ns;
   uint64_t ran = later->run_ns - first->run_ns;
