@@ -285,8 +285,8 @@ class Broker final : private RendererHostEnv {
   Result<void> EnsureNamespaceHolder();
   // Finds where renderer cgroups go, removes those a dead broker left, and sets the budget.
   void SetUpCgroups();
-  // A spawn past the memory budget is refused: the core has no notion of a hidden renderer to
-  // discard instead, and refusing says plainly why no renderer appeared.
+  // A spawn past the memory budget is refused: a hidden renderer keeps its memory (it is only
+  // throttled, not discarded), and refusing says plainly why no renderer appeared.
   Result<void> CheckMemoryBudget() const;
   // Opens the renderer and builds the launcher's filter, when the launcher can confine it.
   Result<void> PrepareConfinement();
