@@ -51,6 +51,8 @@ std::string_view EventTypeName(EventType t) {
       return "drill-report";
     case EventType::kLog:
       return "log";
+    case EventType::kVisibility:
+      return "visibility";
   }
   return "unknown";
 }
@@ -535,6 +537,13 @@ Result<void> Broker::SetFps(int id, uint32_t fps) {
   PayloadWriter w;
   w.U32(fps);
   return (*h)->Send(protocol::MsgType::kSetFps, w.data());
+}
+
+Result<void> Broker::SetVisibility(int id, protocol::Visibility visibility) {
+  auto h = Find(id);
+  if (!h) return std::unexpected(h.error());
+  (*h)->SetVisibility(visibility);
+  return {};
 }
 
 Result<void> Broker::Reload(int id) {

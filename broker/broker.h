@@ -46,6 +46,7 @@ enum class EventType {
   kClosed,
   kDrillReport,  // one finding of the escape drill (detail)
   kLog,          // a line the renderer wrote to its stdout or stderr, or a note of what was dropped
+  kVisibility,   // the slot was made visible or hidden (visibility)
 };
 std::string_view EventTypeName(EventType t);
 
@@ -71,6 +72,7 @@ struct BrokerEvent {
   bool truncated = false;
   uint64_t dropped_lines = 0;
   uint64_t dropped_bytes = 0;
+  protocol::Visibility visibility = protocol::Visibility::kVisible;  // kVisibility: the new one
 };
 
 // Observers are told of events after the broker's state reflects them. Default bodies are empty
@@ -107,7 +109,8 @@ struct BrokerOptions {
   uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
   // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
   int oom_score_adj = 300;
-  bool inspector = true;  // per-mechanism IPC counters and the ring of recent messages
+  bool inspector = true;      // per-mechanism IPC counters and the ring of recent messages
+  bool start_hidden = false;  // --hidden: every new slot starts hidden
 };
 
 struct RendererSnapshot {
@@ -115,6 +118,7 @@ struct RendererSnapshot {
   pid_t pid = 0;
   RendererState state = RendererState::kStarting;
   std::string page;
+  protocol::Visibility visibility = protocol::Visibility::kVisible;
   int restarts = 0;
   int64_t uptime_ms = 0;
   ExitInfo last_exit;
@@ -235,6 +239,9 @@ class Broker final : private RendererHostEnv {
   Result<void> BadIpc(int id);
   Result<void> Navigate(int id, std::string_view url);
   Result<void> SetFps(int id, uint32_t fps);
+  // Hidden (a background tab, a tile out of view): the renderer draws no frames, beats at the
+  // slow rate and gets a smaller CPU share. Kept across restarts.
+  Result<void> SetVisibility(int id, protocol::Visibility visibility);
   // Live: navigates again; exited or failed: starts a fresh process and forgets the crash loop.
   Result<void> Reload(int id);
   using PingCallback = std::function<void(Result<int64_t> rtt_ns)>;
@@ -291,8 +298,8 @@ class Broker final : private RendererHostEnv {
   Result<void> EnsureNamespaceHolder();
   // Finds where renderer cgroups go, removes those a dead broker left, and sets the budget.
   void SetUpCgroups();
-  // A spawn past the memory budget is refused: the core has no notion of a hidden renderer to
-  // discard instead, and refusing says plainly why no renderer appeared.
+  // A spawn past the memory budget is refused: a hidden renderer keeps its memory (it is only
+  // throttled, not discarded), and refusing says plainly why no renderer appeared.
   Result<void> CheckMemoryBudget() const;
   // Opens the renderer and builds the launcher's filter, when the launcher can confine it.
   Result<void> PrepareConfinement();

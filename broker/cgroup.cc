@@ -27,6 +27,10 @@ constexpr int kCpuPeriodUs = 100'000;
 // contention the broker's loop gets four times a renderer's share.
 constexpr int kRendererCpuWeight = 25;
 constexpr int kRendererCpuShares = 256;
+// Hidden: an eighth of a visible renderer's share. Above the minimum (1 and 2), so a hidden
+// renderer still gets its slow heartbeats out when every CPU is busy.
+constexpr int kHiddenCpuWeight = 3;
+constexpr int kHiddenCpuShares = 32;
 constexpr std::string_view kV1Controllers[] = {"memory", "pids", "cpu"};
 
 std::atomic<uint64_t> next_cgroup{1};
@@ -398,6 +402,16 @@ int64_t RendererCgroup::OomKills() const {
   if (dirs_.empty()) return -1;
   if (mode_ == CgroupMode::kV2) return ReadNumber(path_ + "/memory.events", "oom_kill");
   return ReadNumber(dirs_[0] + "/memory.oom_control", "oom_kill");
+}
+
+Result<void> RendererCgroup::SetHidden(bool hidden) {
+  if (dirs_.empty()) return MakeError(Errc::kState, "no cgroup");
+  if (mode_ == CgroupMode::kV2) {
+    int weight = hidden ? kHiddenCpuWeight : kRendererCpuWeight;
+    return WriteFile(path_ + "/cpu.weight", std::to_string(weight));
+  }
+  int shares = hidden ? kHiddenCpuShares : kRendererCpuShares;
+  return WriteFile(dirs_[2] + "/cpu.shares", std::to_string(shares));
 }
 
 void RendererCgroup::Remove() {

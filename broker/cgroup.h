@@ -78,6 +78,11 @@ class RendererCgroup {
   CgroupUsage Usage() const;
   // Usage().oom_kills alone: one file, for the exit path.
   int64_t OomKills() const;
+  // The CPU share it gets under contention: a quarter of the broker's, and an eighth of that
+  // while its page is hidden (cpu.shares 256 / 32 on v1, cpu.weight 25 / 3 on v2). The renderer
+  // cannot change it, and it covers every thread. Written before the renderer runs when it
+  // starts hidden.
+  Result<void> SetHidden(bool hidden);
   // Removes the directories now (a no-op if already done); the renderer must be reaped.
   void Remove();
 

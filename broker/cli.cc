@@ -85,6 +85,8 @@ const char* CommandLineHelp() {
          "cost)\n"
          "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
          "                             the fallback used when no queue can be created\n"
+         "  --hidden                   start every renderer hidden: no frames, a heartbeat a\n"
+         "                             second, a smaller CPU share (visibility ID visible)\n"
          "  --fps N                    frames per second (1-240, default 30)\n"
          "  --renderer-path PATH       another renderer binary speaking docs/PROTOCOL.md\n"
          "  --renderer-cmd-prefix CMD  run renderers under a wrapper, e.g. 'strace -f -o FILE'\n"
@@ -136,6 +138,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--heartbeat-pipe") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.force_queue_fallback = true;
+    } else if (name == "--hidden") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.start_hidden = true;
     } else if (name == "--no-restart") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.restart = false;

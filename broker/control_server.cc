@@ -114,6 +114,7 @@ constexpr const char* kHelp[] = {
     "navigate ID URL",
     "reload ID",
     "fps ID N",
+    "visibility ID visible|hidden   (hidden: no frames, slow heartbeats, a smaller CPU share)",
     "ping ID",
     "stats",
     "trace [ID] [pipe|pipe-in|pipe-out|shm|mq|signal|pidfd]   (streams one line per message)",
@@ -288,6 +289,16 @@ void FpsCommand(Broker& broker, const Words& words, const Reply& reply) {
   reply(ResultJson(broker.SetFps(*id, fps)));
 }
 
+void VisibilityCommand(Broker& broker, const Words& words, const Reply& reply) {
+  auto id = NeedId(words, 3, 3);
+  if (!id) return Usage(reply, "visibility ID visible|hidden");
+  protocol::Visibility v;
+  if (!protocol::VisibilityFromName(words[2], &v)) {
+    return reply(ErrorJson("unknown visibility: " + Shown(words[2]) + " (visible, hidden)"));
+  }
+  reply(ResultJson(broker.SetVisibility(*id, v)));
+}
+
 void PingCommand(Broker& broker, const Words& words, const Reply& reply) {
   auto id = NeedId(words, 2, 2);
   if (!id) return Usage(reply, "ping ID");
@@ -347,7 +358,7 @@ constexpr Command kCommands[] = {
     {"crash", CrashCommand},       {"hang", OneIdCommand},      {"oom", OneIdCommand},
     {"bad-ipc", OneIdCommand},     {"reload", OneIdCommand},    {"sandbox", SandboxCommand},
     {"navigate", NavigateCommand}, {"fps", FpsCommand},         {"ping", PingCommand},
-    {"trace", TraceCommand},       {"inspect", InspectCommand},
+    {"trace", TraceCommand},       {"inspect", InspectCommand}, {"visibility", VisibilityCommand},
 };
 
 }  // namespace

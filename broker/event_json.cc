@@ -28,6 +28,9 @@ json EventToJson(const BrokerEvent& e) {
   if (e.delay_ms >= 0) j["delay_ms"] = e.delay_ms;
   if (e.first_frame_ms >= 0) j["first_frame_ms"] = e.first_frame_ms;
   if (e.type == EventType::kSpawned) j["heartbeat"] = e.heartbeat_fallback ? "pipe" : "mq";
+  if (e.type == EventType::kVisibility) {
+    j["visibility"] = std::string(protocol::VisibilityName(e.visibility));
+  }
   if (e.type == EventType::kLog) {
     if (e.dropped_lines == 0 && e.dropped_bytes == 0) {
       j["line"] = e.line;
@@ -46,6 +49,7 @@ json SnapshotToJson(const RendererSnapshot& s) {
             {"pid", s.pid},
             {"state", std::string(RendererStateName(s.state))},
             {"page", s.page},
+            {"visibility", std::string(protocol::VisibilityName(s.visibility))},
             {"restarts", s.restarts},
             {"uptime_ms", s.uptime_ms},
             {"frames", s.frames},
@@ -96,6 +100,8 @@ std::string EventToText(const BrokerEvent& e) {
     if (e.exit->code >= 0) out += " code " + std::to_string(e.exit->code);
   }
   if (e.type == EventType::kSpawned) out += " " + e.page;
+  if (e.type == EventType::kVisibility)
+    out += std::string(": ") + protocol::VisibilityName(e.visibility).data();
   if (e.delay_ms >= 0) out += " in " + std::to_string(e.delay_ms) + " ms";
   if (e.first_frame_ms >= 0) {
     char buf[48];

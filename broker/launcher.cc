@@ -181,6 +181,9 @@ void DropCapabilities(int sync_fd) {
   for (int fd : spec.cgroup_procs) {
     if (::write(fd, "0", 1) != 1) ChildFail(sync_fd, LaunchStep::kCgroup);
   }
+  if (spec.nice && ::setpriority(PRIO_PROCESS, 0, *spec.nice) != 0) {
+    ChildFail(sync_fd, LaunchStep::kPriority);
+  }
   ResetSignals(sync_fd);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(sync_fd, LaunchStep::kParentDeath);
   // The parent may have died before PDEATHSIG was armed; then nobody would ever kill us. Across
@@ -510,6 +513,8 @@ const char* LaunchStepName(LaunchStep step) {
       return "no_new_privs";
     case LaunchStep::kFilter:
       return "seccomp filter";
+    case LaunchStep::kPriority:
+      return "nice value";
   }
   return "unknown step";
 }

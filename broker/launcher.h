@@ -90,6 +90,10 @@ struct LaunchSpec {
   // writes "0" (itself) to each as its first step, so it is inside its cgroup before it execs,
   // and alone there (a namespace's init and joiner stay outside; RendererCgroup).
   std::vector<int> cgroup_procs;
+  // The program's nice value, set right after it joins its cgroup, while it is one thread: every
+  // thread it starts later inherits it (nice is per thread on Linux). Raising it needs no
+  // privilege; none: the parent's.
+  std::optional<int> nice;
   // Namespaced launches only: applied before exec; argv[0] is then only the program's name.
   std::optional<Confinement> confine;
 };
@@ -125,6 +129,7 @@ enum class LaunchStep : int {
   kLimits,
   kNoNewPrivs,
   kFilter,
+  kPriority,
 };
 const char* LaunchStepName(LaunchStep step);
 

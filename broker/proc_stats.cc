@@ -1,10 +1,13 @@
 #include "broker/proc_stats.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <memory>
 #include <string>
 
 #include "ipc/posix.h"
@@ -16,6 +19,7 @@ namespace {
 // smaps_rollup is about 1 KiB and stat a few hundred bytes; a bounded read keeps a hostile
 // process name from making us allocate.
 constexpr size_t kMaxProcFile = 8192;
+constexpr size_t kMaxThreadsSampled = 64;
 
 std::optional<uint64_t> ParseU64(std::string_view s) {
   uint64_t v = 0;
@@ -90,6 +94,68 @@ std::optional<uint64_t> ParseSmapsRollupPssKb(std::string_view text) {
     at = end + 1;
   }
   return std::nullopt;
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> ParseSchedstat(std::string_view text) {
+  auto run = Word(text, 0);
+  auto wait = Word(text, 1);
+  if (!run || !wait) return std::nullopt;
+  auto r = ParseU64(*run);
+  auto w = ParseU64(*wait);
+  if (!r || !w) return std::nullopt;
+  return std::pair{*r, *w};
+}
+
+std::optional<char> ParseStatState(std::string_view stat) {
+  size_t close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  auto state = Word(stat.substr(close + 1), 0);
+  if (!state || state->size() != 1) return std::nullopt;
+  return state->front();
+}
+
+Result<std::vector<pid_t>> ThreadIds(pid_t pid, size_t max) {
+  if (pid <= 0) return MakeError(Errc::kInvalidArgument, "no process");
+  std::string task = "/proc/" + std::to_string(pid) + "/task";
+  // glibc opens it close-on-exec.
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(task.c_str()), ::closedir);
+  if (!dir) return SysError("opendir " + task);
+  std::vector<pid_t> out;
+  while (out.size() < max) {
+    dirent* entry = ::readdir(dir.get());
+    if (entry == nullptr) break;
+    int tid = 0;
+    std::string_view name = entry->d_name;
+    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
+    if (ec == std::errc() && p == name.data() + name.size() && tid > 0) out.push_back(tid);
+  }
+  if (out.empty()) return MakeError(Errc::kNotFound, "no thread in " + task);
+  return out;
+}
+
+Result<SchedSample> ReadSchedSample(pid_t pid) {
+  // A renderer has two threads and at most pids.max; the bound keeps a thread bomb cheap.
+  auto tids = ThreadIds(pid, kMaxThreadsSampled);
+  if (!tids) return std::unexpected(tids.error());
+  SchedSample out;
+  int threads = 0;
+  for (pid_t tid : *tids) {
+    std::string base = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/";
+    // A thread that ended between the listing and the read is no longer part of the process.
+    auto sched = ReadSmallFile(base + "schedstat", kMaxProcFile);
+    auto stat = ReadSmallFile(base + "stat", kMaxProcFile);
+    if (!sched || !stat) continue;
+    auto times = ParseSchedstat(*sched);
+    auto state = ParseStatState(*stat);
+    if (!times || !state) return MakeError(Errc::kProtocol, "unreadable " + base + "schedstat");
+    out.run_ns += times->first;
+    out.wait_ns += times->second;
+    out.runnable |= *state == 'R';
+    out.stopped |= *state == 'T' || *state == 't';
+    ++threads;
+  }
+  if (threads == 0) return MakeError(Errc::kNotFound, "no thread of " + std::to_string(pid));
+  return out;
 }
 
 Result<ProcStats> ReadProcStats(pid_t pid) {

@@ -32,7 +32,8 @@ T Number(std::string_view s, T fallback = 0) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -126,8 +127,7 @@ void ReadStatus(Reader& r, ProcessInfo& p) {
     p.seccomp_filters = Number<int>(v);
   }
   p.voluntary_switches = Number<uint64_t>(ProcStatusField(*status, "voluntary_ctxt_switches"));
-  p.involuntary_switches =
-      Number<uint64_t>(ProcStatusField(*status, "nonvoluntary_ctxt_switches"));
+  p.involuntary_switches = Number<uint64_t>(ProcStatusField(*status, "nonvoluntary_ctxt_switches"));
 }
 
 void ReadThreads(Reader& r, ProcessInfo& p) {

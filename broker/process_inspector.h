@@ -58,8 +58,8 @@ struct ProcessInfo {
   };
   struct Fd {
     int fd = -1;
-    std::string target;  // the link, as readlink shows it: "pipe:[1234]", "/dev/null"
-    std::string label;   // what the broker gave, or "unknown"
+    std::string target;              // the link, as readlink shows it: "pipe:[1234]", "/dev/null"
+    std::string label;               // what the broker gave, or "unknown"
     std::vector<std::string> seals;  // a memfd's seals (F_GET_SEALS on the broker's copy)
   };
   struct Rlimit {
@@ -70,21 +70,21 @@ struct ProcessInfo {
 
   ProcessRole role = ProcessRole::kRenderer;
   int id = 0;
-  pid_t pid = 0;              // as the broker sees it
-  std::vector<pid_t> nspid;   // NSpid: the broker's view first, the innermost namespace's last
+  pid_t pid = 0;             // as the broker sees it
+  std::vector<pid_t> nspid;  // NSpid: the broker's view first, the innermost namespace's last
   // It exited before or while it was read (a zombie, or reaped): what was read may be partial.
   bool gone = false;
-  std::string name;           // the command name (comm), printable
-  char state = '?';           // R, S, D, T, t, Z, ...
+  std::string name;  // the command name (comm), printable
+  char state = '?';  // R, S, D, T, t, Z, ...
   pid_t ppid = 0;
-  size_t thread_count = 0;    // all of them; `threads` holds the first kMaxThreads
+  size_t thread_count = 0;  // all of them; `threads` holds the first kMaxThreads
   std::vector<Thread> threads;
-  long uid_outside = -1;      // the real uid as the broker's user namespace sees it
-  long uid_inside = -1;       // the same uid inside the process's own user namespace
+  long uid_outside = -1;  // the real uid as the broker's user namespace sees it
+  long uid_inside = -1;   // the same uid inside the process's own user namespace
   std::vector<Namespace> namespaces;
-  size_t fd_count = 0;        // all of them; `fds` holds the first kMaxFds (none for the broker)
+  size_t fd_count = 0;  // all of them; `fds` holds the first kMaxFds (none for the broker)
   std::vector<Fd> fds;
-  int seccomp_mode = -1;      // 0 off, 1 strict, 2 filter
+  int seccomp_mode = -1;  // 0 off, 1 strict, 2 filter
   int seccomp_filters = -1;
   std::vector<Rlimit> rlimits;
   uint64_t voluntary_switches = 0;

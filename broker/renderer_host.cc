@@ -22,7 +22,9 @@ RendererHost::RendererHost(RendererHostEnv& env, int id, std::string page)
       loop_(env.loop()),
       id_(id),
       page_(std::move(page)),
-      policy_(env.options().restart_policy) {}
+      policy_(env.options().restart_policy),
+      visibility_(env.options().start_hidden ? protocol::Visibility::kHidden
+                                             : protocol::Visibility::kVisible) {}
 
 RendererHost::~RendererHost() {
   loop_.CancelTimer(restart_timer_);
@@ -51,7 +53,8 @@ void RendererHost::Start() {
   last_ = {};
   last_.spawn_ns = MonotonicNs();
   last_.heartbeat_fallback = env_.options().force_queue_fallback;
-  auto process = RendererProcess::Launch(env_, id_, page_, *this);
+  silence_sample_.reset();
+  auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
   if (!process) return LaunchFailed(process.error());
   process_ = std::move(*process);
   BrokerEvent e;
@@ -76,6 +79,7 @@ void RendererHost::OnFirstFrame(int64_t since_spawn_ns) {
 void RendererHost::OnFrame(uint64_t frame_number) { env_.NotifyFrame(id_, frame_number); }
 
 void RendererHost::OnHeartbeat(const protocol::Heartbeat& hb, int64_t latency_ns) {
+  silence_sample_.reset();
   // One the broker is killing stays unresponsive: it is not coming back.
   if (!process_->being_killed() && Transition(Happening::kHeartbeatsResumed)) {
     Emit(EventType::kResponsive);
@@ -194,20 +198,56 @@ Result<void> RendererHost::Ping(Broker::PingCallback callback) {
   return process_->Ping(std::move(callback));
 }
 
+HangVerdict RendererHost::Verdict(int64_t now) const {
+  const BrokerOptions& opt = env_.options();
+  return CheckForHang(state_, process_->signs_of_life(), opt.hang_timeout_ms, opt.kill_hung, now);
+}
+
 void RendererHost::CheckWatchdog(int64_t now) {
   if (!alive()) return;
   process_->ExpirePings(now);
   if (closing_ || process_->being_killed()) return;
-  const BrokerOptions& opt = env_.options();
-  HangVerdict v =
-      CheckForHang(state_, process_->signs_of_life(), opt.hang_timeout_ms, opt.kill_hung, now);
+  HangVerdict v = Verdict(now);
   if (v.unresponsive) {
+    // A heartbeat may wait unread behind this tick (the broker itself ran late): read it first.
+    process_->ReadPendingHeartbeats();
+    if (process_->being_killed()) return;  // what it had sent broke the protocol
+    v = Verdict(now);
+  }
+  // Starved, not hung: the next look asks again.
+  if (v.unresponsive && !SilenceIsHang(v)) return;
+  if (v.suspect && !v.unresponsive && !silence_sample_) {
+    if (auto sample = ReadSchedSample(process_->figures().pid)) silence_sample_ = *sample;
+  }
+  if (v.unresponsive) {
+    silence_sample_.reset();
     (void)Transition(Happening::kHeartbeatsMissed);
     BrokerEvent e;
     e.detail = "no heartbeat for " + std::to_string(v.silent_ms) + " ms";
     Emit(EventType::kUnresponsive, e);
   }
   if (v.kill) process_->Kill(KillReason::kHung, "killed by the hang watchdog");
+}
+
+bool RendererHost::SilenceIsHang(const HangVerdict& v) {
+  // The renderer is our child and not yet reaped, so its pid is still its own.
+  auto now_sample = ReadSchedSample(process_->figures().pid);
+  if (!now_sample) return true;  // unreadable: judged by its silence alone
+  const SchedSample* before = silence_sample_ ? &*silence_sample_ : nullptr;
+  Silence s = JudgeSilence(before, *now_sample, v.silent_ms, v.limit_ms);
+  if (s == Silence::kNotYetKnown) silence_sample_ = *now_sample;
+  return s == Silence::kHung;
+}
+
+void RendererHost::SetVisibility(protocol::Visibility visibility) {
+  if (visibility == visibility_) return;
+  visibility_ = visibility;
+  // A renderer that cannot be told is being killed for it (its pipe is full); the next one is
+  // launched with the slot's visibility.
+  if (alive()) (void)process_->SetVisibility(visibility);
+  BrokerEvent e;
+  e.visibility = visibility;
+  Emit(EventType::kVisibility, e);
 }
 
 RendererSnapshot RendererHost::Snapshot(int64_t now) const {
@@ -218,6 +258,7 @@ RendererSnapshot RendererHost::Snapshot(int64_t now) const {
   s.state = state_;
   s.page = page_;
   s.restarts = restarts_;
+  s.visibility = visibility_;
   if (f.spawn_ns != 0) s.uptime_ms = ((alive() ? now : exit_ns_) - f.spawn_ns) / kNsPerMs;
   if (s.uptime_ms < 0) s.uptime_ms = 0;
   s.last_exit = last_exit_;

@@ -9,12 +9,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "broker/broker.h"
 #include "broker/exit_status.h"
+#include "broker/hang_watchdog.h"
 #include "broker/renderer_process.h"
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
@@ -44,6 +46,10 @@ class RendererHost final : private RendererProcess::Delegate {
   Result<void> Ping(Broker::PingCallback callback);
   // One look of the hang watchdog (hang_watchdog.h), and the 5 s limit of pending pings.
   void CheckWatchdog(int64_t now_ns);
+  // The slot's visibility, kept across restarts: the running renderer is told at once, the next
+  // one at its launch. A change is a `visibility` event.
+  void SetVisibility(protocol::Visibility visibility);
+  protocol::Visibility visibility() const { return visibility_; }
 
   int id() const { return id_; }
   RendererState state() const { return state_; }
@@ -73,6 +79,10 @@ class RendererHost final : private RendererProcess::Delegate {
   void Emit(EventType type, BrokerEvent e = {});
   // Moves to NextState(state_, h); false, and no change, when h cannot happen in this state.
   bool Transition(Happening h);
+  HangVerdict Verdict(int64_t now_ns) const;
+  // Whether a silence past its limit is a hang rather than starvation (JudgeSilence), from the
+  // renderer's threads now and as sampled earlier in the silence.
+  bool SilenceIsHang(const HangVerdict& v);
 
   RendererHostEnv& env_;
   EventLoop& loop_;
@@ -88,6 +98,9 @@ class RendererHost final : private RendererProcess::Delegate {
   int restarts_ = 0;
   int64_t exit_ns_ = 0;
   ExitInfo last_exit_;
+  protocol::Visibility visibility_;
+  // The renderer's threads as sampled once its silence neared its limit; reset by a heartbeat.
+  std::optional<SchedSample> silence_sample_;
 };
 
 }  // namespace sbx

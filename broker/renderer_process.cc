@@ -1,9 +1,12 @@
 #include "broker/renderer_process.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <mqueue.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 
 #include "broker/death_detection.h"
 #include "broker/launcher.h"
+#include "broker/proc_stats.h"
 #include "broker/renderer_log.h"
 #include "ipc/codec.h"
 #include "ipc/launch_args.h"
@@ -112,6 +116,45 @@ void RaiseOomScore(pid_t pid, int adj) {
   }
 }
 
+// Renderers run below the broker (docs/SANDBOX.md, "Priorities"): every one starts at this nice
+// value, set before exec so that its IO thread inherits it too.
+constexpr int kRendererNice = 5;
+// Hidden, with no cgroup to lower its share: every thread at this nice value, and only if the
+// broker may lower it back to kRendererNice when the renderer is visible again.
+constexpr int kHiddenNice = 15;
+
+// Whether the broker may lower a renderer's nice value back after raising it: CAP_SYS_NICE, or
+// an RLIMIT_NICE (which its renderers inherit, and which is checked on the target) that allows
+// kRendererNice. Then the renderer could lower it as far itself, if its sandbox let it call
+// setpriority, which it does not.
+bool MayRestoreNice() {
+  static const bool kMay = [] {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3] = {};
+    if (::syscall(SYS_capget, &header, caps) == 0 &&
+        (caps[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)) != 0) {
+      return true;
+    }
+    rlimit limit{};
+    return ::getrlimit(RLIMIT_NICE, &limit) == 0 &&
+           limit.rlim_cur >= static_cast<rlim_t>(20 - kRendererNice);
+  }();
+  return kMay;
+}
+
+// Every thread of `pid` at `nice`: setpriority on a pid changes that one thread only.
+Result<void> SetThreadsNice(pid_t pid, int nice) {
+  auto tids = ThreadIds(pid);
+  if (!tids) return std::unexpected(tids.error());
+  for (pid_t tid : *tids) {
+    // A thread that ended meanwhile (ESRCH) is not an error.
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) != 0 && errno != ESRCH) {
+      return SysError("setpriority " + std::to_string(tid));
+    }
+  }
+  return {};
+}
+
 LaunchSpec RendererSpec(const BrokerOptions& opt, const LaunchSite& site, LaunchArgs args,
                         const LaunchFds& fds) {
   LaunchSpec spec;
@@ -161,8 +204,10 @@ std::optional<std::string> ImpossibleHeartbeat(const protocol::Heartbeat& hb,
 
 Result<std::unique_ptr<RendererProcess>> RendererProcess::Launch(RendererHostEnv& env, int id,
                                                                  const std::string& page,
-                                                                 Delegate& delegate) {
+                                                                 Delegate& delegate,
+                                                                 protocol::Visibility visibility) {
   auto p = std::make_unique<RendererProcess>(Key{}, env, id, delegate);
+  p->visibility_ = visibility;
   // On failure the half-made process goes here: its destructor releases what was made.
   if (auto r = p->Spawn(page); !r) return std::unexpected(r.error());
   return p;
@@ -219,12 +264,18 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   args.page = page;
   args.fps = opt.fps;
   args.heartbeat = queue ? Heartbeat::kQueue : Heartbeat::kPipe;
+  args.visibility = visibility_;
   LaunchSpec spec = RendererSpec(opt, *site, std::move(args),
                                  {to_renderer->read.get(), from_renderer->write.get(),
                                   frames_->fd(), queue ? queue->writer.get() : -1});
   spec.stdio = {site->dev_null, log->child_end.get(), log->child_end.get()};
   if (auto c = MakeCgroup(*site); !c) return std::unexpected(c.error());
   spec.cgroup_procs = cgroup_.procs_fds();
+  bool hidden = visibility_ == protocol::Visibility::kHidden;
+  if (hidden && cgroup_.valid()) {
+    if (auto r = cgroup_.SetHidden(true); !r) return std::unexpected(r.error());
+  }
+  spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
   auto child = sbx::Launch(spec);
   if (!child) return std::unexpected(child.error());
   RaiseOomScore(child->process.pid(), opt.oom_score_adj);
@@ -620,6 +671,37 @@ void RendererProcess::ExpirePings(int64_t now) {
     it = pings_.erase(it);
     if (cb) cb(MakeError(Errc::kTimeout, "no pong within 5 s"));
   }
+}
+
+Result<void> RendererProcess::SetVisibility(protocol::Visibility visibility) {
+  if (visibility == visibility_) return {};
+  PayloadWriter w;
+  w.U32(static_cast<uint32_t>(visibility));
+  if (auto r = Send(MsgType::kSetVisibility, w.data()); !r) return r;
+  visibility_ = visibility;
+  visibility_changed_ns_ = MonotonicNs();
+  ApplyPriority();
+  return {};
+}
+
+void RendererProcess::ApplyPriority() {
+  bool hidden = visibility_ == protocol::Visibility::kHidden;
+  Result<void> r;
+  if (cgroup_.valid()) {
+    r = cgroup_.SetHidden(hidden);
+  } else if (MayRestoreNice()) {
+    r = SetThreadsNice(figures_.pid, hidden ? kHiddenNice : kRendererNice);
+  }
+  // Not fatal: the renderer only keeps the share it had.
+  if (!r) {
+    std::fprintf(stderr, "sbx: renderer %d: cannot change its CPU share: %s\n", id_,
+                 r.error().ToString().c_str());
+  }
+}
+
+void RendererProcess::ReadPendingHeartbeats() {
+  if (queue_watch_ != 0) return OnQueueReadable();
+  if (figures_.heartbeat_fallback && in_watch_ != 0) OnControlReadable();
 }
 
 void RendererProcess::FailPings(const std::string& why) {

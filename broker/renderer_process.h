@@ -79,9 +79,11 @@ class RendererProcess {
   using PingCallback = Broker::PingCallback;
 
   // Launches renderer `id` on `page` and sends it the hello. An error means no process runs.
-  static Result<std::unique_ptr<RendererProcess>> Launch(RendererHostEnv& env, int id,
-                                                         const std::string& page,
-                                                         Delegate& delegate);
+  // `visibility` is the renderer's from its first instruction (its argv and, hidden, its CPU
+  // share or nice value).
+  static Result<std::unique_ptr<RendererProcess>> Launch(
+      RendererHostEnv& env, int id, const std::string& page, Delegate& delegate,
+      protocol::Visibility visibility = protocol::Visibility::kVisible);
   // Public only in form: the key is private, so Launch() is the one way in.
   struct Key {
    private:
@@ -107,6 +109,11 @@ class RendererProcess {
   Result<void> Ping(PingCallback callback);
   // Fails the pings that have waited more than 5 s for their pong.
   void ExpirePings(int64_t now_ns);
+  // Tells the renderer (set-visibility) and moves it to the CPU share of its visibility.
+  Result<void> SetVisibility(protocol::Visibility visibility);
+  // Handles heartbeats already sent but not yet read, so that a broker that was itself slow to
+  // run does not blame the renderer for its own delay; the watchdog calls it before a verdict.
+  void ReadPendingHeartbeats();
 
   // True until it has been reaped.
   bool alive() const { return process_.valid(); }
@@ -115,8 +122,10 @@ class RendererProcess {
   bool has_frame() const { return first_frame_ns_ != 0; }
   bool has_pending_output() const { return channel_ && channel_->HasPendingOutput(); }
   SignsOfLife signs_of_life() const {
-    return {figures_.spawn_ns, first_frame_ns_, figures_.last_heartbeat_ns};
+    return {figures_.spawn_ns, first_frame_ns_, figures_.last_heartbeat_ns, visibility_,
+            visibility_changed_ns_};
   }
+  protocol::Visibility visibility() const { return visibility_; }
   const ProcessFigures& figures() const { return figures_; }
   uint64_t messages_in() const { return messages_in_; }
   const FrameReader* frames() const { return frames_ ? &*frames_ : nullptr; }
@@ -140,6 +149,8 @@ class RendererProcess {
   // Its cgroup, when the broker has a hierarchy for one; an error fails the launch.
   Result<void> MakeCgroup(const LaunchSite& site);
   void WatchChannelAndQueue();
+  // The CPU share of visibility_: the cgroup's weight, or without a cgroup every thread's nice.
+  void ApplyPriority();
   void OnExitReadable();
   void OnControlReadable();
   void OnControlWritable(uint32_t events);
@@ -191,6 +202,8 @@ class RendererProcess {
   std::string kill_note_;  // why the broker killed it, for the exit's detail
   ProcessFigures figures_;
   int64_t first_frame_ns_ = 0;
+  protocol::Visibility visibility_ = protocol::Visibility::kVisible;
+  int64_t visibility_changed_ns_ = 0;  // when it was last told of a change
   uint64_t last_frame_number_ = 0;
   uint64_t messages_in_ = 0;
   IpcInspector ipc_;

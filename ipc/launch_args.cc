@@ -17,6 +17,7 @@ constexpr std::string_view kFps = "--fps=";
 constexpr std::string_view kHeartbeat = "--heartbeat=";
 constexpr std::string_view kSandbox = "--sandbox=";
 constexpr std::string_view kSandboxRoot = "--sandbox-root=";
+constexpr std::string_view kVisibility = "--visibility=";
 
 template <typename T>
 bool ParseNumber(std::string_view s, T* out) {
@@ -56,6 +57,7 @@ bool ParseOne(std::string_view s, LaunchArgs* a, bool* type_seen) {
     return !a->sandbox_root.empty() && a->sandbox_root[0] == '/';
   }
   if (auto v = value(kSandbox)) return LevelFromName(*v, &a->sandbox);
+  if (auto v = value(kVisibility)) return protocol::VisibilityFromName(*v, &a->visibility);
   return false;
 }
 
@@ -91,6 +93,7 @@ std::vector<std::string> ToArgv(const LaunchArgs& a) {
       std::string(kFps) + std::to_string(a.fps),
       std::string(kHeartbeat) + std::string(HeartbeatName(a.heartbeat)),
       std::string(kSandbox) + std::string(LevelName(a.sandbox)),
+      std::string(kVisibility) + std::string(protocol::VisibilityName(a.visibility)),
   };
   if (!a.sandbox_root.empty()) out.push_back(std::string(kSandboxRoot) + a.sandbox_root);
   return out;

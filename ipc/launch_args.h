@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ipc/error.h"
+#include "ipc/protocol.h"
 
 namespace sbx {
 
@@ -34,6 +35,8 @@ struct LaunchArgs {
   Heartbeat heartbeat = Heartbeat::kQueue;
   SandboxLevel sandbox = SandboxLevel::kFull;
   std::string sandbox_root;  // with kFull: the empty directory to chroot into
+  // Hidden from the start: it draws its first frame only, then none until it is made visible.
+  protocol::Visibility visibility = protocol::Visibility::kVisible;
 
   bool operator==(const LaunchArgs&) const = default;
 };

@@ -22,6 +22,8 @@ std::string_view MsgTypeName(MsgType t) {
       return "oom";
     case MsgType::kBadIpc:
       return "bad-ipc";
+    case MsgType::kSetVisibility:
+      return "set-visibility";
     case MsgType::kFrameReady:
       return "frame-ready";
     case MsgType::kPong:
@@ -35,7 +37,7 @@ std::string_view MsgTypeName(MsgType t) {
 }
 
 bool IsKnownType(uint16_t raw, Direction dir) {
-  if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 9;
+  if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 10;
   return raw >= 64 && raw <= 67;
 }
 
@@ -48,6 +50,7 @@ size_t MinPayload(MsgType t) {
       return 4;
     case MsgType::kSetFps:
     case MsgType::kCrash:
+    case MsgType::kSetVisibility:
       return 4;
     case MsgType::kPing:
     case MsgType::kPong:
@@ -92,6 +95,20 @@ bool CrashKindFromName(std::string_view name, CrashKind* out) {
                  CrashKind::kOomKill}) {
     if (name == CrashKindName(k)) {
       *out = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view VisibilityName(Visibility v) {
+  return v == Visibility::kHidden ? "hidden" : "visible";
+}
+
+bool VisibilityFromName(std::string_view name, Visibility* out) {
+  for (auto v : {Visibility::kVisible, Visibility::kHidden}) {
+    if (name == VisibilityName(v)) {
+      *out = v;
       return true;
     }
   }

@@ -29,15 +29,16 @@ inline constexpr uint32_t kMaxFps = 240;
 
 enum class MsgType : uint16_t {
   // broker -> renderer
-  kHello = 1,     // u32 pid (as the broker sees it), u32 fps, u32 broker pid. Always first.
-  kNavigate = 2,  // str url
-  kSetFps = 3,    // u32 fps
-  kPing = 4,      // u64 token
-  kShutdown = 5,  // (empty)
-  kCrash = 6,     // u32 CrashKind
-  kHang = 7,      // (empty)
-  kOom = 8,       // (empty)
-  kBadIpc = 9,    // (empty)
+  kHello = 1,           // u32 pid (as the broker sees it), u32 fps, u32 broker pid. Always first.
+  kNavigate = 2,        // str url
+  kSetFps = 3,          // u32 fps
+  kPing = 4,            // u64 token
+  kShutdown = 5,        // (empty)
+  kCrash = 6,           // u32 CrashKind
+  kHang = 7,            // (empty)
+  kOom = 8,             // (empty)
+  kBadIpc = 9,          // (empty)
+  kSetVisibility = 10,  // u32 Visibility
   // renderer -> broker
   kFrameReady = 64,   // u32 buffer index, u64 frame number
   kPong = 65,         // u64 token (echoed)
@@ -54,6 +55,13 @@ enum class CrashKind : uint32_t {
   kStackOverflow = 3,
   kEscape = 4,
   kOomKill = 5,
+};
+
+// Whether the renderer's page is on screen (Chrome's foreground vs background tab). Hidden, it
+// draws no frames and beats at kHiddenHeartbeatIntervalMs; the broker's watchdog knows.
+enum class Visibility : uint32_t {
+  kVisible = 0,
+  kHidden = 1,
 };
 
 // Header of every pipe message, native byte order (both ends are on one machine).
@@ -79,6 +87,7 @@ struct Heartbeat {
 static_assert(sizeof(Heartbeat) == 40);
 inline constexpr uint32_t kHeartbeatMagic = 0x53425848;  // "HXBS"
 inline constexpr int kHeartbeatIntervalMs = 100;
+inline constexpr int kHiddenHeartbeatIntervalMs = 1000;
 inline constexpr long kQueueMaxMsg = 8;
 inline constexpr long kQueueMsgSize = 64;
 
@@ -100,5 +109,8 @@ size_t MaxPayload(MsgType t);
 
 std::string_view CrashKindName(CrashKind k);
 bool CrashKindFromName(std::string_view name, CrashKind* out);
+
+std::string_view VisibilityName(Visibility v);
+bool VisibilityFromName(std::string_view name, Visibility* out);
 
 }  // namespace sbx::protocol

@@ -40,6 +40,7 @@ Renderer::Renderer(LaunchArgs args, Channel channel, FrameWriter frames, int que
       frames_(std::move(frames)),
       queue_fd_(queue_fd),
       fps_(args_.fps),
+      visibility_(args_.visibility),
       vm_at_start_(VirtualSize()) {
   Navigate(args_.page);
 }
@@ -83,17 +84,41 @@ int Renderer::Run() {
   next_heartbeat_ns_ = now;
   for (;;) {
     now = MonotonicNs();
-    if (now >= next_frame_ns_) {
+    // Hidden, it draws nothing but its first frame, so that it is ready and its tile has a
+    // picture; the last frame stays in the buffer.
+    bool draws = visibility_ == protocol::Visibility::kVisible || frame_ == 0;
+    if (draws && now >= next_frame_ns_) {
       RenderFrame(now);
       next_frame_ns_ += 1'000'000'000 / fps_;
       if (next_frame_ns_ < now) next_frame_ns_ = now + 1'000'000'000 / fps_;  // fell behind
     }
     if (now >= next_heartbeat_ns_) {
       if (!SendHeartbeat()) return 1;
-      next_heartbeat_ns_ = now + protocol::kHeartbeatIntervalMs * kNsPerMs;
+      next_heartbeat_ns_ = now + HeartbeatIntervalMs() * kNsPerMs;
     }
-    if (!WaitAndHandle(std::min(next_frame_ns_, next_heartbeat_ns_))) return 0;
+    draws = visibility_ == protocol::Visibility::kVisible || frame_ == 0;
+    int64_t wake = draws ? std::min(next_frame_ns_, next_heartbeat_ns_) : next_heartbeat_ns_;
+    if (!WaitAndHandle(wake)) return 0;
   }
+}
+
+int Renderer::HeartbeatIntervalMs() const {
+  return visibility_ == protocol::Visibility::kHidden ? protocol::kHiddenHeartbeatIntervalMs
+                                                      : protocol::kHeartbeatIntervalMs;
+}
+
+void Renderer::SetVisibility(protocol::Visibility v) {
+  if (v == visibility_) return;
+  visibility_ = v;
+  if (v == protocol::Visibility::kVisible) {
+    // At once, not at the next tick of the slow timer: a frame for the tile coming into view,
+    // and a heartbeat so the watchdog sees the fast rate again.
+    int64_t now = MonotonicNs();
+    next_frame_ns_ = now;
+    next_heartbeat_ns_ = now;
+  }
+  // Hidden: the heartbeat already due (within the fast interval) still goes out; the next ones
+  // come at the slow rate.
 }
 
 void Renderer::IoMain() {
@@ -226,6 +251,12 @@ bool Renderer::Handle(const Message& m) {
       w.U64(*token);
       std::lock_guard out(out_mu_);
       return channel_.Send(MsgType::kPong, w.data()).has_value();
+    }
+    case MsgType::kSetVisibility: {
+      auto v = DecodeU32(m);
+      if (!v || *v > static_cast<uint32_t>(protocol::Visibility::kHidden)) return false;
+      SetVisibility(static_cast<protocol::Visibility>(*v));
+      return true;
     }
     case MsgType::kShutdown:
       return false;

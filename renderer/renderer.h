@@ -59,6 +59,8 @@ class Renderer {
   void Navigate(const std::string& url);
   void RenderFrame(int64_t now);
   bool SendHeartbeat();
+  int HeartbeatIntervalMs() const;
+  void SetVisibility(protocol::Visibility v);
 
   LaunchArgs args_;  // args_.page: the page shown now
   PageObserver on_page_;
@@ -77,6 +79,7 @@ class Renderer {
   std::vector<Message> inbox_;
   int queue_fd_;
   uint32_t fps_;
+  protocol::Visibility visibility_;
   size_t vm_at_start_;
   bool hello_ = false;
   int pid_ = 0;

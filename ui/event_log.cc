@@ -21,11 +21,11 @@ namespace sbx::ui {
 
 namespace {
 
-constexpr EventType kAllTypes[] = {EventType::kSpawned,      EventType::kReady,
-                                   EventType::kUnresponsive, EventType::kResponsive,
-                                   EventType::kExited,       EventType::kRestarting,
-                                   EventType::kFailed,       EventType::kClosed,
-                                   EventType::kDrillReport,  EventType::kLog};
+constexpr EventType kAllTypes[] = {
+    EventType::kSpawned,    EventType::kReady,     EventType::kUnresponsive,
+    EventType::kResponsive, EventType::kExited,    EventType::kRestarting,
+    EventType::kFailed,     EventType::kClosed,    EventType::kDrillReport,
+    EventType::kLog,        EventType::kVisibility};
 
 QString Details(const BrokerEvent& e) {
   QStringList parts;
@@ -34,6 +34,7 @@ QString Details(const BrokerEvent& e) {
     parts << ToQString(e.page);
     if (e.heartbeat_fallback) parts << QStringLiteral("heartbeats on the pipe");
   }
+  if (e.type == EventType::kVisibility) parts << ToQString(protocol::VisibilityName(e.visibility));
   if (e.type == EventType::kLog) {
     if (e.dropped_lines != 0 || e.dropped_bytes != 0) {
       parts

@@ -519,6 +519,11 @@ void MainWindow::OnRefreshed() {
   if (charts_ != nullptr) charts_->Tick(loop.samples == 0 ? -1 : loop.p99_ms);
 }
 
+void MainWindow::changeEvent(QEvent* event) {
+  QMainWindow::changeEvent(event);
+  if (event->type() == QEvent::WindowStateChange) grid_->UpdateVisibility();
+}
+
 void MainWindow::closeEvent(QCloseEvent* event) {
   if (shutdown_done_ || bridge_->broker().finished()) {
     event->accept();

@@ -71,6 +71,8 @@ class MainWindow : public QMainWindow {
   // Closing first closes every renderer (SIGTERM, SIGKILL after the grace) and waits for the
   // broker to reap them, so the window never leaves a renderer behind.
   void closeEvent(QCloseEvent* event) override;
+  // Minimised or restored: the renderers' visibility follows (RendererGrid::UpdateVisibility).
+  void changeEvent(QEvent* event) override;
 
  private:
   void CreateActions();

@@ -57,8 +57,44 @@ RendererGrid::RendererGrid(BrokerBridge* bridge, QWidget* parent)
   connect(bridge_, &BrokerBridge::brokerEvent, this, &RendererGrid::OnBrokerEvent);
   connect(bridge_, &BrokerBridge::frameReady, this, &RendererGrid::OnFrame);
 
+  // After the layout has placed the tiles: geometry settles once control returns to the loop.
+  visibility_timer_.setSingleShot(true);
+  visibility_timer_.setInterval(0);
+  connect(&visibility_timer_, &QTimer::timeout, this, &RendererGrid::UpdateVisibility);
+  connect(verticalScrollBar(), &QScrollBar::valueChanged, this,
+          &RendererGrid::ScheduleVisibilityUpdate);
+  connect(horizontalScrollBar(), &QScrollBar::valueChanged, this,
+          &RendererGrid::ScheduleVisibilityUpdate);
+
   for (const auto& snap : bridge_->broker().List()) AddView(snap.id);
   Relayout(true);
+}
+
+void RendererGrid::ScheduleVisibilityUpdate() {
+  if (!visibility_timer_.isActive()) visibility_timer_.start();
+}
+
+void RendererGrid::UpdateVisibility() {
+  // Not shown yet (or closed): nothing is in or out of view.
+  if (!isVisible()) return;
+  bool minimised = window()->isMinimized();
+  // The part of the canvas the viewport shows: the canvas moves up and left as it scrolls.
+  QRect port(-canvas_->pos(), viewport()->size());
+  for (const auto& [id, view] : views_) {
+    bool in_view = !minimised && view->geometry().intersects(port);
+    auto it = in_view_.find(id);
+    if (it != in_view_.end() && it->second == in_view) continue;
+    in_view_[id] = in_view;
+    auto v = in_view ? protocol::Visibility::kVisible : protocol::Visibility::kHidden;
+    if (auto r = bridge_->broker().SetVisibility(id, v); !r) {
+      emit commandFailed(QString::fromStdString(r.error().ToString()));
+    }
+  }
+}
+
+void RendererGrid::showEvent(QShowEvent* event) {
+  QScrollArea::showEvent(event);
+  ScheduleVisibilityUpdate();
 }
 
 RendererView* RendererGrid::View(int id) const {
@@ -123,6 +159,7 @@ void RendererGrid::RemoveView(int id) {
   if (it == views_.end()) return;
   RendererView* view = it->second;
   views_.erase(it);
+  in_view_.erase(id);
   layout_->removeWidget(view);
   view->deleteLater();
   if (current_ == id) {
@@ -139,6 +176,7 @@ void RendererGrid::RemoveView(int id) {
 void RendererGrid::resizeEvent(QResizeEvent* event) {
   QScrollArea::resizeEvent(event);
   Relayout(false);
+  ScheduleVisibilityUpdate();
 }
 
 // Picks the column count that gives the largest 16:9 frames in the visible area; when even one
@@ -168,6 +206,7 @@ void RendererGrid::Relayout(bool force) {
     }
   }
   for (const auto& [id, view] : views_) view->frame_widget()->set_smooth(n <= kMaxSmoothTiles);
+  ScheduleVisibilityUpdate();
   if (!force && best_columns == columns_) return;
   columns_ = best_columns;
   int i = 0;

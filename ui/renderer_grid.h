@@ -37,6 +37,12 @@ class RendererGrid : public QScrollArea {
   int visible_tiles() const;
   // Re-reads every tile's caption (a navigate changes the page without an event).
   void RefreshCaptions();
+  // Makes a renderer hidden when its tile leaves the scroll area's view or the window is
+  // minimised, and visible when it comes back, as Chrome does with occluded and background tabs
+  // (Broker::SetVisibility). Only a change of a tile's own view is told: a `visibility` command
+  // from sbx-ctl holds until the tile next goes out of view or comes back. Runs on its own after
+  // a scroll, a resize or a new layout; the window calls it when it is minimised or restored.
+  void UpdateVisibility();
 
  signals:
   void currentChanged(int id);
@@ -45,6 +51,7 @@ class RendererGrid : public QScrollArea {
 
  protected:
   void resizeEvent(QResizeEvent* event) override;
+  void showEvent(QShowEvent* event) override;
 
  private:
   void OnBrokerEvent(const BrokerEvent& event);
@@ -53,6 +60,7 @@ class RendererGrid : public QScrollArea {
   void RemoveView(int id);
   void Relayout(bool force);
   void Pace();
+  void ScheduleVisibilityUpdate();
 
   BrokerBridge* bridge_;
   QWidget* canvas_;
@@ -64,6 +72,8 @@ class RendererGrid : public QScrollArea {
   QTimer pacer_;
   int idle_ticks_ = 0;
   uint64_t repaints_ = 0;
+  QTimer visibility_timer_;      // coalesces the triggers of UpdateVisibility into one pass
+  std::map<int, bool> in_view_;  // what each tile was when last told
 };
 
 }  // namespace sbx::ui

@@ -28,6 +28,10 @@ QVariant HeaderToolTip(int section) {
       return QStringLiteral("The process id as the broker sees it; a new one each restart");
     case RendererModel::kState:
       return QStringLiteral("starting, running, unresponsive, exited, restarting or failed");
+    case RendererModel::kVisibility:
+      return QStringLiteral(
+          "visible, or hidden (its tile out of view or the window minimised): a hidden renderer "
+          "draws no frames, beats once a second and gets a smaller CPU share");
     case RendererModel::kUptime:
       return QStringLiteral("How long the current process has run (or ran, once it exited)");
     case RendererModel::kCpu:
@@ -45,8 +49,9 @@ QVariant HeaderToolTip(int section) {
           "reports, and heartbeats on the queue or the pipe), over the last second");
     case RendererModel::kHeartbeatAge:
       return QStringLiteral(
-          "Time since the last heartbeat arrived (one is due every 100 ms; none for the hang "
-          "timeout means unresponsive). (pipe): heartbeats ride the control pipe because no "
+          "Time since the last heartbeat arrived (one is due every 100 ms, every second while "
+          "hidden; none for the hang timeout means unresponsive). (pipe): heartbeats ride the "
+          "control pipe because no "
           "message queue could be had");
     case RendererModel::kRestarts:
       return QStringLiteral(
@@ -127,6 +132,8 @@ QVariant RendererModel::headerData(int section, Qt::Orientation orientation, int
       return QStringLiteral("PID");
     case kState:
       return QStringLiteral("State");
+    case kVisibility:
+      return QStringLiteral("Visibility");
     case kUptime:
       return QStringLiteral("Uptime");
     case kCpu:
@@ -163,6 +170,7 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
     switch (index.column()) {
       case kPage:
       case kState:
+      case kVisibility:
       case kLastExit:
       case kSandbox:
         return QVariant(Qt::AlignLeft | Qt::AlignVCenter);
@@ -196,6 +204,8 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
       return s.pid > 0 ? QString::number(s.pid) : QStringLiteral("-");
     case kState:
       return ToQString(RendererStateName(s.state));
+    case kVisibility:
+      return ToQString(protocol::VisibilityName(s.visibility));
     case kUptime:
       if (sort) return static_cast<qlonglong>(s.uptime_ms);
       return DurationText(s.uptime_ms);

@@ -60,6 +60,7 @@ class RendererModel : public QAbstractTableModel {
     kPage,
     kPid,
     kState,
+    kVisibility,
     kUptime,
     kCpu,
     kMemory,

@@ -95,6 +95,7 @@ void TaskManager::SizeColumns() {
       {RendererModel::kPage, "sbx://text/Hello%20from%20sbx"},
       {RendererModel::kPid, "4194304"},
       {RendererModel::kState, "unresponsive"},
+      {RendererModel::kVisibility, "Visibility"},
       {RendererModel::kUptime, "59 min 59 s"},
       {RendererModel::kCpu, "CPU %"},
       {RendererModel::kMemory, "99.9 MiB (PSS 99.9 MiB)"},

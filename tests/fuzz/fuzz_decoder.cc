@@ -65,6 +65,7 @@ void CheckTypedPayload(const Message& m) {
       break;
     case MsgType::kSetFps:
     case MsgType::kCrash:
+    case MsgType::kSetVisibility:
       if (auto v = DecodeU32(m)) SBX_FUZZ_CHECK(m.payload.size() == sizeof *v);
       break;
     case MsgType::kPing:

@@ -101,6 +101,7 @@ void DecoderToRenderer() {
   session.Add(MsgType::kHello, PayloadWriter().U32(4242).U32(30).U32(4000));
   for (const auto& page : kPages) session.Add(MsgType::kNavigate, PayloadWriter().Str(page));
   session.Add(MsgType::kSetFps, PayloadWriter().U32(60))
+      .Add(MsgType::kSetVisibility, PayloadWriter().U32(1))
       .Add(MsgType::kPing, PayloadWriter().U64(7));
   Decoder("renderer-session", 0, session);
 
@@ -257,6 +258,8 @@ void ControlLines() {
                           "navigate 1 sbx://clock",
                           "reload 1",
                           "fps 1 60",
+                          "visibility 1 hidden",
+                          "visibility 2 visible",
                           "ping 1",
                           "sandbox 1",
                           "stats",
@@ -291,6 +294,7 @@ void CommandLines() {
         args({"--renderers=2", "--fps=60", "--hang-timeout=500", "--page=about:blank"}));
   Write("fuzz_command_line", "flags",
         args({"--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe"}));
+  Write("fuzz_command_line", "hidden", args({"--renderers", "4", "--hidden"}));
   Write("fuzz_command_line", "paths",
         args({"--control", "/tmp/sbx-fuzz/control", "--renderer-path", "/usr/bin/true"}));
   Write("fuzz_command_line", "prefix", args({"--renderer-cmd-prefix", "valgrind -q"}));

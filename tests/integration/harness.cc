@@ -14,10 +14,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "broker/broker.h"
 #include "broker/launcher.h"
+#include "broker/proc_stats.h"
 #include "ipc/posix.h"
 
 namespace sbx::testing {
@@ -295,6 +297,24 @@ bool WaitProcessStopped(pid_t pid, std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
+}
+
+std::vector<int> ThreadNices(pid_t pid) {
+  std::vector<int> out;
+  auto tids = ThreadIds(pid);
+  if (!tids) return out;
+  for (pid_t tid : *tids) {
+    auto stat =
+        ReadSmallFile("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+    if (!stat) continue;
+    // Fields counted from the last ')': the command name may hold anything.
+    std::istringstream rest(stat->substr(stat->rfind(')') + 2));
+    std::string word;
+    for (int field = 3; field <= 19 && rest >> word; ++field) {
+      if (field == 19) out.push_back(std::stoi(word));
+    }
+  }
+  return out;
 }
 
 }  // namespace sbx::testing

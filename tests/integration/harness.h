@@ -106,5 +106,8 @@ std::string StatusField(pid_t pid, const std::string& key);
 // timeout. kill(SIGSTOP) returns before a thread running on another CPU has stopped, so a test
 // that needs the process frozen waits for it. The kernel sends no event for this: it polls.
 bool WaitProcessStopped(pid_t pid, std::chrono::milliseconds timeout);
+// The nice value of each thread of the process (/proc/PID/task/*/stat, field 19); empty if it
+// is gone.
+std::vector<int> ThreadNices(pid_t pid);
 
 }  // namespace sbx::testing

@@ -103,6 +103,7 @@ TEST(CodecTest, EveryBrokerToRendererTypeRoundTrips) {
       {MsgType::kHang, {}},
       {MsgType::kOom, {}},
       {MsgType::kBadIpc, {}},
+      {MsgType::kSetVisibility, ToBytes(PayloadWriter().U32(1).data())},
   };
   Bytes stream;
   for (size_t i = 0; i < sent.size(); ++i)
@@ -212,13 +213,14 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownTypeCase{Direction::kToBroker, Raw(MsgType::kPing), 8},
         UnknownTypeCase{Direction::kToBroker, Raw(MsgType::kShutdown), 0},
         UnknownTypeCase{Direction::kToBroker, Raw(MsgType::kBadIpc), 0},
+        UnknownTypeCase{Direction::kToBroker, Raw(MsgType::kSetVisibility), 4},
         UnknownTypeCase{Direction::kToRenderer, Raw(MsgType::kFrameReady), 12},
         UnknownTypeCase{Direction::kToRenderer, Raw(MsgType::kPong), 8},
         UnknownTypeCase{Direction::kToRenderer, Raw(MsgType::kHeartbeat), 40},
         UnknownTypeCase{Direction::kToRenderer, Raw(MsgType::kDrillReport), 4},
         // Numbers no direction knows.
         UnknownTypeCase{Direction::kToBroker, 0, 0}, UnknownTypeCase{Direction::kToRenderer, 0, 0},
-        UnknownTypeCase{Direction::kToRenderer, 10, 0},
+        UnknownTypeCase{Direction::kToRenderer, 11, 0},
         UnknownTypeCase{Direction::kToBroker, 63, 0}, UnknownTypeCase{Direction::kToBroker, 68, 0},
         UnknownTypeCase{Direction::kToBroker, 0xffff, 0},
         UnknownTypeCase{Direction::kToRenderer, 0xffff, 0}));

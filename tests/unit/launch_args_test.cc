@@ -32,14 +32,15 @@ TEST_P(LaunchArgsRoundTrip, ParsesBackToWhatWasBuilt) {
   EXPECT_EQ(*parsed, GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, LaunchArgsRoundTrip,
-                         ::testing::Values(LaunchArgs{1, "sbx://plasma", 30, Heartbeat::kQueue,
-                                                      SandboxLevel::kFull, "/mnt"},
-                                           LaunchArgs{7, "sbx://text/hello%20world", 1,
-                                                      Heartbeat::kPipe, SandboxLevel::kNoNamespaces,
-                                                      ""},
-                                           LaunchArgs{0, "about:blank", 240, Heartbeat::kQueue,
-                                                      SandboxLevel::kOff, ""}));
+INSTANTIATE_TEST_SUITE_P(
+    Variants, LaunchArgsRoundTrip,
+    ::testing::Values(LaunchArgs{1, "sbx://plasma", 30, Heartbeat::kQueue, SandboxLevel::kFull,
+                                 "/mnt"},
+                      LaunchArgs{7, "sbx://text/hello%20world", 1, Heartbeat::kPipe,
+                                 SandboxLevel::kNoNamespaces, ""},
+                      LaunchArgs{0, "about:blank", 240, Heartbeat::kQueue, SandboxLevel::kOff, ""},
+                      LaunchArgs{2, "sbx://clock", 30, Heartbeat::kQueue, SandboxLevel::kFull,
+                                 "/mnt", protocol::Visibility::kHidden}));
 
 TEST(LaunchArgsTest, TypeComesFirstSoPsShowsWhatTheProcessIs) {
   auto argv = ToArgv({3, "sbx://clock", 30, Heartbeat::kQueue, SandboxLevel::kOff, ""});
@@ -64,6 +65,7 @@ TEST(LaunchArgsTest, RejectsWhatTheBrokerNeverWrites) {
       {"--type=renderer", "--id=1", "--page=a", "--heartbeat=x"},
       {"--type=renderer", "--id=1", "--page=a", "--sandbox=most"},
       {"--type=renderer", "--id=1", "--page=a", "--sandbox-root=relative"},
+      {"--type=renderer", "--id=1", "--page=a", "--visibility=occluded"},
       {"--type=renderer", "--id=1", "--page=a", "--verbose"},  // unknown
   };
   for (const auto& argv : bad) {

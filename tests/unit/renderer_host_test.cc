@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/proc_stats.h"
 #include "ipc/posix.h"
 #include "tests/integration/harness.h"
 #include "tests/unit/renderer_env.h"
@@ -21,6 +22,7 @@ namespace {
 
 using test::RendererNextToUs;
 using test::TestEnv;
+using testing::ThreadNices;
 
 // Declared after the env it uses, so it goes first.
 struct Slot {
@@ -203,6 +205,57 @@ TEST(RendererHostTest, PingsFailWhenTheProcessDies) {
   ASSERT_TRUE(s.env.RunUntil([&] { return answer.has_value(); }));
   ASSERT_FALSE(*answer);
   EXPECT_EQ(answer->error().code, Errc::kState);
+}
+
+TEST(RendererHostTest, AHiddenSlotDrawsNoFramesUntilItIsVisibleAgain) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  s.host.SetVisibility(protocol::Visibility::kHidden);
+  ASSERT_EQ(s.env.Count(EventType::kVisibility), 1u);
+  EXPECT_EQ(s.env.Last(EventType::kVisibility)->visibility, protocol::Visibility::kHidden);
+  // A heartbeat sent after the renderer read the change: from then on no frame.
+  int beats = s.env.heartbeats;
+  ASSERT_TRUE(s.env.RunUntil([&] { return s.env.heartbeats >= beats + 2; }));
+  int frames = s.env.frames;
+  ASSERT_TRUE(s.env.RunUntil([&] { return s.env.heartbeats >= beats + 4; }));
+  EXPECT_EQ(s.env.frames, frames) << "a hidden renderer drew";
+  EXPECT_EQ(s.host.Snapshot(MonotonicNs()).visibility, protocol::Visibility::kHidden);
+  s.host.SetVisibility(protocol::Visibility::kVisible);
+  ASSERT_TRUE(s.env.RunUntil([&] { return s.env.frames > frames; }));
+  EXPECT_EQ(s.env.Count(EventType::kVisibility), 2u);
+  // Told again what it already is: no message, no event.
+  s.host.SetVisibility(protocol::Visibility::kVisible);
+  EXPECT_EQ(s.env.Count(EventType::kVisibility), 2u);
+}
+
+TEST(RendererHostTest, TheVisibilitySurvivesARestart) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  s.host.SetVisibility(protocol::Visibility::kHidden);
+  ASSERT_TRUE(s.KillAndWait(KillReason::kNone));
+  // A renderer started hidden still draws its first frame, so it becomes ready.
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kReady, 2));
+  auto cmdline =
+      ReadSmallFile("/proc/" + std::to_string(s.host.Snapshot(MonotonicNs()).pid) + "/cmdline");
+  ASSERT_TRUE(cmdline);
+  EXPECT_NE(cmdline->find("--visibility=hidden"), std::string::npos);
+  EXPECT_EQ(s.host.visibility(), protocol::Visibility::kHidden);
+}
+
+// No cgroup in this environment: the fallback is every thread's nice value.
+TEST(RendererHostTest, WithoutACgroupAHiddenRendererRunsAtAHigherNiceValue) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  pid_t pid = s.host.Snapshot(MonotonicNs()).pid;
+  // Set before exec, so the IO thread has it too.
+  auto nices = ThreadNices(pid);
+  ASSERT_EQ(nices.size(), 2u);
+  EXPECT_EQ(nices, (std::vector<int>{5, 5}));
+  if (::geteuid() != 0) GTEST_SKIP() << "lowering a nice value back needs CAP_SYS_NICE";
+  s.host.SetVisibility(protocol::Visibility::kHidden);
+  EXPECT_EQ(ThreadNices(pid), (std::vector<int>{15, 15}));
+  s.host.SetVisibility(protocol::Visibility::kVisible);
+  EXPECT_EQ(ThreadNices(pid), (std::vector<int>{5, 5}));
 }
 
 }  // namespace
