@@ -30,11 +30,16 @@ constexpr uint64_t kRendererNeedsBytes = uint64_t{8} << 20;
 // limit small enough for the default memory budget's arithmetic not to refuse them, and the
 // budget given outright.
 std::vector<std::string> ManyRenderers(int n) {
-  return {"--renderers",       std::to_string(n),
-          "--fps",             "1",
-          "--renderer-memory", std::to_string(kRendererMemoryMib),
-          "--memory-budget",   std::to_string(n * kRendererMemoryMib),
-          "--max-renderers",   std::to_string(n)};
+  return {"--renderers",
+          std::to_string(n),
+          "--fps",
+          "1",
+          "--renderer-memory",
+          std::to_string(kRendererMemoryMib),
+          "--memory-budget",
+          std::to_string(n * kRendererMemoryMib),
+          "--max-renderers",
+          std::to_string(n)};
 }
 
 uint64_t MemAvailableBytes() {
@@ -53,8 +58,8 @@ std::string CannotHold(int n) {
   rlimit nproc{};
   if (::getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY &&
       nproc.rlim_cur < static_cast<rlim_t>(n) * 4 + 256) {
-    return "RLIMIT_NPROC " + std::to_string(nproc.rlim_cur) + " cannot hold " +
-           std::to_string(n) + " renderers of 4 tasks each";
+    return "RLIMIT_NPROC " + std::to_string(nproc.rlim_cur) + " cannot hold " + std::to_string(n) +
+           " renderers of 4 tasks each";
   }
   uint64_t available = MemAvailableBytes();
   if (available < static_cast<uint64_t>(n) * kRendererNeedsBytes) {
@@ -152,8 +157,8 @@ TEST(ScaleTest, EveryRendererPastQueuesMaxHasARealQueue) {
     if (e.value("heartbeat", "") != "mq") on_pipe.push_back(e.dump());
   }
   EXPECT_EQ(spawned, count);
-  EXPECT_TRUE(on_pipe.empty()) << on_pipe.size() << " on the pipe fallback, the first: "
-                               << on_pipe.front();
+  EXPECT_TRUE(on_pipe.empty()) << on_pipe.size()
+                               << " on the pipe fallback, the first: " << on_pipe.front();
   json list = b.Ctl("list");
   ASSERT_TRUE(list.contains("renderers")) << list.dump();
   int fallback = 0;
