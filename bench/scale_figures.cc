@@ -111,8 +111,12 @@ class BrokerChild {
     std::snprintf(name, sizeof name, "/tmp/sbx-bench-%d-%02x%02x%02x%02x%02x%02x.sock", ::getpid(),
                   rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     LaunchSpec spec;
-    spec.argv = {BinNextToSelf(config.renderer_path, "sbx-broker"), "--json", "--control", name,
-                 "--renderer-path", config.renderer_path};
+    spec.argv = {BinNextToSelf(config.renderer_path, "sbx-broker"),
+                 "--json",
+                 "--control",
+                 name,
+                 "--renderer-path",
+                 config.renderer_path};
     if (!config.sandbox) spec.argv.push_back("--no-sandbox");
     if (!config.inspector) spec.argv.push_back("--no-inspector");
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
@@ -247,8 +251,8 @@ Result<std::vector<int64_t>> PingWhile(BrokerChild& b, int id, int64_t gap_ns, U
 Result<void> WaitForReady(BrokerChild& b, int count) {
   while (b.ready() < count) {
     if (MonotonicNs() - b.start_ns() > kAllRunningTimeoutNs) {
-      return MakeError(Errc::kTimeout, std::to_string(b.ready()) + " of " +
-                                           std::to_string(count) + " renderers running after " +
+      return MakeError(Errc::kTimeout, std::to_string(b.ready()) + " of " + std::to_string(count) +
+                                           " renderers running after " +
                                            std::to_string(kAllRunningTimeoutNs / kNsPerS) + " s");
     }
     b.WaitEvents(100);
@@ -286,10 +290,16 @@ double Mib(double bytes) { return bytes / (1 << 20); }
 // The options every scale broker runs with: enough memory budget and slots for `n` renderers,
 // and a cgroup limit per renderer small enough for the budget's arithmetic.
 std::vector<std::string> ScaleArgs(int n, int fps) {
-  return {"--renderers",      std::to_string(n), "--fps", std::to_string(fps),
-          "--max-renderers",  std::to_string(std::max(n, 1)),
-          "--renderer-memory", "64",
-          "--memory-budget",  std::to_string(std::max(n, 1) * 64)};
+  return {"--renderers",
+          std::to_string(n),
+          "--fps",
+          std::to_string(fps),
+          "--max-renderers",
+          std::to_string(std::max(n, 1)),
+          "--renderer-memory",
+          "64",
+          "--memory-budget",
+          std::to_string(std::max(n, 1) * 64)};
 }
 
 // The steady state of a running scale broker: pings, CPU and RSS over the window.
@@ -305,8 +315,8 @@ Result<Steady> MeasureSteady(BrokerChild& b, int ping_id, int64_t window_ns) {
   if (!before) return std::unexpected(before.error());
   int unresponsive_before = b.unresponsive();
   int64_t t0 = MonotonicNs();
-  auto pings = PingWhile(b, ping_id, kSteadyPingGapNs,
-                         [&] { return MonotonicNs() - t0 >= window_ns; });
+  auto pings =
+      PingWhile(b, ping_id, kSteadyPingGapNs, [&] { return MonotonicNs() - t0 >= window_ns; });
   if (!pings) return std::unexpected(pings.error());
   auto after = ReadProcStats(b.pid());
   if (!after) return std::unexpected(after.error());
@@ -376,24 +386,26 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
   std::string who = std::to_string(n) + " renderers, " + std::to_string(visible) +
                     " visible at 30 fps and the rest hidden (standing in: 1 fps)";
   ScaleResult out;
-  out.spawn_each = Value(static_cast<double>(all_running_ns) / 1000.0 / n,
-                         "all " + std::to_string(n) + " running " +
-                             Fixed(static_cast<double>(all_running_ns) / kNsPerS, 2) +
-                             " s after sbx-broker --renderers " + std::to_string(n) +
-                             " was started (broker start-up included), divided by " +
-                             std::to_string(n));
+  out.spawn_each =
+      Value(static_cast<double>(all_running_ns) / 1000.0 / n,
+            "all " + std::to_string(n) + " running " +
+                Fixed(static_cast<double>(all_running_ns) / kNsPerS, 2) +
+                " s after sbx-broker --renderers " + std::to_string(n) +
+                " was started (broker start-up included), divided by " + std::to_string(n));
   out.ping_spawning = Measurement{Summarize(std::move(spawning)),
                                   "`ping 1` through the control socket, back to back, while " +
                                       std::to_string(n) + " renderers started"};
-  out.ping_steady = Measurement{
-      Summarize(std::move(steady->pings)),
-      "`ping 1` through the control socket every 20 ms for " +
-          std::to_string(config.scale_seconds) + " s once all ran; " + who};
+  out.ping_steady =
+      Measurement{Summarize(std::move(steady->pings)),
+                  "`ping 1` through the control socket every 20 ms for " +
+                      std::to_string(config.scale_seconds) + " s once all ran; " + who};
   out.broker_cpu = Value(steady->cpu_percent, "the broker's user + system time over the " +
                                                   std::to_string(config.scale_seconds) +
                                                   " s window, in percent of one CPU; " + who);
-  out.broker_rss = Value(Mib(static_cast<double>(steady->rss_bytes)), "the broker's resident memory at the end of "
-                                                 "the window; " + who);
+  out.broker_rss = Value(Mib(static_cast<double>(steady->rss_bytes)),
+                         "the broker's resident memory at the end of "
+                         "the window; " +
+                             who);
   const size_t pss_count = pss.size();
   std::vector<std::string> pss_warnings;
   if (pss.empty()) pss_warnings.push_back("no renderer's smaps_rollup was readable");

@@ -472,13 +472,16 @@ Result<void> Broker::Start() {
 
 void Broker::QueueLaunch(RendererHost& host) {
   launch_queue_.push_back(host.id());
-  // Deadline 0: at once, even from inside a timer handler; DrainLaunchQueue re-arms it for the
-  // next turn instead.
-  if (launch_timer_ == 0) launch_timer_ = loop_.AddTimer(0, [this] { DrainLaunchQueue(); });
+  // Deadline 0: at once, even from inside a timer handler. A launch queued by a launch (a
+  // failure restarting at once) waits for the drain's own re-arm, for the next turn.
+  if (launch_timer_ == 0 && !draining_) {
+    launch_timer_ = loop_.AddTimer(0, [this] { DrainLaunchQueue(); });
+  }
 }
 
 void Broker::DrainLaunchQueue() {
   launch_timer_ = 0;
+  draining_ = true;
   const int64_t start = MonotonicNs();
   while (!launch_queue_.empty()) {
     int id = launch_queue_.front();
@@ -488,6 +491,7 @@ void Broker::DrainLaunchQueue() {
     it->second->LaunchNow();
     if (MonotonicNs() - start >= kLaunchSliceNs) break;
   }
+  draining_ = false;
   if (launch_queue_.empty()) return;
   // After the timers due now: the loop first waits for (and serves) every fd that is ready.
   launch_timer_ = loop_.AddTimer(MonotonicNs() + 1, [this] { DrainLaunchQueue(); });

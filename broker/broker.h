@@ -350,6 +350,7 @@ class Broker final : private RendererHostEnv {
   // Slot ids whose launch waits for the loop; a slot closed meanwhile is skipped.
   std::deque<int> launch_queue_;
   EventLoop::Token launch_timer_ = 0;
+  bool draining_ = false;  // DrainLaunchQueue is running: it re-arms the timer itself
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
 };
