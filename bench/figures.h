@@ -25,6 +25,12 @@ struct BenchConfig {
   bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
   bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
   bool cgroups = true;        // false: no cgroup per renderer (--no-cgroup)
+  // The `scale` figures (--scale N, --scale-visible K, --scale-seconds S).
+  int scale_renderers = 500;
+  int scale_visible = 16;
+  int scale_seconds = 30;
+  // Renderers of the all-visible run, every one at 30 fps (at most scale_renderers).
+  int scale_all_visible = 64;
 };
 
 struct Measurement {
@@ -177,6 +183,24 @@ struct RendererMemoryResult {
   std::string confinement;
 };
 Result<RendererMemoryResult> RendererMemory(const BenchConfig& config);
+
+// One sbx-broker with config.scale_renderers renderers, config.scale_visible of them visible.
+// Values that are not durations (MiB, percent, a count) sit in the summary's median and p99.
+struct ScaleResult {
+  Measurement spawn_each;     // us: until all ran, divided by their number
+  Measurement ping_spawning;  // us: control-socket pings while they start
+  Measurement ping_steady;    // us: control-socket pings once all run
+  Measurement broker_cpu;     // percent of one CPU over the window
+  Measurement broker_rss;     // MiB
+  Measurement pss_each;       // MiB, the median renderer's
+  Measurement unresponsive;   // count
+  Measurement shutdown;       // ms: SIGTERM to exit
+};
+Result<ScaleResult> Scale(const BenchConfig& config);
+// The floor under broker_rss: a broker with no renderer.
+Result<Measurement> ScaleRssFloor(const BenchConfig& config);
+// config.scale_all_visible renderers all at 30 fps: control-socket pings.
+Result<Measurement> ScalePingVisible(const BenchConfig& config);
 // A blocking POSIX queue (the broker's attributes by default) with a random name, unlinked at
 // once so that no /dev/mqueue entry can outlive this process, however it ends.
 Result<UniqueFd> OpenUnlinkedQueue(long max_msg = protocol::kQueueMaxMsg,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -27,7 +28,9 @@ namespace {
 enum class Check {
   kNone,           // a baseline, or a figure reported without a target
   kRatioAtMost,    // median / baseline median <= limit
-  kMedianBelowUs,  // median < limit microseconds
+  kMedianBelowUs,  // median < limit, in the figure's unit (microseconds unless it says)
+  kP99Below,       // p99 < limit, in the figure's unit
+  kMedianAtMost,   // median <= limit, in the figure's unit
 };
 
 struct FigureDef {
@@ -43,6 +46,11 @@ struct FigureDef {
   std::string_view target;
   Check check;
   double limit;
+  Measurement ScaleResult::*scale_part = nullptr;  // from the one shared scale run
+  std::string_view unit = "us";
+  // Measured only when asked (--scale N, or --only scale): a run of hundreds of renderers
+  // takes a minute and the machine's every core.
+  bool scale = false;
 };
 
 constexpr std::string_view kBaseline = "baseline";
@@ -83,6 +91,27 @@ constexpr FigureDef kFigures[] = {
     {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
     {"frame_publish", &FramePublish, nullptr, nullptr, nullptr, "memcpy_frame", "",
      "none (see its note)", Check::kNone, 0},
+    // The scale run's floors are the baselines above (pipe_rtt, fork_exec_renderer) and this.
+    {"scale_rss_floor", &ScaleRssFloor, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone,
+     0, nullptr, "MiB", true},
+    {"scale_spawn_each", nullptr, nullptr, nullptr, nullptr, "fork_exec_renderer", "",
+     "median < 10 ms", Check::kMedianBelowUs, 10'000, &ScaleResult::spawn_each, "us", true},
+    {"scale_ping_spawning", nullptr, nullptr, nullptr, nullptr, "pipe_rtt", "", "p99 < 50 ms",
+     Check::kP99Below, 50'000, &ScaleResult::ping_spawning, "us", true},
+    {"scale_ping_steady", nullptr, nullptr, nullptr, nullptr, "pipe_rtt", "", "p99 < 10 ms",
+     Check::kP99Below, 10'000, &ScaleResult::ping_steady, "us", true},
+    {"scale_unresponsive", nullptr, nullptr, nullptr, nullptr, "", "", "= 0", Check::kMedianAtMost,
+     0, &ScaleResult::unresponsive, "evts", true},
+    {"scale_broker_cpu", nullptr, nullptr, nullptr, nullptr, "", "", "none (see its note)",
+     Check::kNone, 0, &ScaleResult::broker_cpu, "%cpu", true},
+    {"scale_broker_rss", nullptr, nullptr, nullptr, nullptr, "scale_rss_floor", "",
+     "median < 64 MiB", Check::kMedianBelowUs, 64, &ScaleResult::broker_rss, "MiB", true},
+    {"scale_pss_each", nullptr, nullptr, nullptr, nullptr, "", "", "median <= 2 MiB",
+     Check::kMedianAtMost, 2, &ScaleResult::pss_each, "MiB", true},
+    {"scale_shutdown", nullptr, nullptr, nullptr, nullptr, "", "", "median < 2000 ms",
+     Check::kMedianBelowUs, 2000, &ScaleResult::shutdown, "ms", true},
+    {"scale_ping_64_visible", &ScalePingVisible, nullptr, nullptr, nullptr, "pipe_rtt", "",
+     "p99 < 10 ms", Check::kP99Below, 10'000, nullptr, "us", true},
 };
 
 // Where each target comes from, for the legend under the table.
@@ -99,6 +128,14 @@ constexpr TargetSource kTargetSources[] = {
      "report its exit"},
     {"recovery", "a killed renderer is replaced and drawing again within 10 ms"},
     {"spawn_to_first_frame", "a new renderer, sandbox and all, draws its first frame within 5 ms"},
+    {"scale_spawn_each", "500 renderers all running within 5 s of the broker's start"},
+    {"scale_ping_spawning", "the control socket answers within 50 ms while hundreds start"},
+    {"scale_ping_steady", "... and within 10 ms once they run"},
+    {"scale_unresponsive", "no renderer is ever flagged unresponsive for want of CPU"},
+    {"scale_broker_rss", "the broker of 500 renderers fits in 64 MiB"},
+    {"scale_pss_each", "a renderer costs no more memory than one alone did (about 2 MiB)"},
+    {"scale_shutdown", "500 renderers closed and reaped within 2 s of SIGTERM"},
+    {"scale_ping_64_visible", "64 renderers at 30 fps leave the control socket answering in 10 ms"},
 };
 
 constexpr char kLegend[] =
@@ -125,6 +162,7 @@ struct Options {
   bool help = false;
   bool check = false;  // a missed target makes the exit status 3
   bool lecture = false;
+  bool scale = false;  // the scale figures too (--scale, or --only scale)
   std::string only;
 };
 
@@ -142,7 +180,11 @@ constexpr char kUsage[] =
     "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
     "                        measured, which is checked always)\n"
     "  --lecture             threads vs processes and every IPC approach, as a lecture's table\n"
-    "figures:";
+    "  --scale N             also the scale figures, with N renderers (default 500; they run\n"
+    "                        only when asked: --scale, or --only scale for them alone)\n"
+    "  --scale-visible K     of which K visible (default 16)\n"
+    "  --scale-seconds S     the steady-state window (default 30)\n"
+    "figures (scale: every scale_ figure):";
 
 void PrintUsage(FILE* out) {
   std::fputs(kUsage, out);
@@ -150,6 +192,24 @@ void PrintUsage(FILE* out) {
     std::fprintf(out, " %.*s", static_cast<int>(f.name.size()), f.name.data());
   }
   std::fputc('\n', out);
+}
+
+// A numeric option `key` in [min, max]: nullopt when arg is not that option.
+template <typename Value>
+std::optional<Result<int>> ScaleNumber(std::string_view arg, std::string_view key, int min, int max,
+                                       Value& value) {
+  if (arg != key && !(arg.starts_with(key) && arg.size() > key.size() && arg[key.size()] == '=')) {
+    return std::nullopt;
+  }
+  auto v = value(key);
+  int n = 0;
+  auto parsed = v ? std::from_chars(v->data(), v->data() + v->size(), n) : std::from_chars_result{};
+  if (!v || parsed.ec != std::errc() || parsed.ptr != v->data() + v->size() || n < min || n > max) {
+    return MakeError(Errc::kInvalidArgument, std::string(key) + " needs a number from " +
+                                                 std::to_string(min) + " to " +
+                                                 std::to_string(max));
+  }
+  return n;
 }
 
 // Accepts "--opt VALUE" and "--opt=VALUE".
@@ -186,8 +246,21 @@ Result<Options> ParseArgs(int argc, char** argv) {
     } else if (arg == "--only" || arg.starts_with("--only=")) {
       auto v = value("--only");
       if (!v) return MakeError(Errc::kInvalidArgument, "--only needs a figure name");
-      if (!FindFigure(*v)) return MakeError(Errc::kInvalidArgument, "unknown figure " + *v);
+      if (*v != "scale" && !FindFigure(*v)) {
+        return MakeError(Errc::kInvalidArgument, "unknown figure " + *v);
+      }
       o.only = *v;
+      if (*v == "scale" || FindFigure(*v)->scale) o.scale = true;
+    } else if (auto n = ScaleNumber(arg, "--scale", 1, 10'000, value)) {
+      if (!*n) return std::unexpected(n->error());
+      o.config.scale_renderers = **n;
+      o.scale = true;
+    } else if (auto k = ScaleNumber(arg, "--scale-visible", 0, 10'000, value)) {
+      if (!*k) return std::unexpected(k->error());
+      o.config.scale_visible = **k;
+    } else if (auto t = ScaleNumber(arg, "--scale-seconds", 1, 3600, value)) {
+      if (!*t) return std::unexpected(t->error());
+      o.config.scale_seconds = **t;
     } else if (arg == "--renderer-path" || arg.starts_with("--renderer-path=")) {
       auto v = value("--renderer-path");
       if (!v || v->empty()) {
@@ -250,10 +323,13 @@ class Report {
     std::optional<bool> met;
     if (def.check == Check::kRatioAtMost && ratio) met = *ratio <= def.limit;
     if (def.check == Check::kMedianBelowUs) met = s.median_us < def.limit;
+    if (def.check == Check::kP99Below) met = s.p99_us < def.limit;
+    if (def.check == Check::kMedianAtMost) met = s.median_us <= def.limit;
     for (const auto& w : m.warnings) warnings_.push_back(std::string(def.name) + ": " + w);
     if (met && !*met) {
       warnings_.push_back(std::string(def.name) + " missed its target (" + std::string(def.target) +
-                          "): median " + Fixed(s.median_us, 2) + " us" +
+                          "): median " + Fixed(s.median_us, 2) + " " + std::string(def.unit) +
+                          ", p99 " + Fixed(s.p99_us, 2) + " " + std::string(def.unit) +
                           (ratio ? ", ratio " + Fixed(*ratio, 2) : std::string()));
     }
     if (json_) {
@@ -265,9 +341,10 @@ class Report {
     std::string ratio_s = ratio ? Fixed(*ratio, 2) : "-";
     std::string target = def.target == kBaseline ? "floor" : std::string(def.target);
     const char* met_s = !met ? "-" : *met ? "yes" : "NO";
-    Append("%-21.*s %10.2f %10.2f %-4s %7zu  %-18s %10s %7s  %-22s %s\n",
-           static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us, "us",
-           s.samples, base.c_str(), base_med.c_str(), ratio_s.c_str(), target.c_str(), met_s);
+    Append("%-21.*s %10.2f %10.2f %-4.*s %7zu  %-18s %10s %7s  %-22s %s\n",
+           static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us,
+           static_cast<int>(def.unit.size()), def.unit.data(), s.samples, base.c_str(),
+           base_med.c_str(), ratio_s.c_str(), target.c_str(), met_s);
     std::string note = m.note;
     if (context_median && *context_median > 0) {
       note += "; " + Fixed(s.median_us / *context_median, 2) + "x " + std::string(def.context);
@@ -318,7 +395,7 @@ class Report {
     j["name"] = def.name;
     j["median"] = Round3(s.median_us);
     j["p99"] = Round3(s.p99_us);
-    j["unit"] = "us";
+    j["unit"] = def.unit;
     if (!def.baseline.empty()) {
       j["baseline"] = def.baseline;
       if (baseline_median) j["baseline_median"] = Round3(*baseline_median);
@@ -348,6 +425,11 @@ class Runner {
 
   Result<Measurement> Measure(const FigureDef& def) {
     if (def.measure) return def.measure(config_);
+    if (def.scale_part) {
+      if (!scale_) scale_ = Scale(config_);
+      if (!*scale_) return std::unexpected(scale_->error());
+      return (**scale_).*def.scale_part;
+    }
     if (def.heartbeat_part) {
       if (!heartbeats_) heartbeats_ = Heartbeats(config_);
       if (!*heartbeats_) return std::unexpected(heartbeats_->error());
@@ -369,6 +451,7 @@ class Runner {
   std::optional<Result<RoundTripResult>> round_trips_;
   std::optional<Result<HeartbeatResult>> heartbeats_;
   std::optional<Result<KillCycleResult>> kill_cycle_;
+  std::optional<Result<ScaleResult>> scale_;
 };
 
 int Main(int argc, char** argv) {
@@ -399,11 +482,18 @@ int Main(int argc, char** argv) {
   if (options->lecture) return RunLecture(options->config, options->json);
 
   const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
+  const bool only_scale = options->only == "scale";
+  auto printed = [&](const FigureDef& def) {
+    if (only_scale) return def.scale;
+    if (only) return only == &def;
+    return !def.scale || options->scale;
+  };
   Report report(options->json);
   report.Header(*options);
   if (!options->json && ::isatty(STDERR_FILENO)) {
-    std::fprintf(stderr, "sbx-bench: measuring (%s); the table follows when all are done\n",
-                 options->config.quick ? "a few seconds" : "about 25 s");
+    std::fprintf(stderr, "sbx-bench: measuring (%s%s); the table follows when all are done\n",
+                 options->config.quick ? "a few seconds" : "about 25 s",
+                 options->scale ? ", plus the scale run" : "");
   }
   Runner runner(options->config);
   std::map<std::string_view, double> medians;
@@ -411,8 +501,10 @@ int Main(int argc, char** argv) {
   bool all_met = true;
   bool printed_any = false;
   for (const auto& def : kFigures) {
-    bool print = !only || only == &def;
-    bool needed = print || only->baseline == def.name || only->context == def.name;
+    bool print = printed(def);
+    bool needed = print || std::any_of(std::begin(kFigures), std::end(kFigures), [&](auto& f) {
+                    return printed(f) && (f.baseline == def.name || f.context == def.name);
+                  });
     if (!needed) continue;
     auto m = runner.Measure(def);
     if (!m) {

@@ -6,12 +6,14 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -59,8 +61,27 @@ std::string_view EventTypeName(EventType t) {
 
 namespace {
 
-// A slot's snapshot with its live process's channels.
 constexpr int64_t kStraySweepPeriodNs = 1'000'000'000;
+// How long one loop turn may spend starting queued renderers. A sandboxed launch takes a few
+// milliseconds (three clones and an exec, waited for), so this is one launch per turn on a
+// loaded machine and a few on an idle one; in between, every ready fd and due timer is served.
+constexpr int64_t kLaunchSliceNs = 2'000'000;
+// What a renderer costs in memory beside its frame buffers: its processes' own pages (PSS about
+// 2 MiB), their page tables and kernel stacks, and its share of the broker.
+constexpr uint64_t kRendererOverheadBytes = uint64_t{4} << 20;
+
+// The memory limit of the cgroup the broker runs in, if it has one (0: none, or unknown). The
+// per-broker directories are made inside it, so it is their parent.
+uint64_t OwnCgroupMemoryLimit(const CgroupSupport& cgroups) {
+  if (cgroups.mode == CgroupMode::kNone || cgroups.broker_dirs.empty()) return 0;
+  std::string own = std::filesystem::path(cgroups.broker_dirs[0]).parent_path();
+  auto text = ReadSmallFile(
+      own + (cgroups.mode == CgroupMode::kV2 ? "/memory.max" : "/memory.limit_in_bytes"));
+  if (!text) return 0;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  return ec == std::errc() && p != text->data() ? v : 0;  // "max" has no digits: no limit
+}
 
 bool SeccompAvailable() {
   // The kernel lists a Seccomp field in /proc/self/status only when it was built with seccomp.
@@ -193,6 +214,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
     }
   }
   b->SetUpCgroups();
+  b->SetMaxRenderers();
   if (auto r = b->PrepareConfinement(); !r) return std::unexpected(r.error());
   b->Tick();
   return b;
@@ -220,10 +242,53 @@ void Broker::SetUpCgroups() {
   }
 }
 
+RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc) {
+  RendererBound b{kMaxRenderersCap, "at most " + std::to_string(kMaxRenderersCap) + " by default"};
+  if (memory_bytes > 0) {
+    uint64_t each = frame_bytes + kRendererOverheadBytes;
+    uint64_t n = memory_bytes / each;
+    if (n < static_cast<uint64_t>(b.max)) {
+      b.max = static_cast<int>(n);
+      b.why = std::to_string(memory_bytes >> 20) + " MiB of memory for renderers at " +
+              std::to_string((each + (1 << 20) - 1) >> 20) + " MiB each";
+    }
+  }
+  if (nproc != RLIM_INFINITY) {
+    uint64_t n = nproc / 2 / kTasksPerRenderer;
+    if (n < static_cast<uint64_t>(b.max)) {
+      b.max = static_cast<int>(n);
+      b.why = "half of RLIMIT_NPROC (" + std::to_string(nproc) + " tasks) at " +
+              std::to_string(kTasksPerRenderer) + " tasks per renderer";
+    }
+  }
+  b.max = std::max(b.max, 1);
+  return b;
+}
+
+void Broker::SetMaxRenderers() {
+  if (options_.max_renderers > 0) {
+    max_renderers_ = {options_.max_renderers, "--max-renderers"};
+    return;
+  }
+  uint64_t memory = memory_budget_;
+  if (uint64_t own = OwnCgroupMemoryLimit(cgroups_); own > 0 && (memory == 0 || own < memory)) {
+    memory = own;
+  }
+  rlimit nproc{RLIM_INFINITY, RLIM_INFINITY};
+  (void)::getrlimit(RLIMIT_NPROC, &nproc);
+  uint64_t frames = 2 * options_.geometry.buffer_span() + 4096;  // both buffers and the header
+  max_renderers_ = DefaultMaxRenderers(memory, frames, nproc.rlim_cur);
+}
+
+int Broker::LiveSlots() const {
+  int n = 0;
+  for (const auto& [id, host] : hosts_) n += host->state() != RendererState::kClosed;
+  return n;
+}
+
 Result<void> Broker::CheckMemoryBudget() const {
   if (cgroups_.mode == CgroupMode::kNone || memory_budget_ == 0) return {};
-  uint64_t slots = 0;
-  for (const auto& [id, host] : hosts_) slots += host->state() != RendererState::kClosed;
+  auto slots = static_cast<uint64_t>(LiveSlots());
   uint64_t each = options_.cgroup.memory_bytes;
   if ((slots + 1) * each <= memory_budget_) return {};
   return MakeError(Errc::kState, "spawn refused: the memory budget of " +
@@ -269,6 +334,7 @@ Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_
 
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
+  loop_.CancelTimer(launch_timer_);
   hosts_.clear();
   for (auto& [token, child] : reaping_) loop_.Unwatch(token);
   reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
@@ -450,16 +516,54 @@ void Broker::Tick() {
 }
 
 Result<void> Broker::Start() {
+  if (options_.renderers > max_renderers_.max) {
+    return MakeError(Errc::kInvalidArgument,
+                     "--renderers " + std::to_string(options_.renderers) + " is more than the " +
+                         std::to_string(max_renderers_.max) + " this broker may run (" +
+                         max_renderers_.why + "); pass --max-renderers N to allow more");
+  }
   for (int i = 0; i < options_.renderers; ++i) {
     if (auto r = Spawn(); !r) return std::unexpected(r.error());
   }
   return {};
 }
 
+void Broker::QueueLaunch(RendererHost& host) {
+  launch_queue_.push_back(host.id());
+  // Deadline 0: at once, even from inside a timer handler. A launch queued by a launch (a
+  // failure restarting at once) waits for the drain's own re-arm, for the next turn.
+  if (launch_timer_ == 0 && !draining_) {
+    launch_timer_ = loop_.AddTimer(0, [this] { DrainLaunchQueue(); });
+  }
+}
+
+void Broker::DrainLaunchQueue() {
+  launch_timer_ = 0;
+  draining_ = true;
+  const int64_t start = MonotonicNs();
+  while (!launch_queue_.empty()) {
+    int id = launch_queue_.front();
+    launch_queue_.pop_front();
+    auto it = hosts_.find(id);
+    if (it == hosts_.end() || !it->second->launch_queued()) continue;  // closed meanwhile
+    it->second->LaunchNow();
+    if (MonotonicNs() - start >= kLaunchSliceNs) break;
+  }
+  draining_ = false;
+  if (launch_queue_.empty()) return;
+  // After the timers due now: the loop first waits for (and serves) every fd that is ready.
+  launch_timer_ = loop_.AddTimer(MonotonicNs() + 1, [this] { DrainLaunchQueue(); });
+}
+
 Result<int> Broker::Spawn(std::string_view url) {
   if (shutting_down_) return MakeError(Errc::kState, "broker is shutting down");
   std::string page(url.empty() ? std::string_view(options_.page) : url);
   if (!IsValidUrl(page)) return MakeError(Errc::kInvalidArgument, "invalid url");
+  if (LiveSlots() >= max_renderers_.max) {
+    return MakeError(Errc::kState, "spawn refused: " + std::to_string(max_renderers_.max) +
+                                       " renderers is the most this broker runs (" +
+                                       max_renderers_.why + "; --max-renderers)");
+  }
   if (auto b = CheckMemoryBudget(); !b) return std::unexpected(b.error());
   int id = next_id_++;
   RendererHostEnv& env = *this;
@@ -560,6 +664,10 @@ Result<void> Broker::Ping(int id, PingCallback callback) {
 
 void Broker::Shutdown() {
   shutting_down_ = true;
+  // Launches not made yet are dropped: their slots close at once, with no process to end.
+  launch_queue_.clear();
+  loop_.CancelTimer(launch_timer_);
+  launch_timer_ = 0;
   for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
 

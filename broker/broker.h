@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -91,7 +92,8 @@ class BrokerObserver {
 };
 
 struct BrokerOptions {
-  int renderers = 0;  // spawned by Start()
+  int renderers = 0;      // spawned by Start()
+  int max_renderers = 0;  // live slots at most; 0: DefaultMaxRenderers() (--max-renderers)
   std::string page = "sbx://plasma";
   int hang_timeout_ms = 2000;
   bool kill_hung = false;
@@ -153,6 +155,23 @@ struct BrokerStats {
   uint64_t control_bytes_out = 0;
 };
 
+// The most renderers a broker runs unless told otherwise (--max-renderers), and why.
+struct RendererBound {
+  int max = 0;
+  std::string why;  // what decided it, for --help and the errors that cite it
+};
+// Never more than this by default, however large the machine: past it a broker spends more time
+// on its renderers' heartbeats and frames than on anything else.
+inline constexpr int kMaxRenderersCap = 1000;
+// Tasks one sandboxed renderer takes for good: the renderer's two threads and its namespace's
+// init; plus one launch child while it starts. Unsandboxed: the two threads.
+inline constexpr int kTasksPerRenderer = 4;
+// memory_bytes: what renderers may use (the memory budget, or less if the broker's own cgroup
+// says so); frame_bytes: one renderer's frame buffers, shared with the broker; nproc:
+// RLIMIT_NPROC's soft limit (RLIM_INFINITY: no bound). Half of the process limit stays for the
+// rest of the user's processes.
+RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc);
+
 // Where and how a renderer is launched: the binary, the sandbox level and, at the full level,
 // the namespaces to join and the empty root to chroot into.
 struct LaunchSite {
@@ -169,6 +188,8 @@ struct LaunchSite {
   UniqueFd exe =
       UniqueFd();  // the renderer binary confine->exec_fd names, open until the launch is done
 };
+
+class RendererHost;
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
 // that owns them, and nothing more: the loop they run on, the live settings, the counters, where
@@ -192,12 +213,14 @@ class RendererHostEnv {
   // Takes a child that has finished its work (a namespace init, a joiner) and reaps it once it
   // exits, off the caller's path.
   virtual void ReapLater(ChildProcess child) = 0;
+  // Calls host.LaunchNow() when the loop has time for it. The Broker queues every launch (first
+  // start, restart, reload) and starts them a few per loop turn, so that a burst of launches
+  // never keeps the loop from its sockets, signals and timers; this default launches at once.
+  virtual void QueueLaunch(RendererHost& host);
 
  protected:
   ~RendererHostEnv() = default;
 };
-
-class RendererHost;
 
 // Privately a RendererHostEnv: only the hosts it creates see that side of it.
 class Broker final : private RendererHostEnv {
@@ -226,9 +249,12 @@ class Broker final : private RendererHostEnv {
   // The control socket counts its traffic here, for `stats`.
   void CountControl(bool inbound, size_t bytes);
 
-  // Spawns options().renderers renderers on options().page.
+  // Spawns options().renderers renderers on options().page: their slots exist (`starting`) when
+  // it returns, and the loop launches them. More than max_renderers() is refused.
   Result<void> Start();
-  // Returns the new renderer's id. An empty url means options().page.
+  // Returns the new renderer's id at once; its slot is `starting` and its launch queued (the
+  // `spawned` event follows once its process runs). An empty url means options().page. Refused
+  // past max_renderers() live slots and past the memory budget.
   Result<int> Spawn(std::string_view url = {});
   Result<void> Close(int id);
   Result<void> Kill(int id, int sig);
@@ -282,6 +308,10 @@ class Broker final : private RendererHostEnv {
   // Where renderer cgroups go, or why there are none; and the budget their limits share.
   const CgroupSupport& cgroups() const { return cgroups_; }
   uint64_t memory_budget() const { return memory_budget_; }
+  // The most live slots (--max-renderers, or its default) and what decided it.
+  const RendererBound& max_renderers() const { return max_renderers_; }
+  // Launches waiting for their turn in the loop.
+  size_t queued_launches() const { return launch_queue_.size(); }
 
  private:
   // RendererHostEnv.
@@ -293,6 +323,13 @@ class Broker final : private RendererHostEnv {
   Result<LaunchSite> PrepareLaunch() override;
   // Meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
   void ReapLater(ChildProcess child) override;
+  void QueueLaunch(RendererHost& host) override;
+
+  // Runs queued launches for at most kLaunchSliceNs (at least one), then yields to the loop.
+  void DrainLaunchQueue();
+  // --max-renderers, or the default from memory and RLIMIT_NPROC.
+  void SetMaxRenderers();
+  int LiveSlots() const;
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
@@ -332,6 +369,11 @@ class Broker final : private RendererHostEnv {
   UniqueFd renderer_id_claim_;
   CgroupSupport cgroups_;
   uint64_t memory_budget_ = 0;
+  RendererBound max_renderers_;
+  // Slot ids whose launch waits for the loop; a slot closed meanwhile is skipped.
+  std::deque<int> launch_queue_;
+  EventLoop::Token launch_timer_ = 0;
+  bool draining_ = false;  // DrainLaunchQueue is running: it re-arms the timer itself
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
 };

@@ -13,6 +13,10 @@ namespace sbx {
 
 namespace {
 
+// What --renderers and --max-renderers accept; the broker's own bound (--max-renderers, or its
+// default) is checked at start, where the machine's limits are known.
+constexpr int kMaxRenderersOption = 100'000;
+
 // One argument split in the "--opt=VALUE" form: name "--opt", inline value "VALUE". Anything
 // else (including "--opt" followed by a separate VALUE) has no inline value.
 struct OptionArg {
@@ -68,7 +72,12 @@ std::optional<int> ParseIntOption(std::string_view s, int min, int max) {
 }
 
 const char* CommandLineHelp() {
-  return "  --renderers N              renderers to start with (default 0 for sbx-broker)\n"
+  return "  --renderers N              renderers to start with (default 0 for sbx-broker); their\n"
+         "                             slots exist at once and the loop launches them in turn\n"
+         "  --max-renderers N          live renderers at most; past it spawn is refused (default:\n"
+         "                             what the memory budget or the broker's cgroup allows at\n"
+         "                             frame buffers + 4 MiB each, and half of RLIMIT_NPROC at\n"
+         "                             4 tasks each, at most 1000)\n"
          "  --page URL                 page for new renderers (default sbx://plasma)\n"
          "  --control PATH             control socket (default $XDG_RUNTIME_DIR/sbx/control,\n"
          "                             else /tmp/sbx-UID/control)\n"
@@ -147,10 +156,16 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--renderers") {
       auto v = value();
       if (!v) return std::unexpected(v.error());
-      auto n = ParseIntOption(*v, 0, 1000);
+      auto n = ParseIntOption(*v, 0, kMaxRenderersOption);
       if (!n) return bad(*v);
       cl.broker.renderers = *n;
       cl.renderers_given = true;
+    } else if (name == "--max-renderers") {
+      auto v = value();
+      if (!v) return std::unexpected(v.error());
+      auto n = ParseIntOption(*v, 1, kMaxRenderersOption);
+      if (!n) return bad(*v);
+      cl.broker.max_renderers = *n;
     } else if (name == "--hang-timeout") {
       auto v = value();
       if (!v) return std::unexpected(v.error());

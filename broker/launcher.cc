@@ -7,11 +7,13 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
+#include <mqueue.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,10 +176,16 @@ void DropCapabilities(int sync_fd) {
   ChildFail(sync_fd, LaunchStep::kExec);
 }
 
+// An fd the launch made itself (the namespace's queue), to hand over beside spec.fds.
+struct ExtraFd {
+  int from = -1;
+  int to = -1;
+};
+
 // `parent_pidfd` (namespaced launches) names the broker; otherwise `parent` is its pid, and the
 // program starts a process group of its own.
 [[noreturn]] void ExecProgram(const LaunchSpec& spec, char* const* argv, pid_t parent,
-                              int parent_pidfd, int sync_fd, int max_target) {
+                              int parent_pidfd, int sync_fd, int max_target, ExtraFd extra = {}) {
   for (int fd : spec.cgroup_procs) {
     if (::write(fd, "0", 1) != 1) ChildFail(sync_fd, LaunchStep::kCgroup);
   }
@@ -195,14 +203,18 @@ void DropCapabilities(int sync_fd) {
 
   // Move every source above the highest target first, so no dup2 clobbers a later source; the
   // sync pipe and the program's descriptor also above the exec descriptor's fixed number.
-  int moved[16];
+  constexpr size_t kMaxFds = 16;
+  std::pair<int, int> fds[kMaxFds + 1];
+  int moved[kMaxFds + 1];
   size_t n = spec.fds.size();
-  if (n > 16) {
+  if (n > kMaxFds) {
     errno = E2BIG;
     ChildFail(sync_fd, LaunchStep::kFds);
   }
+  for (size_t i = 0; i < n; ++i) fds[i] = spec.fds[i];
+  if (extra.from >= 0) fds[n++] = {extra.from, extra.to};
   for (size_t i = 0; i < n; ++i) {
-    moved[i] = ::fcntl(spec.fds[i].first, F_DUPFD_CLOEXEC, max_target + 1);
+    moved[i] = ::fcntl(fds[i].first, F_DUPFD_CLOEXEC, max_target + 1);
     if (moved[i] < 0) ChildFail(sync_fd, LaunchStep::kFds);
   }
   const int above = std::max(max_target, sandbox::kLauncherExecFd) + 1;
@@ -218,12 +230,12 @@ void DropCapabilities(int sync_fd) {
   }
   for (int fd = 3; fd <= max_target; ++fd) {
     bool is_target = false;
-    for (size_t i = 0; i < n; ++i) is_target |= spec.fds[i].second == fd;
+    for (size_t i = 0; i < n; ++i) is_target |= fds[i].second == fd;
     if (!is_target) ::close(fd);
   }
   for (size_t i = 0; i < n; ++i) {
     // dup2 clears close-on-exec on the target, which is how exactly these fds survive exec.
-    if (::dup2(moved[i], spec.fds[i].second) < 0) ChildFail(sync_fd, LaunchStep::kFds);
+    if (::dup2(moved[i], fds[i].second) < 0) ChildFail(sync_fd, LaunchStep::kFds);
   }
   // Everything above the targets (our temporaries, the sync pipe, anything the parent leaked)
   // closes at exec; marking rather than closing keeps the sync pipe usable until then.
@@ -286,12 +298,68 @@ void BecomeNamespaceRoot(int sync_fd) {
   if (::syscall(SYS_setresuid, 0, 0, 0) != 0) ChildFail(sync_fd, LaunchStep::kUserMap);
 }
 
+// The queue of LaunchSpec::queue, made in the IPC namespace we are in: its two ends, or -1 and
+// errno in `err`. The namespace is new and ours alone, so a fixed name cannot clash; O_EXCL
+// still guarantees the queue is the one just made. Raw syscalls (the kernel takes the name
+// without glibc's leading slash).
+struct QueueEnds {
+  int reader = -1;
+  int writer = -1;
+  int err = 0;
+};
+
+QueueEnds MakeNamespaceQueue(const NamespaceQueue& q) {
+  static constexpr char kName[] = "sbx-heartbeat";
+  mq_attr attr{};
+  attr.mq_maxmsg = q.max_msg;
+  attr.mq_msgsize = q.msg_size;
+  QueueEnds e;
+  e.reader = static_cast<int>(::syscall(
+      SYS_mq_open, kName, O_RDONLY | O_NONBLOCK | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &attr));
+  if (e.reader < 0) {
+    e.err = errno;
+    return e;
+  }
+  e.writer = static_cast<int>(
+      ::syscall(SYS_mq_open, kName, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0, nullptr));
+  if (e.writer < 0) e.err = errno;
+  (void)::syscall(SYS_mq_unlink, kName);
+  if (e.writer < 0) {
+    ::close(e.reader);
+    e.reader = -1;
+  }
+  return e;
+}
+
+// The queue report: the errno of its creation (0: made) and, when made, the read end.
+void SendQueueReport(int report_fd, const QueueEnds& q) {
+  int32_t err = q.err;
+  iovec iov{&err, sizeof err};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (q.reader >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &q.reader, sizeof(int));
+  }
+  while (::sendmsg(report_fd, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+  }
+}
+
 // The first child of a namespaced launch: joins the holder's namespaces, makes new pid, ipc and
-// uts namespaces, starts the init (pid 1) and then the program (pid 2), both as siblings
-// (CLONE_PARENT: the broker is their parent, waits for them and gets the program's exit status
-// straight from the kernel), tells the parent both pids, and exits.
-[[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, int sync_fd, int report_fd,
-                             int broker_pidfd, int max_target, const TitleArea& title) {
+// uts namespaces, starts the init (pid 1), makes the heartbeat queue if asked, then starts the
+// program (pid 2), both as siblings (CLONE_PARENT: the broker is their parent, waits for them
+// and gets the program's exit status straight from the kernel), tells the parent both pids and
+// hands it the queue, and exits.
+[[noreturn]] void JoinerMain(const LaunchSpec& spec, char* const* argv, char* const* fallback_argv,
+                             int sync_fd, int report_fd, int broker_pidfd, int max_target,
+                             const TitleArea& title) {
   // Before the clones: the init and the program inherit the process group, and leave the
   // terminal's foreground group, so Ctrl+C reaches the broker alone.
   if (::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
@@ -320,13 +388,25 @@ void BecomeNamespaceRoot(int sync_fd) {
     InitMain(sync_fd, broker_pidfd, title);
   }
   report(init);
+  // After the init's clone, so the init never holds it; before the program's, which inherits it.
+  QueueEnds queue;
+  ExtraFd extra;
+  if (spec.queue) {
+    queue = MakeNamespaceQueue(*spec.queue);
+    if (queue.writer >= 0) {
+      extra = {queue.writer, spec.queue->target_fd};
+    } else {
+      argv = fallback_argv;
+    }
+  }
   long program = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
   int clone_errno = errno;
   if (program == 0) {
     ::close(report_fd);
-    ExecProgram(spec, argv, /*parent=*/0, broker_pidfd, sync_fd, max_target);
+    ExecProgram(spec, argv, /*parent=*/0, broker_pidfd, sync_fd, max_target, extra);
   }
   report(program);
+  if (spec.queue && program > 0) SendQueueReport(report_fd, queue);
   errno = clone_errno;
   if (program < 0) ChildFail(sync_fd, LaunchStep::kInit);
   ::_exit(0);
@@ -412,6 +492,46 @@ int ReadJoinerReport(int fd, int32_t (&pids)[2]) {
   return static_cast<int>(got / sizeof pids[0]);
 }
 
+// The launch's report channel: a socket pair, so the queue's read end can ride it (SCM_RIGHTS).
+Result<PipePair> MakeReportChannel() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair");
+  return PipePair{UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
+// The joiner's last word after both pids (SendQueueReport): the errno of the queue's creation
+// and, when it was made, its read end, which is owned before anything else is checked.
+Result<void> ReadQueueReport(int fd, LaunchedChild& child) {
+  auto ready = WaitReadable(fd, kJoinerTimeoutMs);
+  if (!ready) return std::unexpected(ready.error());
+  if (!*ready) return MakeError(Errc::kTimeout, "the namespace joiner did not hand the queue over");
+  int32_t err = -1;
+  iovec iov{&err, sizeof err};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = HandleEintr([&] { return ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); });
+  if (n < 0) return SysError("recvmsg(queue report)");
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int))) {
+      continue;
+    }
+    int got = -1;
+    std::memcpy(&got, CMSG_DATA(c), sizeof got);
+    child.queue = UniqueFd(got);
+  }
+  if (n != sizeof err || (msg.msg_flags & MSG_CTRUNC) != 0 || err < 0 ||
+      (err == 0) != child.queue.valid()) {
+    return MakeError(Errc::kState, "the namespace joiner's queue report is malformed");
+  }
+  child.queue_errno = err;
+  return {};
+}
+
 // The sync pipe's report, or `fallback` when the recipe failed without one (a joiner killed, or
 // stuck past the deadline).
 Error LaunchError(int sync_fd, std::string fallback) {
@@ -420,10 +540,10 @@ Error LaunchError(int sync_fd, std::string fallback) {
 }
 
 Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,
-                                         int max_target) {
+                                         char* const* fallback_argv, int max_target) {
   auto sync = MakePipe(false);
   if (!sync) return std::unexpected(sync.error());
-  auto report = MakePipe(false);
+  auto report = MakeReportChannel();
   if (!report) return std::unexpected(report.error());
   // Inherited down to the init and the program: how they tell, after arming PDEATHSIG, that we
   // died before they could (pidfds are close-on-exec).
@@ -436,7 +556,8 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   if (pid < 0) return SysError("clone3");
   if (pid == 0) {
     ::close(report->read.get());
-    JoinerMain(spec, argv, sync->write.get(), report->write.get(), self->get(), max_target, title);
+    JoinerMain(spec, argv, fallback_argv, sync->write.get(), report->write.get(), self->get(),
+               max_target, title);
   }
   // From here every process is owned as soon as it is known; on any failure the destructors kill
   // and reap them, the program before the init.
@@ -472,6 +593,11 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   child.init = std::move(*init);
   if (!program) return std::unexpected(program.error());
   child.process = std::move(*program);
+  if (spec.queue) {
+    if (auto q = ReadQueueReport(report->read.get(), child); !q) {
+      return std::unexpected(LaunchError(sync->read.get(), q.error().ToString()));
+    }
+  }
   // The recipe failed in the init or the program, or EOF: the exec happened.
   if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());
   return child;
@@ -532,13 +658,27 @@ Result<LaunchedChild> Launch(const LaunchSpec& given) {
   for (int target = 0; target < 3; ++target) {
     if (given.stdio[target] >= 0) spec.fds.emplace_back(given.stdio[target], target);
   }
-  std::vector<char*> argv;
-  argv.reserve(spec.argv.size() + 1);
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
+  if (given.queue &&
+      (!given.namespaces || given.queue->target_fd < 3 || given.queue->fallback_argv.empty())) {
+    return MakeError(Errc::kInvalidArgument,
+                     "a queue in the namespace needs namespaces, a target fd and a fallback argv");
+  }
+  auto c_argv = [](const std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    out.reserve(strings.size() + 1);
+    for (const auto& a : strings) out.push_back(const_cast<char*>(a.c_str()));
+    out.push_back(nullptr);
+    return out;
+  };
+  std::vector<char*> argv = c_argv(spec.argv);
+  // Prepared here: the joiner that may switch to it must not allocate.
+  std::vector<char*> fallback_argv = c_argv(spec.queue ? spec.queue->fallback_argv : spec.argv);
   int max_target = 2;
   for (auto [from, to] : spec.fds) max_target = std::max(max_target, to);
-  if (spec.namespaces) return LaunchInNamespaces(spec, argv.data(), max_target);
+  if (spec.queue) max_target = std::max(max_target, spec.queue->target_fd);
+  if (spec.namespaces) {
+    return LaunchInNamespaces(spec, argv.data(), fallback_argv.data(), max_target);
+  }
 
   auto sync = MakePipe(/*nonblocking=*/false);
   if (!sync) return std::unexpected(sync.error());

@@ -75,6 +75,20 @@ struct Confinement {
   std::vector<sock_filter> filter;             // sandbox::LauncherFilterProgram()
 };
 
+// Namespaced launches only: a POSIX message queue made by the launcher inside the program's new
+// IPC namespace, so that /proc/sys/fs/mqueue/queues_max (a count per IPC namespace) counts it
+// alone there instead of every renderer's in the broker's namespace. Its write end is the
+// program's `target_fd`; its read end comes back to the parent (LaunchedChild::queue) over the
+// launch's report socket (SCM_RIGHTS). Made with O_EXCL and unlinked at once, as
+// CreateQueuePair does. When it cannot be made, the program runs with `fallback_argv` instead
+// (the same arguments but for how it sends heartbeats) and no `target_fd`.
+struct NamespaceQueue {
+  int target_fd = -1;
+  long max_msg = 0;
+  long msg_size = 0;
+  std::vector<std::string> fallback_argv;
+};
+
 struct LaunchSpec {
   std::vector<std::string> argv;  // argv[0] is the program
   bool search_path = false;       // execvp (for a --renderer-cmd-prefix like "gdb") vs execv
@@ -96,6 +110,7 @@ struct LaunchSpec {
   std::optional<int> nice;
   // Namespaced launches only: applied before exec; argv[0] is then only the program's name.
   std::optional<Confinement> confine;
+  std::optional<NamespaceQueue> queue;
 };
 
 // Every process a launch made, each owned. Declared so that destruction ends the program first:
@@ -109,6 +124,10 @@ struct LaunchedChild {
   ChildProcess init;
   // The program: its pid as this process sees it, signalled and reaped through its pidfd.
   ChildProcess process;
+  // With LaunchSpec::queue: the queue's read end (O_RDONLY|O_NONBLOCK, close-on-exec), or, if
+  // it could not be made and the program runs on its fallback_argv, why not (an errno).
+  UniqueFd queue;
+  int queue_errno = 0;
 };
 
 // The step of the child recipe that failed, reported over the sync pipe.

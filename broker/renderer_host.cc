@@ -46,13 +46,24 @@ bool RendererHost::Transition(Happening h) {
   return true;
 }
 
+void RendererHostEnv::QueueLaunch(RendererHost& host) { host.LaunchNow(); }
+
 void RendererHost::Start() {
   restart_timer_ = 0;
+  if (launch_queued_) return;
   (void)Transition(Happening::kLaunch);
-  // What a launch that fails leaves: no pid, and the fallback only if it was forced.
+  // What the slot shows until its process runs, and what a launch that fails leaves: no pid,
+  // and the fallback only if it was forced.
   last_ = {};
   last_.spawn_ns = MonotonicNs();
   last_.heartbeat_fallback = env_.options().force_queue_fallback;
+  launch_queued_ = true;
+  env_.QueueLaunch(*this);
+}
+
+void RendererHost::LaunchNow() {
+  if (!launch_queued_ || closing_) return;
+  launch_queued_ = false;
   silence_sample_.reset();
   auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
   if (!process) return LaunchFailed(process.error());
@@ -144,6 +155,7 @@ void RendererHost::RestartOrFail() {
 void RendererHost::RequestClose(CloseHow how) {
   if (closing_) return;
   closing_ = true;
+  launch_queued_ = false;  // a launch still queued is dropped
   loop_.CancelTimer(restart_timer_);
   restart_timer_ = 0;
   if (!alive()) {

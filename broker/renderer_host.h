@@ -31,9 +31,14 @@ class RendererHost final : private RendererProcess::Delegate {
   RendererHost& operator=(const RendererHost&) = delete;
   ~RendererHost();
 
-  // Launches a process. A failure is not returned: it becomes a `launch-failed` exit, handled
-  // (and restarted) like any other exit.
+  // Asks for a process (first start, restart, reload): the slot is `starting` at once and its
+  // launch waits in the env's queue (RendererHostEnv::QueueLaunch).
   void Start();
+  // The queued launch, when the queue reaches it; nothing if the slot was closed meanwhile. A
+  // failure is not returned: it becomes a `launch-failed` exit, handled (and restarted) like any
+  // other exit.
+  void LaunchNow();
+  bool launch_queued() const { return launch_queued_; }
   // kAsk (`close ID`, a tab closed in the window): the shutdown message, as Chrome closes a tab.
   // kTerminate (the broker shutting down): SIGTERM.
   // Either way a renderer still alive after the grace period is SIGKILLed.
@@ -95,6 +100,7 @@ class RendererHost final : private RendererProcess::Delegate {
   uint64_t messages_in_ = 0;  // from the processes already gone
   EventLoop::Token restart_timer_ = 0;
   bool closing_ = false;
+  bool launch_queued_ = false;
   int restarts_ = 0;
   int64_t exit_ns_ = 0;
   ExitInfo last_exit_;

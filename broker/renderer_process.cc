@@ -243,18 +243,17 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   if (!frames) return std::unexpected(frames.error());
   frames_.emplace(std::move(*frames));
 
-  std::optional<QueuePair> queue = HeartbeatQueue(opt.force_queue_fallback, fallback_reason_);
-  figures_.heartbeat_fallback = !queue;
-  if (!queue) {
-    std::fprintf(stderr, "sbx: renderer %d: no message queue (%s); heartbeats use the pipe\n", id_,
-                 fallback_reason_.c_str());
-  }
+  auto site = env_.PrepareLaunch();
+  if (!site) return std::unexpected(site.error());
+  // In a sandbox the launcher makes the queue inside the renderer's own IPC namespace, where no
+  // other renderer's counts against queues_max; otherwise it is made here, in the broker's.
+  const bool queue_in_namespace = site->namespaces && !opt.force_queue_fallback;
+  std::optional<QueuePair> queue;
+  if (!queue_in_namespace) queue = HeartbeatQueue(opt.force_queue_fallback, fallback_reason_);
   auto to_renderer = MakePipe(false);
   if (!to_renderer) return std::unexpected(to_renderer.error());
   auto from_renderer = MakePipe(false);
   if (!from_renderer) return std::unexpected(from_renderer.error());
-  auto site = env_.PrepareLaunch();
-  if (!site) return std::unexpected(site.error());
   // Its stdout and stderr: log events, never the broker's own output.
   auto log = RendererLog::Create(loop_, [this](BrokerEvent e) { delegate_->OnLog(std::move(e)); });
   if (!log) return std::unexpected(log.error());
@@ -263,11 +262,16 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   args.id = id_;
   args.page = page;
   args.fps = opt.fps;
-  args.heartbeat = queue ? Heartbeat::kQueue : Heartbeat::kPipe;
+  args.heartbeat = queue || queue_in_namespace ? Heartbeat::kQueue : Heartbeat::kPipe;
   args.visibility = visibility_;
-  LaunchSpec spec = RendererSpec(opt, *site, std::move(args),
-                                 {to_renderer->read.get(), from_renderer->write.get(),
-                                  frames_->fd(), queue ? queue->writer.get() : -1});
+  const LaunchFds fds{to_renderer->read.get(), from_renderer->write.get(), frames_->fd(),
+                      queue ? queue->writer.get() : -1};
+  LaunchSpec spec = RendererSpec(opt, *site, args, fds);
+  if (queue_in_namespace) {
+    args.heartbeat = Heartbeat::kPipe;
+    spec.queue = NamespaceQueue{protocol::kHeartbeatFd, protocol::kQueueMaxMsg,
+                                protocol::kQueueMsgSize, RendererSpec(opt, *site, args, fds).argv};
+  }
   spec.stdio = {site->dev_null, log->child_end.get(), log->child_end.get()};
   if (auto c = MakeCgroup(*site); !c) return std::unexpected(c.error());
   spec.cgroup_procs = cgroup_.procs_fds();
@@ -278,6 +282,15 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
   auto child = sbx::Launch(spec);
   if (!child) return std::unexpected(child.error());
+  if (queue_in_namespace && !child->queue) {
+    fallback_reason_ = "mq_open in the renderer's IPC namespace: " +
+                       std::string(std::strerror(child->queue_errno));
+  }
+  figures_.heartbeat_fallback = !queue && !child->queue;
+  if (figures_.heartbeat_fallback) {
+    std::fprintf(stderr, "sbx: renderer %d: no message queue (%s); heartbeats use the pipe\n", id_,
+                 fallback_reason_.c_str());
+  }
   RaiseOomScore(child->process.pid(), opt.oom_score_adj);
   log_ = std::move(log->log);
   // Reaped off the spawn path: its exit tears down a copy of our address space.
@@ -296,7 +309,7 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   } else {
     channel_.emplace(std::move(*channel));
   }
-  if (queue) queue_ = std::move(queue->reader);
+  queue_ = queue ? std::move(queue->reader) : std::move(child->queue);
   // The renderer is our direct child even when sandboxed, so its own pidfd tells us of its end.
   auto w = loop_.Watch(process_.pidfd(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (!w) {

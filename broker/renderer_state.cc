@@ -78,7 +78,11 @@ std::optional<RendererState> NextState(RendererState s, Happening h, bool has_fr
       if (s == S::kExited) return S::kFailed;
       return std::nullopt;
     case Happening::kClose:
-      if (s == S::kExited || s == S::kRestarting || s == S::kFailed) return S::kClosed;
+      // From kStarting only while its launch still waits in the broker's queue: a slot with a
+      // process closes through kExitWhileClosing.
+      if (s == S::kStarting || s == S::kExited || s == S::kRestarting || s == S::kFailed) {
+        return S::kClosed;
+      }
       return std::nullopt;
   }
   return std::nullopt;

@@ -93,9 +93,11 @@ TEST(CliTest, TheRangeEndsAreAccepted) {
   auto low = Parse({"--renderers=0", "--fps=1", "--hang-timeout=10"});
   ASSERT_TRUE(low.has_value()) << low.error().what;
   EXPECT_EQ(low->broker.fps, 1u);
-  auto high = Parse({"--renderers=1000", "--fps=240", "--hang-timeout=3600000"});
+  auto high = Parse(
+      {"--renderers=100000", "--max-renderers=100000", "--fps=240", "--hang-timeout=3600000"});
   ASSERT_TRUE(high.has_value()) << high.error().what;
-  EXPECT_EQ(high->broker.renderers, 1000);
+  EXPECT_EQ(high->broker.renderers, 100000);
+  EXPECT_EQ(high->broker.max_renderers, 100000);
   EXPECT_EQ(high->broker.hang_timeout_ms, 3'600'000);
 }
 
@@ -112,7 +114,9 @@ TEST(CliTest, RejectsUnknownOptions) {
 TEST(CliTest, RejectsBadNumbers) {
   ExpectError({"--renderers", "abc"}, "--renderers");
   ExpectError({"--renderers", "-1"}, "--renderers");
-  ExpectError({"--renderers", "1001"}, "--renderers");
+  ExpectError({"--renderers", "100001"}, "--renderers");
+  ExpectError({"--max-renderers", "0"}, "--max-renderers");
+  ExpectError({"--max-renderers", "100001"}, "--max-renderers");
   ExpectError({"--renderers", "3x"}, "--renderers");
   ExpectError({"--renderers", " 3"}, "--renderers");
   ExpectError({"--renderers", "+3"}, "--renderers");
@@ -153,9 +157,10 @@ TEST(CliTest, RejectsHelpGivenAValue) { ExpectError({"--help=no"}, "--help"); }
 
 TEST(CliTest, HelpTextMentionsEveryOption) {
   const std::string help = CommandLineHelp();
-  for (const char* opt : {"--renderers", "--page", "--control", "--json", "--hang-timeout",
-                          "--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe",
-                          "--fps", "--renderer-path", "--renderer-cmd-prefix", "--help"}) {
+  for (const char* opt :
+       {"--renderers", "--max-renderers", "--page", "--control", "--json", "--hang-timeout",
+        "--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe", "--fps",
+        "--renderer-path", "--renderer-cmd-prefix", "--help"}) {
     EXPECT_NE(help.find(opt), std::string::npos) << opt;
   }
 }

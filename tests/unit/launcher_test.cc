@@ -5,8 +5,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <mqueue.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,6 +317,68 @@ TEST(LauncherTest, TheHolderAndTheInitSayWhatTheyAreInArgvAndComm) {
   EXPECT_NE(::getpgid(child->init.pid()), ::getpgid(0));
   EXPECT_NE(::getpgid(child->process.pid()), ::getpgid(0));
   EXPECT_EQ(::getsid(child->process.pid()), ::getsid(0));
+}
+
+// A heartbeat queue made inside the program's own IPC namespace: its write end is the program's
+// fd 6 and its read end ours, one queue.
+LaunchSpec SleepWithQueue(const NamespaceHolder& holder) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/sleep", "1000"};
+  spec.namespaces = NamespaceSpec{holder.pidfd()};
+  spec.queue = NamespaceQueue{6, 8, 64, {"/bin/sleep", "999"}};
+  return spec;
+}
+
+TEST(LauncherTest, AQueueMadeInTheNamespaceJoinsTheProgramToItsLauncher) {
+  auto holder = MakeHolderOrSkip();
+  if (!holder) GTEST_SKIP() << "no user namespaces here";
+  auto child = Launch(SleepWithQueue(*holder));
+  ASSERT_TRUE(child.has_value()) << child.error().ToString();
+  ASSERT_TRUE(child->queue.valid());
+  EXPECT_EQ(child->queue_errno, 0);
+  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 1000");
+  mq_attr attr{};
+  ASSERT_EQ(::mq_getattr(child->queue.get(), &attr), 0);
+  EXPECT_EQ(attr.mq_maxmsg, 8);
+  EXPECT_EQ(attr.mq_msgsize, 64);
+  EXPECT_NE(attr.mq_flags & O_NONBLOCK, 0);
+  EXPECT_NE(::fcntl(child->queue.get(), F_GETFD) & FD_CLOEXEC, 0);
+  // What is sent on the program's fd 6 arrives on our end.
+  std::string fd6 = "/proc/" + std::to_string(child->process.pid()) + "/fd/6";
+  UniqueFd writer(::open(fd6.c_str(), O_WRONLY | O_CLOEXEC));
+  ASSERT_TRUE(writer.valid()) << fd6 << ": " << std::strerror(errno);
+  ASSERT_EQ(::mq_send(writer.get(), "beat", 4, 0), 0) << std::strerror(errno);
+  char buf[64];
+  EXPECT_EQ(::mq_receive(child->queue.get(), buf, sizeof buf, nullptr), 4);
+  EXPECT_EQ(std::string(buf, 4), "beat");
+}
+
+TEST(LauncherTest, AQueueThatCannotBeMadeStartsTheProgramOnItsFallbackArgv) {
+  auto holder = MakeHolderOrSkip();
+  if (!holder) GTEST_SKIP() << "no user namespaces here";
+  // No byte of queue memory: the joiner inherits the limit and its mq_open fails.
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_MSGQUEUE, &saved), 0);
+  rlimit none{0, saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_MSGQUEUE, &none), 0);
+  auto child = Launch(SleepWithQueue(*holder));
+  ASSERT_EQ(::setrlimit(RLIMIT_MSGQUEUE, &saved), 0);
+  ASSERT_TRUE(child.has_value()) << child.error().ToString();
+  EXPECT_FALSE(child->queue.valid());
+  EXPECT_EQ(child->queue_errno, EMFILE);
+  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 999");
+  std::string fd6 = "/proc/" + std::to_string(child->process.pid()) + "/fd/6";
+  EXPECT_NE(::access(fd6.c_str(), F_OK), 0) << "no queue, so no fd 6";
+}
+
+TEST(LauncherTest, AQueueInTheNamespaceNeedsNamespacesAndAFallback) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/true"};
+  spec.queue = NamespaceQueue{6, 8, 64, {"/bin/true"}};
+  auto child = Launch(spec);
+  ASSERT_FALSE(child.has_value());
+  EXPECT_EQ(child.error().code, Errc::kInvalidArgument);
+  EXPECT_FALSE(HasZombieChild());
 }
 
 }  // namespace

@@ -45,6 +45,7 @@ constexpr std::array kEdges = {
     Edge{S::kUnresponsive, H::kExitWhileClosing, false, S::kClosed},
     Edge{S::kExited, H::kRestartScheduled, false, S::kRestarting},
     Edge{S::kExited, H::kCrashLoop, false, S::kFailed},
+    Edge{S::kStarting, H::kClose, false, S::kClosed},  // its launch was still queued
     Edge{S::kExited, H::kClose, false, S::kClosed},
     Edge{S::kRestarting, H::kClose, false, S::kClosed},
     Edge{S::kFailed, H::kClose, false, S::kClosed},
