@@ -209,15 +209,14 @@ class BrokerChild {
   int64_t last_ready_ns_ = 0;
 };
 
-// A visible renderer draws at 30 fps; a hidden one stands in as one drawing at 1 fps (the
-// broker's --fps 1, which every renderer of a scale run starts with), its frames and its
-// wakeups what a throttled background tab's would be. Visibility as its own broker command
-// replaces this one function: `visibility ID hidden` for the hidden ones.
+// Every renderer of a scale run starts hidden (--hidden: no frames, a heartbeat a second, a
+// low CPU share), as background tabs are; the first K are then made visible, at 30 fps.
 Result<void> MakeVisible(BrokerChild& b, int id) {
-  auto r = b.ctl().Call("fps " + std::to_string(id) + " " + std::to_string(kVisibleFps));
+  const std::string line = "visibility " + std::to_string(id) + " visible";
+  auto r = b.ctl().Call(line);
   if (!r) return std::unexpected(r.error());
   if (r->first.find("\"error\"") != std::string::npos) {
-    return MakeError(Errc::kState, "fps " + std::to_string(id) + ": " + r->first);
+    return MakeError(Errc::kState, line + ": " + r->first);
   }
   return {};
 }
@@ -288,18 +287,21 @@ std::string Fixed(double v, int digits) {
 double Mib(double bytes) { return bytes / (1 << 20); }
 
 // The options every scale broker runs with: enough memory budget and slots for `n` renderers,
-// and a cgroup limit per renderer small enough for the budget's arithmetic.
-std::vector<std::string> ScaleArgs(int n, int fps) {
-  return {"--renderers",
-          std::to_string(n),
-          "--fps",
-          std::to_string(fps),
-          "--max-renderers",
-          std::to_string(std::max(n, 1)),
-          "--renderer-memory",
-          "64",
-          "--memory-budget",
-          std::to_string(std::max(n, 1) * 64)};
+// and a cgroup limit per renderer small enough for the budget's arithmetic; with `hidden`,
+// every renderer starts hidden.
+std::vector<std::string> ScaleArgs(int n, bool hidden) {
+  std::vector<std::string> args = {"--renderers",
+                                   std::to_string(n),
+                                   "--fps",
+                                   std::to_string(kVisibleFps),
+                                   "--max-renderers",
+                                   std::to_string(std::max(n, 1)),
+                                   "--renderer-memory",
+                                   "64",
+                                   "--memory-budget",
+                                   std::to_string(std::max(n, 1) * 64)};
+  if (hidden) args.push_back("--hidden");
+  return args;
 }
 
 // The steady state of a running scale broker: pings, CPU and RSS over the window.
@@ -332,7 +334,7 @@ Result<Steady> MeasureSteady(BrokerChild& b, int ping_id, int64_t window_ns) {
 }  // namespace
 
 Result<Measurement> ScaleRssFloor(const BenchConfig& config) {
-  auto b = BrokerChild::Start(config, ScaleArgs(0, 1));
+  auto b = BrokerChild::Start(config, ScaleArgs(0, /*hidden=*/true));
   if (!b) return std::unexpected(b.error());
   if (auto r = b->ctl().Call("stats"); !r) return std::unexpected(r.error());
   auto stats = ReadProcStats(b->pid());
@@ -346,7 +348,7 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
   const int n = config.scale_renderers;
   const int visible = std::min(config.scale_visible, n);
   const int64_t window_ns = int64_t{config.scale_seconds} * kNsPerS;
-  auto started = BrokerChild::Start(config, ScaleArgs(n, 1));
+  auto started = BrokerChild::Start(config, ScaleArgs(n, /*hidden=*/true));
   if (!started) return std::unexpected(started.error());
   BrokerChild& b = *started;
   if (auto r = WaitForReady(b, 1); !r) return std::unexpected(r.error());
@@ -384,7 +386,7 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
   if (!shutdown) return std::unexpected(shutdown.error());
 
   std::string who = std::to_string(n) + " renderers, " + std::to_string(visible) +
-                    " visible at 30 fps and the rest hidden (standing in: 1 fps)";
+                    " visible at 30 fps and the rest hidden";
   ScaleResult out;
   out.spawn_each =
       Value(static_cast<double>(all_running_ns) / 1000.0 / n,
@@ -425,7 +427,7 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
 Result<Measurement> ScalePingVisible(const BenchConfig& config) {
   // Never more than the scale run itself: a quick run with --scale 20 stays quick.
   const int n = std::min(config.scale_all_visible, config.scale_renderers);
-  auto started = BrokerChild::Start(config, ScaleArgs(n, kVisibleFps));
+  auto started = BrokerChild::Start(config, ScaleArgs(n, /*hidden=*/false));
   if (!started) return std::unexpected(started.error());
   if (auto r = WaitForReady(*started, n); !r) return std::unexpected(r.error());
   auto steady = MeasureSteady(*started, 1, int64_t{std::min(config.scale_seconds, 10)} * kNsPerS);

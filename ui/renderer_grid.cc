@@ -1,5 +1,6 @@
 #include "ui/renderer_grid.h"
 
+#include <QEvent>
 #include <QGridLayout>
 #include <QGuiApplication>
 #include <QLabel>
@@ -92,6 +93,13 @@ void RendererGrid::UpdateVisibility() {
   }
 }
 
+bool RendererGrid::eventFilter(QObject* watched, QEvent* event) {
+  if (event->type() == QEvent::Move || event->type() == QEvent::Resize) {
+    ScheduleVisibilityUpdate();
+  }
+  return QScrollArea::eventFilter(watched, event);
+}
+
 void RendererGrid::showEvent(QShowEvent* event) {
   QScrollArea::showEvent(event);
   ScheduleVisibilityUpdate();
@@ -149,6 +157,7 @@ void RendererGrid::AddView(int id) {
   connect(view, &RendererView::activated, this, &RendererGrid::SetCurrent);
   connect(view, &RendererView::contextMenuRequested, this, &RendererGrid::contextMenuRequested);
   connect(view, &RendererView::commandFailed, this, &RendererGrid::commandFailed);
+  view->installEventFilter(this);
   Relayout(true);
   view->show();
   if (current_ == 0) SetCurrent(id);

@@ -52,6 +52,8 @@ class RendererGrid : public QScrollArea {
  protected:
   void resizeEvent(QResizeEvent* event) override;
   void showEvent(QShowEvent* event) override;
+  // A tile that moves or changes size may cross the viewport's edge: its visibility is due.
+  bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
   void OnBrokerEvent(const BrokerEvent& event);
