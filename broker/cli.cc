@@ -13,10 +13,6 @@ namespace sbx {
 
 namespace {
 
-// What --renderers and --max-renderers accept; the broker's own bound (--max-renderers, or its
-// default) is checked at start, where the machine's limits are known.
-constexpr int kMaxRenderersOption = 100'000;
-
 // One argument split in the "--opt=VALUE" form: name "--opt", inline value "VALUE". Anything
 // else (including "--opt" followed by a separate VALUE) has no inline value.
 struct OptionArg {

@@ -12,6 +12,10 @@
 
 namespace sbx {
 
+// What --renderers and --max-renderers accept; the broker's own bound (--max-renderers, or its
+// default) is checked at start, where the machine's limits are known.
+inline constexpr int kMaxRenderersOption = 100'000;
+
 struct CommandLine {
   BrokerOptions broker;
   std::string control_path;  // empty: DefaultControlPath()

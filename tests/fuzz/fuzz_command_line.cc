@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const sbx::BrokerOptions& b = cl->broker;
-  SBX_FUZZ_CHECK(b.renderers >= 0 && b.renderers <= 1000);
+  SBX_FUZZ_CHECK(b.renderers >= 0 && b.renderers <= sbx::kMaxRenderersOption);
+  SBX_FUZZ_CHECK(b.max_renderers >= 0 && b.max_renderers <= sbx::kMaxRenderersOption);
   SBX_FUZZ_CHECK(b.hang_timeout_ms >= 10 && b.hang_timeout_ms <= 3'600'000);
   SBX_FUZZ_CHECK(b.fps >= sbx::protocol::kMinFps && b.fps <= sbx::protocol::kMaxFps);
   SBX_FUZZ_CHECK(sbx::IsValidUrl(b.page));

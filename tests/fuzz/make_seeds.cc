@@ -295,6 +295,8 @@ void CommandLines() {
   Write("fuzz_command_line", "flags",
         args({"--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe"}));
   Write("fuzz_command_line", "hidden", args({"--renderers", "4", "--hidden"}));
+  // Past the window's old bound of 1000, as hundreds of renderers are now allowed.
+  Write("fuzz_command_line", "many", args({"--renderers", "21961", "--max-renderers", "30000"}));
   Write("fuzz_command_line", "paths",
         args({"--control", "/tmp/sbx-fuzz/control", "--renderer-path", "/usr/bin/true"}));
   Write("fuzz_command_line", "prefix", args({"--renderer-cmd-prefix", "valgrind -q"}));
