@@ -279,6 +279,15 @@ bool AllThreadsStopped(pid_t pid) {
 
 }  // namespace
 
+std::optional<ProcessInfo::Rlimit> ProcLimit(pid_t pid, std::string_view name) {
+  auto text = ReadSmallFile("/proc/" + std::to_string(pid) + "/limits");
+  if (!text) return std::nullopt;
+  for (auto& l : ParseLimits(*text)) {
+    if (l.name == name) return std::move(l);
+  }
+  return std::nullopt;
+}
+
 std::string StatusField(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/process_inspector.h"
 #include "ipc/unique_fd.h"
 
 namespace sbx {
@@ -102,6 +103,9 @@ bool ProcessAlive(pid_t pid);
 // The value of `key` in /proc/PID/status ("CapEff", "Seccomp", ...), leading blanks trimmed; ""
 // if the process or the key is not there.
 std::string StatusField(pid_t pid, const std::string& key);
+// The soft and hard values /proc/PID/limits shows for the limit it names `name` ("Max open
+// files"), read with the process view's parser; nullopt if the process or the row is not there.
+std::optional<ProcessInfo::Rlimit> ProcLimit(pid_t pid, std::string_view name);
 // Waits until every thread of the process is stopped (state T in /proc/PID/task/*/stat), within
 // timeout. kill(SIGSTOP) returns before a thread running on another CPU has stopped, so a test
 // that needs the process frozen waits for it. The kernel sends no event for this: it polls.

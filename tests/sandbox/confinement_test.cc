@@ -177,18 +177,12 @@ TEST(ConfinementTest, RendererHoldsExactlyTheDocumentedFds) {
 TEST(ConfinementTest, RendererHasTheDocumentedRlimits) {
   auto s = Start();
   ASSERT_GT(s.pid, 0);
-  std::ifstream in("/proc/" + std::to_string(s.pid) + "/limits");
-  std::stringstream text;
-  text << in.rdbuf();
   for (const auto& limit : sandbox::Limits()) {
-    auto at = text.str().find(limit.name);
-    ASSERT_NE(at, std::string::npos) << limit.name;
-    std::istringstream row(text.str().substr(at + limit.name.size(), 80));
-    std::string soft, hard;
-    row >> soft >> hard;
+    auto row = ProcLimit(s.pid, limit.name);
+    ASSERT_TRUE(row) << limit.name;
     std::string want = limit.value == RLIM_INFINITY ? "unlimited" : std::to_string(limit.value);
-    EXPECT_EQ(soft, want) << limit.name;
-    EXPECT_EQ(hard, want) << limit.name;
+    EXPECT_EQ(row->soft, want) << limit.name;
+    EXPECT_EQ(row->hard, want) << limit.name;
   }
 }
 

@@ -76,18 +76,12 @@ TEST(OutsideTest, ARendererThatNeverConfinesItselfIsConfinedFromOutside) {
   EXPECT_TRUE(out.starts_with("pipe:")) << out;
   EXPECT_EQ(std::filesystem::read_symlink(proc + "/fd/2"), out);
   // The rlimits set before exec (every one but the process limit, which the renderer sets).
-  std::ifstream in(proc + "/limits");
-  std::stringstream text;
-  text << in.rdbuf();
   for (const auto& limit : sandbox::Limits()) {
     if (!limit.before_exec) continue;
-    auto at = text.str().find(limit.name);
-    ASSERT_NE(at, std::string::npos) << limit.name;
-    std::istringstream row(text.str().substr(at + limit.name.size(), 80));
-    std::string soft, hard;
-    row >> soft >> hard;
+    auto row = ProcLimit(b.pid, limit.name);
+    ASSERT_TRUE(row) << limit.name;
     std::string want = limit.value == RLIM_INFINITY ? "unlimited" : std::to_string(limit.value);
-    EXPECT_EQ(hard, want) << limit.name;
+    EXPECT_EQ(row->hard, want) << limit.name;
   }
   // The report tells it apart from a renderer that stacked its own filter.
   json report = b.broker->Ctl("sandbox 1");
