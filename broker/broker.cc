@@ -417,7 +417,8 @@ Result<SandboxReport> Broker::Sandbox(int id) const {
   auto h = Find(id);
   if (!h) return std::unexpected(h.error());
   auto snap = (*h)->Snapshot(MonotonicNs());
-  return InspectSandbox(snap.pid, sandbox_level_, sandbox_note_, !launcher_filter_.empty());
+  return sandbox_inspector_.Inspect(snap.pid, sandbox_level_, sandbox_note_,
+                                    !launcher_filter_.empty());
 }
 
 Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook& hook) const {

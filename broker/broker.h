@@ -358,6 +358,8 @@ class Broker final : private RendererHostEnv {
   EventLoop::Token tick_timer_ = 0;
   sandbox::Level sandbox_level_ = sandbox::Level::kFull;
   std::string sandbox_note_;
+  // `list` reports every renderer's sandbox; what cannot change is read once per process.
+  mutable SandboxInspector sandbox_inspector_;
   std::optional<NamespaceHolder> holder_;
   std::map<EventLoop::Token, ChildProcess> reaping_;
   bool strays_seen_ = false;  // the last sweep found strays: sweep again next tick

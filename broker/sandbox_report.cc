@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <sstream>
@@ -54,25 +55,25 @@ bool StdioIsClean(const std::string& proc) {
 
 }  // namespace
 
-Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note,
-                                     bool launcher_filter) {
-  if (pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
-  std::string proc = "/proc/" + std::to_string(pid);
+namespace {
+
+uint64_t Number(std::string_view v, int base) {
+  uint64_t out = 0;
+  std::from_chars(v.data(), v.data() + v.size(), out, base);
+  return out;
+}
+
+// What a sandboxed renderer cannot undo once its own filter is on: its seccomp mode, filters,
+// no_new_privs and capabilities, its root, its uid map, its namespaces and its limits.
+Result<SandboxReport> ReadLayers(const std::string& proc) {
   auto status = ReadSmallFile(proc + "/status");
   if (!status) return std::unexpected(status.error());
   SandboxReport r;
-  r.level = level;
-  r.note = note;
-  auto number = [](std::string_view v, int base) -> uint64_t {
-    uint64_t out = 0;
-    std::from_chars(v.data(), v.data() + v.size(), out, base);
-    return out;
-  };
-  if (auto v = ProcStatusField(*status, "Seccomp"); !v.empty()) r.seccomp_mode = int(number(v, 10));
+  if (auto v = ProcStatusField(*status, "Seccomp"); !v.empty()) r.seccomp_mode = int(Number(v, 10));
   if (auto v = ProcStatusField(*status, "NoNewPrivs"); !v.empty())
-    r.no_new_privs = int(number(v, 10));
+    r.no_new_privs = int(Number(v, 10));
   if (auto v = ProcStatusField(*status, "Seccomp_filters"); !v.empty()) {
-    r.seccomp_filters = int(number(v, 10));
+    r.seccomp_filters = int(Number(v, 10));
   }
   const std::pair<const char*, uint64_t*> caps[] = {{"CapEff", &r.cap_eff},
                                                     {"CapPrm", &r.cap_prm},
@@ -80,26 +81,20 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
                                                     {"CapAmb", &r.cap_amb},
                                                     {"CapBnd", &r.cap_bnd}};
   for (auto [key, field] : caps) {
-    if (auto v = ProcStatusField(*status, key); !v.empty()) *field = number(v, 16);
+    if (auto v = ProcStatusField(*status, key); !v.empty()) *field = Number(v, 16);
   }
   r.root_empty = RootIsEmpty(proc);
-  r.stdio_clean = StdioIsClean(proc);
   if (auto map = ReadSmallFile(proc + "/uid_map")) {
     std::istringstream in(*map);
     std::string inside, outside, count;
     in >> inside >> outside >> count;
     r.uid_map = inside + " " + outside + " " + count;
   }
-  // Layers only the renderer applies itself (its own filter, the process limit); missing, they
-  // leave a renderer held by the launcher's layers alone.
-  std::vector<std::string> own_missing;
-
   for (const char* ns : {"user", "pid", "net", "ipc", "mnt", "uts"}) {
     ino_t theirs = NamespaceInode(proc + "/ns/" + ns);
     ino_t ours = NamespaceInode(std::string("/proc/self/ns/") + ns);
     r.namespaces.push_back({ns, theirs != 0 && ours != 0 && theirs != ours});
   }
-
   if (auto limits = ReadSmallFile(proc + "/limits")) {
     for (const auto& want : sandbox::Limits()) {
       auto at = limits->find(want.name);
@@ -108,19 +103,32 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
       SandboxReport::Rlimit l{std::string(want.name), "", ""};
       row >> l.soft >> l.hard;
       r.rlimits.push_back(l);
-      auto expected =
-          want.value == RLIM_INFINITY ? std::string("unlimited") : std::to_string(want.value);
-      if (level != sandbox::Level::kOff && l.hard != expected) {
-        auto& list = launcher_filter && !want.before_exec ? own_missing : r.problems;
-        list.push_back(std::string(want.name) + " is " + l.hard + ", want " + expected);
-      }
+    }
+  }
+  return r;
+}
+
+// Judges the layers read against what `level` promises: the problems and the verdict.
+void Judge(SandboxReport& r, sandbox::Level level, bool launcher_filter) {
+  // Layers only the renderer applies itself (its own filter, the process limit); missing, they
+  // leave a renderer held by the launcher's layers alone.
+  std::vector<std::string> own_missing;
+  for (const auto& want : sandbox::Limits()) {
+    auto l = std::find_if(r.rlimits.begin(), r.rlimits.end(),
+                          [&](const SandboxReport::Rlimit& x) { return x.name == want.name; });
+    if (l == r.rlimits.end()) continue;
+    auto expected =
+        want.value == RLIM_INFINITY ? std::string("unlimited") : std::to_string(want.value);
+    if (level != sandbox::Level::kOff && l->hard != expected) {
+      auto& list = launcher_filter && !want.before_exec ? own_missing : r.problems;
+      list.push_back(std::string(want.name) + " is " + l->hard + ", want " + expected);
     }
   }
 
   if (level == sandbox::Level::kOff) {
     r.verdict = "not sandboxed (--no-sandbox)";
     r.problems.push_back("--no-sandbox: every layer is off");
-    return r;
+    return;
   }
   if (r.seccomp_mode != 2) r.problems.push_back("no seccomp-bpf filter");
   if (r.no_new_privs != 1) r.problems.push_back("no_new_privs not set");
@@ -135,7 +143,8 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
     }
     if (!r.root_empty) r.problems.push_back("its root is not the empty read-only directory");
   } else {
-    r.problems.push_back("no namespaces: " + (note.empty() ? std::string("unavailable") : note));
+    r.problems.push_back("no namespaces: " +
+                         (r.note.empty() ? std::string("unavailable") : r.note));
   }
   if (launcher_filter && r.seccomp_filters < 2)
     own_missing.push_back("no seccomp filter of its own");
@@ -149,7 +158,76 @@ Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std:
     r.verdict = "partially sandboxed";
     r.problems.insert(r.problems.end(), own_missing.begin(), own_missing.end());
   }
-  return r;
+}
+
+// The read layers, with the live parts (stdio) read now and the judgement made again.
+SandboxReport Complete(SandboxReport layers, const std::string& proc, sandbox::Level level,
+                       const std::string& note, bool launcher_filter) {
+  layers.level = level;
+  layers.note = note;
+  layers.stdio_clean = StdioIsClean(proc);
+  Judge(layers, level, launcher_filter);
+  return layers;
+}
+
+// A renderer's own filter is on: from now on it cannot leave its namespaces, change its root or
+// uid map, regain a capability or raise a limit, so the layers read now stay true.
+bool LayersAreFinal(const SandboxReport& r, sandbox::Level level, bool launcher_filter) {
+  if (level == sandbox::Level::kOff) return false;
+  if (r.seccomp_mode != 2 || r.no_new_privs != 1) return false;
+  return !launcher_filter || r.seccomp_filters >= 2;
+}
+
+}  // namespace
+
+Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note,
+                                     bool launcher_filter) {
+  if (pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
+  std::string proc = "/proc/" + std::to_string(pid);
+  auto layers = ReadLayers(proc);
+  if (!layers) return std::unexpected(layers.error());
+  return Complete(std::move(*layers), proc, level, note, launcher_filter);
+}
+
+std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
+  auto stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return std::nullopt;
+  auto field = ProcStatField(*stat, 22);
+  if (!field || field->empty()) return std::nullopt;
+  uint64_t ticks = 0;
+  auto [p, ec] = std::from_chars(field->data(), field->data() + field->size(), ticks);
+  if (ec != std::errc() || p != field->data() + field->size()) return std::nullopt;
+  return ticks;
+}
+
+Result<SandboxReport> SandboxInspector::Inspect(pid_t pid, sandbox::Level level,
+                                                const std::string& note, bool launcher_filter) {
+  if (pid <= 0) return MakeError(Errc::kState, "renderer has no live process");
+  std::string proc = "/proc/" + std::to_string(pid);
+  // The pid and the start time name one process: a pid the kernel gave again is another one.
+  auto start = ProcessStartTicks(pid);
+  if (!start) return InspectSandbox(pid, level, note, launcher_filter);
+  const int64_t now = MonotonicNs();
+  auto hit = cache_.find(pid);
+  if (hit != cache_.end() && hit->second.start_ticks == *start) {
+    hit->second.used_ns = now;
+    return Complete(hit->second.layers, proc, level, note, launcher_filter);
+  }
+  auto layers = ReadLayers(proc);
+  if (!layers) return std::unexpected(layers.error());
+  if (LayersAreFinal(*layers, level, launcher_filter)) {
+    if (hit == cache_.end() && cache_.size() >= kMaxCached) Evict(now);
+    cache_[pid] = Entry{*start, *layers, now};
+  }
+  return Complete(std::move(*layers), proc, level, note, launcher_filter);
+}
+
+void SandboxInspector::Evict(int64_t now_ns) {
+  // Processes long gone (their pids not inspected for a minute) go first; if that frees too
+  // little, everything: the next reads fill the cache again.
+  constexpr int64_t kStaleNs = 60'000'000'000;
+  std::erase_if(cache_, [&](const auto& e) { return now_ns - e.second.used_ns > kStaleNs; });
+  if (cache_.size() >= kMaxCached) cache_.clear();
 }
 
 nlohmann::json SandboxReportToJson(const SandboxReport& r) {

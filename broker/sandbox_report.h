@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ipc/error.h"
@@ -51,6 +53,34 @@ struct SandboxReport {
 // also stacked its own shows two; one alone reads "contained by the launcher's filter only".
 Result<SandboxReport> InspectSandbox(pid_t pid, sandbox::Level level, const std::string& note,
                                      bool launcher_filter = false);
+
+// When the process `pid` started, in clock ticks since boot (/proc/PID/stat field 22): with the
+// pid, it names one process, where a pid alone may name a later one the kernel gave it to.
+std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+
+// InspectSandbox for a broker that is asked again and again (`list`, every renderer each time):
+// it keeps, per process, the layers a sandboxed renderer can no longer change once its own
+// filter is on (seccomp, no_new_privs, capabilities, root, uid map, namespaces, limits) and
+// reads only its stdio and start time again. The report is the one InspectSandbox makes. A
+// renderer may still lower a limit after that; the report shows the ones it started with.
+class SandboxInspector {
+ public:
+  static constexpr size_t kMaxCached = 2048;
+
+  Result<SandboxReport> Inspect(pid_t pid, sandbox::Level level, const std::string& note,
+                                bool launcher_filter = false);
+  size_t cached() const { return cache_.size(); }
+
+ private:
+  struct Entry {
+    uint64_t start_ticks = 0;
+    SandboxReport layers;  // as read, before the live parts and the judgement
+    int64_t used_ns = 0;
+  };
+  void Evict(int64_t now_ns);
+
+  std::unordered_map<pid_t, Entry> cache_;
+};
 
 nlohmann::json SandboxReportToJson(const SandboxReport& r);
 
