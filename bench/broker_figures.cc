@@ -242,75 +242,149 @@ std::string FormatMs(double ms) {
   return buf;
 }
 
+// One broker of a pair the bench alternates between, the IPC inspector on in one and off in
+// the other, so that both see the machine in the same state.
+struct PairedBroker {
+  Recorder recorder;  // declared first: it outlives the broker, which points at it
+  std::unique_ptr<Broker> broker;
+  std::vector<int> ids;
+};
+
+Result<std::unique_ptr<PairedBroker>> StartPaired(const BenchConfig& config, bool inspector,
+                                                  int renderers) {
+  auto p = std::make_unique<PairedBroker>();
+  BenchConfig c = config;
+  c.inspector = config.inspector && inspector;
+  auto broker = MakeBroker(c, /*restart=*/false, p->recorder);
+  if (!broker) return std::unexpected(broker.error());
+  p->broker = std::move(*broker);
+  for (int i = 0; i < renderers; ++i) {
+    auto id = SpawnReady(*p->broker, p->recorder);
+    if (!id) return std::unexpected(id.error());
+    p->ids.push_back(*id);
+  }
+  return p;
+}
+
+// One ping from the broker answered by its renderer, in ns, as the bench saw it.
+Result<int64_t> PingRoundTrip(Broker& b, int id) {
+  std::optional<Result<int64_t>> answer;
+  int64_t t1 = 0;
+  int64_t t0 = MonotonicNs();
+  auto sent = b.Ping(id, [&](Result<int64_t> rtt) {
+    t1 = MonotonicNs();
+    answer = std::move(rtt);
+  });
+  if (!sent) return std::unexpected(sent.error());
+  auto answered = [&] { return answer.has_value(); };
+  if (auto r = PumpUntil(b, answered, "pong"); !r) return std::unexpected(r.error());
+  if (!*answer) return std::unexpected(answer->error());
+  return t1 - t0;
+}
+
+// What the inspector costs: the figure with it over the figure without, median over median and
+// p99 over p99, taken in the same run.
+Measurement InspectorCost(const BenchConfig& config, const Measurement& on, const Measurement& off,
+                          std::string how) {
+  Summary s;
+  if (off.summary.median_us > 0) s.median_us = on.summary.median_us / off.summary.median_us;
+  if (off.summary.p99_us > 0) s.p99_us = on.summary.p99_us / off.summary.p99_us;
+  s.samples = std::min(on.summary.samples, off.summary.samples);
+  std::string note =
+      "the median with the IPC inspector on (every renderer's counters and ring, "
+      "the default) over the median with it off, and p99 over p99; " +
+      std::move(how);
+  if (!config.inspector) note += "; this run has it off in both (--no-inspector)";
+  return Measurement{s, std::move(note)};
+}
+
 }  // namespace
 
 Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
-  // Pinned, so the ratio compares code and not placement; the renderer and the echo child
-  // inherit the pin through clone (and exec), and die with the broker at the end of this scope.
+  // Pinned, so the ratio compares code and not placement; the renderers and the echo child
+  // inherit the pin through clone (and exec), and die with their broker at the end of this scope.
   auto pin = ScopedCpuPin::PinHere();
   if (!pin) return std::unexpected(pin.error());
-  Recorder recorder;
-  auto broker = MakeBroker(config, /*restart=*/false, recorder);
-  if (!broker) return std::unexpected(broker.error());
-  Broker& b = **broker;
-  auto id = SpawnReady(b, recorder);
-  if (!id) return std::unexpected(id.error());
-  if (auto r = PumpFor(b, 200 * kNsPerMs); !r) return std::unexpected(r.error());
-  auto running = b.Get(*id);
-  if (!running || running->pid <= 0) {
-    return MakeError(Errc::kState, "renderer has no live process");
+  // Two brokers of one renderer each, the inspector on in one and off in the other.
+  std::array<std::unique_ptr<PairedBroker>, 2> brokers;
+  for (int side = 0; side < 2; ++side) {
+    auto p = StartPaired(config, /*inspector=*/side == 0, 1);
+    if (!p) return std::unexpected(p.error());
+    brokers[side] = std::move(*p);
+    if (auto r = PumpFor(*brokers[side]->broker, 200 * kNsPerMs); !r) {
+      return std::unexpected(r.error());
+    }
   }
-  const pid_t renderer_pid = running->pid;
+  std::array<pid_t, 2> renderer_pid{};
+  for (int side = 0; side < 2; ++side) {
+    auto running = brokers[side]->broker->Get(brokers[side]->ids[0]);
+    if (!running || running->pid <= 0) {
+      return MakeError(Errc::kState, "renderer has no live process");
+    }
+    renderer_pid[side] = running->pid;
+  }
   auto echo = PipeEcho::Start();
   if (!echo) return std::unexpected(echo.error());
 
-  Placement placement;
-  auto ping = [&]() -> Result<int64_t> {
-    std::optional<Result<int64_t>> answer;
-    int64_t t1 = 0;
-    int64_t t0 = MonotonicNs();
-    auto sent = b.Ping(*id, [&](Result<int64_t> rtt) {
-      t1 = MonotonicNs();
-      answer = std::move(rtt);
-    });
-    if (!sent) return std::unexpected(sent.error());
-    auto answered = [&] { return answer.has_value(); };
-    if (auto r = PumpUntil(b, answered, "pong"); !r) return std::unexpected(r.error());
-    if (!*answer) return std::unexpected(answer->error());
-    return t1 - t0;
-  };
-  // Blocks short enough that both see the same machine, long enough that each runs hot.
+  std::array<Placement, 2> placement;
+  // Blocks short enough that all three see the same machine, long enough that each runs hot.
   constexpr int kBlock = 50;
   const int blocks = Count(config, 100, 10);
   std::vector<int64_t> raw;
-  std::vector<int64_t> ours;
-  for (int i = -1; i < blocks; ++i) {  // block -1 warms both paths up
+  std::array<std::vector<int64_t>, 2> ours;
+  for (int i = -1; i < blocks; ++i) {  // block -1 warms every path up
     for (int j = 0; j < kBlock; ++j) {
       auto ns = echo->RoundTrip();
       if (!ns) return std::unexpected(ns.error());
       if (i >= 0) raw.push_back(*ns);
     }
-    for (int j = 0; j < kBlock; ++j) {
-      auto ns = ping();
-      if (!ns) return std::unexpected(ns.error());
-      if (i >= 0) ours.push_back(*ns);
+    // Each broker goes first in every other block, so neither is always the one that follows
+    // the pipe's.
+    for (int k = 0; k < 2; ++k) {
+      const int side = (i + k) & 1;
+      PairedBroker& p = *brokers[side];
+      for (int j = 0; j < kBlock; ++j) {
+        auto ns = PingRoundTrip(*p.broker, p.ids[0]);
+        if (!ns) return std::unexpected(ns.error());
+        if (i >= 0) ours[side].push_back(*ns);
+      }
+      // Off the timed path: where the renderer last ran.
+      placement[side].Record(::sched_getcpu(), LastCpu(renderer_pid[side]));
     }
-    // Off the timed path: where the renderer last ran.
-    placement.Record(::sched_getcpu(), LastCpu(renderer_pid));
   }
   if (auto r = echo->Stop(); !r) return std::unexpected(r.error());
 
-  std::string interleaved = "interleaved with the other in blocks of " + std::to_string(kBlock);
-  std::string pipe_note = "24-byte messages, blocking read/write, no poll; " + interleaved +
-                          "; pinned to one CPU: " + echo->placement().Describe();
-  std::string note =
-      "a ping from the broker answered by its renderer, 1 renderer drawing sbx://plasma at " +
-      std::to_string(kFps) + " fps";
-  if (auto snap = b.Get(*id)) note += " (" + std::to_string(snap->render_us) + " us per frame)";
-  note += "; a ping that lands during a render waits for it; " + interleaved +
-          "; pinned to one CPU: " + placement.Describe() + "; " + DescribeConfinement(renderer_pid);
-  return RoundTripResult{Measurement{Summarize(std::move(raw)), std::move(pipe_note)},
-                         Measurement{Summarize(std::move(ours)), std::move(note)}};
+  const std::string interleaved =
+      "interleaved with pipe_rtt and with the other broker's pings "
+      "in blocks of " +
+      std::to_string(kBlock);
+  std::string pipe_note =
+      "24-byte messages, blocking read/write, no poll; interleaved with "
+      "control_rtt and control_rtt_no_inspector in blocks of " +
+      std::to_string(kBlock) + "; pinned to one CPU: " + echo->placement().Describe();
+  auto note = [&](int side) {
+    Broker& b = *brokers[side]->broker;
+    std::string n =
+        "a ping from the broker answered by its renderer, 1 renderer drawing "
+        "sbx://plasma at " +
+        std::to_string(kFps) + " fps";
+    if (auto snap = b.Get(brokers[side]->ids[0])) {
+      n += " (" + std::to_string(snap->render_us) + " us per frame)";
+    }
+    n += side == 0 ? "; the IPC inspector as configured (on unless --no-inspector)"
+                   : "; a second broker with the IPC inspector off, otherwise the same";
+    return n + "; a ping that lands during a render of either broker's renderer waits for it; " +
+           interleaved + "; pinned to one CPU: " + placement[side].Describe() + "; " +
+           DescribeConfinement(renderer_pid[side]);
+  };
+  RoundTripResult out{Measurement{Summarize(std::move(raw)), std::move(pipe_note)},
+                      Measurement{Summarize(std::move(ours[0])), note(0)},
+                      Measurement{Summarize(std::move(ours[1])), note(1)},
+                      {}};
+  out.inspector_cost =
+      InspectorCost(config, out.control_rtt, out.control_rtt_no_inspector,
+                    "control_rtt over control_rtt_no_inspector, pinged in alternating blocks");
+  return out;
 }
 
 Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
@@ -318,54 +392,84 @@ Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
   // scheduler cannot pick a different mode for the figure and for the floor.
   auto pin = ScopedCpuPin::PinHere();
   if (!pin) return std::unexpected(pin.error());
-  Recorder recorder;
-  auto broker = MakeBroker(config, /*restart=*/false, recorder);
-  if (!broker) return std::unexpected(broker.error());
-  Broker& b = **broker;
-  int renderers = Count(config, 3, 2);
-  int window_s = Count(config, 6, 1);
-  std::string confinement;
-  for (int i = 0; i < renderers; ++i) {
-    auto id = SpawnReady(b, recorder);
-    if (!id) return std::unexpected(id.error());
-    if (confinement.empty()) confinement = DescribeConfinement(b, *id);
+  const int renderers = Count(config, 3, 2);
+  // The two brokers (inspector on, off) take turns, one window at a time; the one not served
+  // meanwhile keeps its renderers drawing and heartbeating, so both see the same load.
+  const int pairs = Count(config, 8, 2);
+  const int64_t window_ns = Count(config, 500, 250) * kNsPerMs;
+  // A served broker first reads what queued up while it was not: those heartbeats waited for
+  // the bench, not for the broker, and are not counted.
+  constexpr int64_t kSettleNs = 40 * kNsPerMs;
+  std::array<std::unique_ptr<PairedBroker>, 2> brokers;
+  for (int side = 0; side < 2; ++side) {
+    auto p = StartPaired(config, /*inspector=*/side == 0, renderers);
+    if (!p) return std::unexpected(p.error());
+    brokers[side] = std::move(*p);
   }
+  const std::string confinement = DescribeConfinement(*brokers[0]->broker, brokers[0]->ids[0]);
   // Warm-up: the first heartbeat of each renderer races its startup and is not typical.
-  if (auto r = PumpFor(b, 300 * kNsPerMs); !r) return std::unexpected(r.error());
-  // The bare receiver wakes as often as the broker does (every frame and every heartbeat of
-  // every renderer), so both sleep as long, and as deeply, between messages.
+  for (auto& p : brokers) {
+    if (auto r = PumpFor(*p->broker, 300 * kNsPerMs); !r) return std::unexpected(r.error());
+  }
+  // The bare receiver wakes as often as the served broker does (every frame and every heartbeat
+  // of every renderer), so both sleep as long, and as deeply, between messages.
   const int64_t broker_wakeups_per_s = renderers * (kFps + 1000 / protocol::kHeartbeatIntervalMs);
   const int64_t gap_ns = 1'000'000'000 / broker_wakeups_per_s;
   auto floor = MqOneway::Start(gap_ns);
   if (!floor) return std::unexpected(floor.error());
-  recorder.CollectHeartbeats(true);
-  if (auto r = PumpFor(b, window_s * 1000 * kNsPerMs); !r) return std::unexpected(r.error());
-  recorder.CollectHeartbeats(false);
+  std::array<std::vector<int64_t>, 2> samples;
+  for (int i = 0; i < pairs; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const int side = (i + k) & 1;
+      PairedBroker& p = *brokers[side];
+      if (auto r = PumpFor(*p.broker, kSettleNs); !r) return std::unexpected(r.error());
+      p.recorder.CollectHeartbeats(true);
+      if (auto r = PumpFor(*p.broker, window_ns); !r) return std::unexpected(r.error());
+      p.recorder.CollectHeartbeats(false);
+      auto taken = p.recorder.TakeHeartbeats();
+      samples[side].insert(samples[side].end(), taken.begin(), taken.end());
+    }
+  }
   auto bare = floor->Stop();
   if (!bare) return std::unexpected(bare.error());
   if (bare->empty()) return MakeError(Errc::kState, "no bare mq message arrived");
-  std::vector<int64_t> samples = recorder.TakeHeartbeats();
-  if (samples.empty()) return MakeError(Errc::kState, "no heartbeat arrived");
+  if (samples[0].empty() || samples[1].empty()) {
+    return MakeError(Errc::kState, "no heartbeat arrived");
+  }
 
-  std::string note = std::to_string(renderers) + " renderers at " + std::to_string(kFps) +
-                     " fps for " + std::to_string(window_s) +
-                     " s; from the renderer's timestamp right before it sends a heartbeat to the "
-                     "broker handling it; broker and renderers pinned to one CPU; " +
-                     confinement;
+  const std::string window_ms = std::to_string(window_ns / kNsPerMs);
+  auto note = [&](int side) {
+    return std::to_string(renderers) + " renderers at " + std::to_string(kFps) + " fps, " +
+           std::to_string(pairs) + " windows of " + window_ms +
+           " ms; from the renderer's timestamp right before it sends a heartbeat to the broker "
+           "handling it; " +
+           (side == 0 ? "the IPC inspector as configured (on unless --no-inspector)"
+                      : "a second broker with the IPC inspector off, otherwise the same") +
+           ", the two brokers served in alternate windows (what queued up while a broker was "
+           "not served is not counted); brokers and renderers pinned to one CPU; " +
+           confinement;
+  };
   std::vector<std::string> warnings;
-  if (recorder.AnyHeartbeatFallback()) {
+  std::array<std::string, 2> notes = {note(0), note(1)};
+  if (brokers[0]->recorder.AnyHeartbeatFallback() || brokers[1]->recorder.AnyHeartbeatFallback()) {
     warnings.push_back(
         "no message queue could be made, so the heartbeats rode the control pipe and the figure "
         "is not the queue's");
-    note += "; heartbeats on the control pipe, not a message queue";
+    for (auto& n : notes) n += "; heartbeats on the control pipe, not a message queue";
   }
   std::string floor_note = "one 40-byte message-queue send, timestamped right before it, every " +
                            std::to_string(gap_ns / 1000) +
                            " us from a child of sbx-bench to another asleep in its receive, "
-                           "during heartbeat_latency's window and pinned to the same CPU";
-  return HeartbeatResult{
+                           "during heartbeat_latency's windows and pinned to the same CPU";
+  HeartbeatResult out{
       Measurement{Summarize(std::move(*bare)), std::move(floor_note)},
-      Measurement{Summarize(std::move(samples)), std::move(note), std::move(warnings)}};
+      Measurement{Summarize(std::move(samples[0])), std::move(notes[0]), warnings},
+      Measurement{Summarize(std::move(samples[1])), std::move(notes[1]), std::move(warnings)},
+      {}};
+  out.inspector_cost =
+      InspectorCost(config, out.heartbeat_latency, out.heartbeat_no_inspector,
+                    "heartbeat_latency over heartbeat_no_inspector, in alternate windows");
+  return out;
 }
 
 namespace {

@@ -144,15 +144,22 @@ Result<Measurement> FramePublish(const BenchConfig& config);
 // control_rtt and its baseline pipe_rtt, taken interleaved in alternating blocks on one pinned
 // CPU, so both see the machine in the same state: on a shared VM the floor itself drifts by
 // tens of percent within a minute, which separate runs would read as our code's cost.
+// control_rtt is the broker as configured; a second broker with the IPC inspector off is pinged
+// in the same alternation, and inspector_cost is control_rtt over it.
 struct RoundTripResult {
   Measurement pipe_rtt;
   Measurement control_rtt;
+  Measurement control_rtt_no_inspector;
+  Measurement inspector_cost;  // a ratio, not a duration
 };
 Result<RoundTripResult> RoundTrips(const BenchConfig& config);
-// heartbeat_latency and its floor mq_oneway_idle, taken at the same time (see MqOneway).
+// heartbeat_latency and its floor mq_oneway_idle, taken at the same time (see MqOneway); like
+// the round trips, with a second broker whose inspector is off, served in alternate windows.
 struct HeartbeatResult {
   Measurement mq_oneway_idle;
   Measurement heartbeat_latency;
+  Measurement heartbeat_no_inspector;
+  Measurement inspector_cost;  // a ratio, not a duration
 };
 Result<HeartbeatResult> Heartbeats(const BenchConfig& config);
 Result<Measurement> SpawnToFirstFrame(const BenchConfig& config);
@@ -190,6 +197,7 @@ struct ScaleResult {
   Measurement spawn_each;     // us: until all ran, divided by their number
   Measurement ping_spawning;  // us: control-socket pings while they start
   Measurement ping_steady;    // us: control-socket pings once all run
+  Measurement list;           // us: `list` once all run
   Measurement broker_cpu;     // percent of one CPU over the window
   Measurement broker_rss;     // MiB
   Measurement pss_each;       // MiB, the median renderer's
@@ -201,6 +209,13 @@ Result<ScaleResult> Scale(const BenchConfig& config);
 Result<Measurement> ScaleRssFloor(const BenchConfig& config);
 // config.scale_all_visible renderers all at 30 fps: control-socket pings.
 Result<Measurement> ScalePingVisible(const BenchConfig& config);
+// The control socket's `ping` of a renderer while 16 others spin (a runaway script each), and
+// of the same renderer in the same broker right before they were told to (scale_figures.cc).
+struct PingLoadResult {
+  Measurement idle;
+  Measurement loaded;
+};
+Result<PingLoadResult> PingUnderLoad(const BenchConfig& config);
 // A blocking POSIX queue (the broker's attributes by default) with a random name, unlinked at
 // once so that no /dev/mqueue entry can outlive this process, however it ends.
 Result<UniqueFd> OpenUnlinkedQueue(long max_msg = protocol::kQueueMaxMsg,

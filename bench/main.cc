@@ -51,6 +51,7 @@ struct FigureDef {
   // Measured only when asked (--scale N, or --only scale): a run of hundreds of renderers
   // takes a minute and the machine's every core.
   bool scale = false;
+  Measurement PingLoadResult::*ping_load_part = nullptr;  // from the one shared run under load
 };
 
 constexpr std::string_view kBaseline = "baseline";
@@ -64,11 +65,19 @@ constexpr FigureDef kFigures[] = {
      Check::kNone, 0},
     {"control_rtt", nullptr, nullptr, &RoundTripResult::control_rtt, nullptr, "pipe_rtt", "",
      "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"control_rtt_no_inspector", nullptr, nullptr, &RoundTripResult::control_rtt_no_inspector,
+     nullptr, "pipe_rtt", "", kContext, Check::kNone, 0},
+    {"inspector_rtt_cost", nullptr, nullptr, &RoundTripResult::inspector_cost, nullptr, "", "",
+     "median <= 1.10", Check::kMedianAtMost, 1.10, nullptr, "x"},
     {"mq_rtt_half", &MqRttHalf, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
     {"mq_oneway_idle", nullptr, nullptr, nullptr, &HeartbeatResult::mq_oneway_idle, "", "",
      kBaseline, Check::kNone, 0},
     {"heartbeat_latency", nullptr, nullptr, nullptr, &HeartbeatResult::heartbeat_latency,
      "mq_oneway_idle", "mq_rtt_half", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
+    {"heartbeat_no_inspector", nullptr, nullptr, nullptr, &HeartbeatResult::heartbeat_no_inspector,
+     "mq_oneway_idle", "", kContext, Check::kNone, 0},
+    {"inspector_heartbeat_cost", nullptr, nullptr, nullptr, &HeartbeatResult::inspector_cost, "",
+     "", "median <= 1.10", Check::kMedianAtMost, 1.10, nullptr, "x"},
     {"pidfd_wakeup", &PidfdWakeup, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
     // The same kill and pidfd poll, on a real renderer: the floor death_detection stands on.
     {"renderer_exit", nullptr, &KillCycleResult::renderer_exit, nullptr, nullptr, "",
@@ -88,6 +97,10 @@ constexpr FigureDef kFigures[] = {
      "fork_exec_renderer", "median < 5 ms", Check::kMedianBelowUs, 5'000},
     {"spawn_no_cgroup", &SpawnNoCgroup, nullptr, nullptr, nullptr, "fork_exec", "", kContext,
      Check::kNone, 0},
+    {"ping_no_load", nullptr, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0,
+     nullptr, "us", false, &PingLoadResult::idle},
+    {"ping_under_load", nullptr, nullptr, nullptr, nullptr, "ping_no_load", "", "p99 < 10 ms",
+     Check::kP99Below, 10'000, nullptr, "us", false, &PingLoadResult::loaded},
     {"memcpy_frame", &MemcpyFrame, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0},
     {"frame_publish", &FramePublish, nullptr, nullptr, nullptr, "memcpy_frame", "",
      "none (see its note)", Check::kNone, 0},
@@ -100,6 +113,8 @@ constexpr FigureDef kFigures[] = {
      Check::kP99Below, 50'000, &ScaleResult::ping_spawning, "us", true},
     {"scale_ping_steady", nullptr, nullptr, nullptr, nullptr, "pipe_rtt", "", "p99 < 10 ms",
      Check::kP99Below, 10'000, &ScaleResult::ping_steady, "us", true},
+    {"scale_list", nullptr, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0,
+     &ScaleResult::list, "us", true},
     {"scale_unresponsive", nullptr, nullptr, nullptr, nullptr, "", "", "= 0", Check::kMedianAtMost,
      0, &ScaleResult::unresponsive, "evts", true},
     {"scale_broker_cpu", nullptr, nullptr, nullptr, nullptr, "", "", "none (see its note)",
@@ -123,11 +138,15 @@ constexpr TargetSource kTargetSources[] = {
     {"control_rtt", "a command may cost at most half again a bare pipe round trip"},
     {"heartbeat_latency",
      "a heartbeat may take at most half again a bare message-queue send to a sleeping receiver"},
+    {"inspector_rtt_cost",
+     "the IPC inspector, on by default, adds at most 10% to control_rtt (median over median)"},
+    {"inspector_heartbeat_cost", "... and at most 10% to heartbeat_latency"},
     {"death_detection",
      "the broker may take at most half again the kernel's own time to kill the renderer and "
      "report its exit"},
     {"recovery", "a killed renderer is replaced and drawing again within 10 ms"},
     {"spawn_to_first_frame", "a new renderer, sandbox and all, draws its first frame within 5 ms"},
+    {"ping_under_load", "16 renderers spinning leave the control socket answering in 10 ms"},
     {"scale_spawn_each", "500 renderers all running within 5 s of the broker's start"},
     {"scale_ping_spawning", "the control socket answers within 50 ms while hundreds start"},
     {"scale_ping_steady", "... and within 10 ms once they run"},
@@ -174,7 +193,8 @@ constexpr char kUsage[] =
     "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
-    "  --no-inspector        no per-mechanism IPC counters or ring, to measure what they cost\n"
+    "  --no-inspector        no per-mechanism IPC counters or ring in any broker (every run\n"
+    "                        measures control_rtt and heartbeat_latency without them too)\n"
     "  --no-cgroup           no cgroup per renderer, for every figure (the *_no_cgroup figures\n"
     "                        measure without one in every run)\n"
     "  --check               exit 3 when a figure misses its target (1 when one cannot be\n"
@@ -309,7 +329,7 @@ class Report {
            o.config.sandbox ? "" : " (--no-sandbox)");
     if (!o.config.inspector) Append("sbx-bench: the IPC inspector is off (--no-inspector)\n");
     if (!o.config.cgroups) Append("sbx-bench: no cgroup per renderer (--no-cgroup)\n");
-    Append("%-21s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
+    Append("%-24s %10s %10s %-4s %7s  %-18s %10s %7s  %-22s %s\n", "figure", "median", "p99",
            "unit", "samples", "floor", "floor med", "ratio", "target", "met");
   }
 
@@ -341,7 +361,7 @@ class Report {
     std::string ratio_s = ratio ? Fixed(*ratio, 2) : "-";
     std::string target = def.target == kBaseline ? "floor" : std::string(def.target);
     const char* met_s = !met ? "-" : *met ? "yes" : "NO";
-    Append("%-21.*s %10.2f %10.2f %-4.*s %7zu  %-18s %10s %7s  %-22s %s\n",
+    Append("%-24.*s %10.2f %10.2f %-4.*s %7zu  %-18s %10s %7s  %-22s %s\n",
            static_cast<int>(def.name.size()), def.name.data(), s.median_us, s.p99_us,
            static_cast<int>(def.unit.size()), def.unit.data(), s.samples, base.c_str(),
            base_med.c_str(), ratio_s.c_str(), target.c_str(), met_s);
@@ -360,11 +380,11 @@ class Report {
       for (const auto& t : kTargetSources) {
         const FigureDef* def = FindFigure(t.figure);
         std::string target = def ? std::string(def->target) : "";
-        Append("  %-21.*s %-15s %.*s\n", static_cast<int>(t.figure.size()), t.figure.data(),
+        Append("  %-24.*s %-15s %.*s\n", static_cast<int>(t.figure.size()), t.figure.data(),
                target.c_str(), static_cast<int>(t.why.size()), t.why.data());
       }
       if (!notes_.empty()) Append("\nnotes (what was timed, and under which conditions):\n");
-      for (const auto& [name, note] : notes_) Append("  %-21s %s\n", name.c_str(), note.c_str());
+      for (const auto& [name, note] : notes_) Append("  %-24s %s\n", name.c_str(), note.c_str());
     }
     std::fputs(table_.c_str(), stdout);
     std::fflush(stdout);
@@ -430,6 +450,11 @@ class Runner {
       if (!*scale_) return std::unexpected(scale_->error());
       return (**scale_).*def.scale_part;
     }
+    if (def.ping_load_part) {
+      if (!ping_load_) ping_load_ = PingUnderLoad(config_);
+      if (!*ping_load_) return std::unexpected(ping_load_->error());
+      return (**ping_load_).*def.ping_load_part;
+    }
     if (def.heartbeat_part) {
       if (!heartbeats_) heartbeats_ = Heartbeats(config_);
       if (!*heartbeats_) return std::unexpected(heartbeats_->error());
@@ -452,6 +477,7 @@ class Runner {
   std::optional<Result<HeartbeatResult>> heartbeats_;
   std::optional<Result<KillCycleResult>> kill_cycle_;
   std::optional<Result<ScaleResult>> scale_;
+  std::optional<Result<PingLoadResult>> ping_load_;
 };
 
 int Main(int argc, char** argv) {
@@ -492,7 +518,7 @@ int Main(int argc, char** argv) {
   report.Header(*options);
   if (!options->json && ::isatty(STDERR_FILENO)) {
     std::fprintf(stderr, "sbx-bench: measuring (%s%s); the table follows when all are done\n",
-                 options->config.quick ? "a few seconds" : "about 25 s",
+                 options->config.quick ? "a few seconds" : "about 35 s",
                  options->scale ? ", plus the scale run" : "");
   }
   Runner runner(options->config);

@@ -119,6 +119,7 @@ class BrokerChild {
                  config.renderer_path};
     if (!config.sandbox) spec.argv.push_back("--no-sandbox");
     if (!config.inspector) spec.argv.push_back("--no-inspector");
+    if (!config.cgroups) spec.argv.push_back("--no-cgroup");
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.fds = {{out->write.get(), 1}};
     int64_t start = MonotonicNs();
@@ -274,6 +275,19 @@ Result<std::vector<pid_t>> RendererPids(BrokerChild& b) {
   return pids;
 }
 
+// `list` through the control socket, a few times: every renderer's row and sandbox report.
+Result<std::vector<int64_t>> TimeList(BrokerChild& b) {
+  constexpr int kLists = 5;
+  std::vector<int64_t> rtts;
+  for (int i = 0; i < kLists; ++i) {
+    auto r = b.ctl().Call("list");
+    if (!r) return std::unexpected(r.error());
+    rtts.push_back(r->second);
+    b.DrainEvents();
+  }
+  return rtts;
+}
+
 Measurement Value(double v, std::string note, std::vector<std::string> warnings = {}) {
   return Measurement{Summary{v, v, 1}, std::move(note), std::move(warnings)};
 }
@@ -376,6 +390,8 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
   if (!steady) return std::unexpected(steady.error());
   auto pids = RendererPids(b);
   if (!pids) return std::unexpected(pids.error());
+  auto lists = TimeList(b);
+  if (!lists) return std::unexpected(lists.error());
   std::vector<int64_t> pss;
   size_t step = std::max<size_t>(1, pids->size() / kPssSample);
   for (size_t i = 0; i < pids->size(); i += step) {
@@ -401,6 +417,10 @@ Result<ScaleResult> Scale(const BenchConfig& config) {
       Measurement{Summarize(std::move(steady->pings)),
                   "`ping 1` through the control socket every 20 ms for " +
                       std::to_string(config.scale_seconds) + " s once all ran; " + who};
+  out.list = Measurement{Summarize(std::move(*lists)),
+                         "`list` through the control socket, 5 times once all ran (each renderer's "
+                         "row, counters and sandbox report); " +
+                             who};
   out.broker_cpu = Value(steady->cpu_percent, "the broker's user + system time over the " +
                                                   std::to_string(config.scale_seconds) +
                                                   " s window, in percent of one CPU; " + who);
@@ -437,6 +457,93 @@ Result<Measurement> ScalePingVisible(const BenchConfig& config) {
                      "`ping 1` through the control socket every 20 ms, " + std::to_string(n) +
                          " renderers all drawing at 30 fps; the broker at " +
                          Fixed(steady->cpu_percent, 0) + "% of one CPU"};
+}
+
+namespace {
+
+// ping_under_load: renderers 1 to kSpinners are told to hang (their main thread spins, as a
+// runaway script does) and the one after them is pinged.
+constexpr int kSpinners = 16;
+// Pings are spaced so that the client does not become the load it measures, and often enough
+// for a p99 in a window of a second or two.
+constexpr int64_t kLoadPingGapNs = 5 * kNsPerMs;
+
+// The CPU time the given processes have used so far, summed (a process gone counts nothing).
+uint64_t CpuNs(const std::vector<pid_t>& pids) {
+  uint64_t sum = 0;
+  for (pid_t pid : pids) {
+    if (auto s = ReadProcStats(pid)) sum += s->cpu_ns;
+  }
+  return sum;
+}
+
+// What holds each renderer back, from the first row of `list`: its cgroup's CPU bound, or none.
+Result<bool> RenderersHaveCgroups(BrokerChild& b) {
+  auto r = b.ctl().Call("list");
+  if (!r) return std::unexpected(r.error());
+  auto list = nlohmann::json::parse(r->first, nullptr, false);
+  if (list.is_discarded() || !list.contains("renderers") || list["renderers"].empty()) {
+    return MakeError(Errc::kState, "list: " + r->first.substr(0, 200));
+  }
+  const auto& cgroup = list["renderers"][0]["cgroup"];
+  return cgroup.is_object() && cgroup.contains("path");
+}
+
+}  // namespace
+
+Result<PingLoadResult> PingUnderLoad(const BenchConfig& config) {
+  const int64_t window_ns = Count(config, 1500, 300) * kNsPerMs;
+  const int pinged = kSpinners + 1;
+  auto started = BrokerChild::Start(config, ScaleArgs(pinged, /*hidden=*/false));
+  if (!started) return std::unexpected(started.error());
+  BrokerChild& b = *started;
+  if (auto r = WaitForReady(b, pinged); !r) return std::unexpected(r.error());
+  auto cgroups = RenderersHaveCgroups(b);
+  if (!cgroups) return std::unexpected(cgroups.error());
+  auto pids = RendererPids(b);
+  if (!pids) return std::unexpected(pids.error());
+  if (pids->size() != static_cast<size_t>(pinged)) {
+    return MakeError(Errc::kState, std::to_string(pids->size()) + " renderers listed, not " +
+                                       std::to_string(pinged));
+  }
+  pids->pop_back();  // the pinged one; `list` is in id order
+  auto idle = PingWhile(b, pinged, kLoadPingGapNs, [t0 = MonotonicNs(), window_ns] {
+    return MonotonicNs() - t0 >= window_ns;
+  });
+  if (!idle) return std::unexpected(idle.error());
+  for (int id = 1; id <= kSpinners; ++id) {
+    auto r = b.ctl().Call("hang " + std::to_string(id));
+    if (!r) return std::unexpected(r.error());
+    if (r->first.find("\"error\"") != std::string::npos) {
+      return MakeError(Errc::kState, "hang " + std::to_string(id) + ": " + r->first);
+    }
+  }
+  const uint64_t spin_before = CpuNs(*pids);
+  const int64_t t0 = MonotonicNs();
+  auto loaded = PingWhile(b, pinged, kLoadPingGapNs,
+                          [t0, window_ns] { return MonotonicNs() - t0 >= window_ns; });
+  if (!loaded) return std::unexpected(loaded.error());
+  const double spin_cpus =
+      static_cast<double>(CpuNs(*pids) - spin_before) / static_cast<double>(MonotonicNs() - t0);
+  if (auto s = b.Shutdown(); !s) return std::unexpected(s.error());
+
+  const std::string how = "`ping " + std::to_string(pinged) +
+                          "` through the control socket every 5 ms for " +
+                          Fixed(static_cast<double>(window_ns) / kNsPerS, 1) + " s, " +
+                          std::to_string(pinged) + " renderers at 30 fps";
+  const std::string bound =
+      *cgroups ? "each spinner bound by its cgroup to 50% of a CPU"
+               : "no cgroup per renderer, so nothing but the scheduler's fair share holds the "
+                 "spinners back";
+  PingLoadResult out;
+  out.idle = Measurement{Summarize(std::move(*idle)), how +
+                                                          ", none of them hung; the same "
+                                                          "broker right before ping_under_load"};
+  out.loaded = Measurement{
+      Summarize(std::move(*loaded)),
+      how + ", " + std::to_string(kSpinners) + " of them hung (`hang ID`: a thread spinning); " +
+          bound + "; the spinners used " + Fixed(spin_cpus, 2) + " CPUs together meanwhile"};
+  return out;
 }
 
 }  // namespace sbx::bench
