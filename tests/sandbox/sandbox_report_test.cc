@@ -1,6 +1,8 @@
 // The broker's cached sandbox report (SandboxInspector): the report it gives is the one a fresh
 // read of /proc gives, it keeps only processes whose own filter is on, and it reads again what
 // a confined process can still change (its stdio).
+#include "broker/sandbox_report.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/filter.h>
@@ -13,7 +15,6 @@
 #include <chrono>
 #include <optional>
 
-#include "broker/sandbox_report.h"
 #include "tests/integration/harness.h"
 
 namespace sbx::testing {
