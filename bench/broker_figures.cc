@@ -300,6 +300,8 @@ Measurement InspectorCost(const BenchConfig& config, const Measurement& on, cons
 
 }  // namespace
 
+// Over 80 lines: set-up, the alternation and the notes of four figures, read top to bottom; what
+// it shares with Heartbeats (StartPaired, InspectorCost) is above.
 Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   // Pinned, so the ratio compares code and not placement; the renderers and the echo child
   // inherit the pin through clone (and exec), and die with their broker at the end of this scope.
@@ -387,6 +389,7 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   return out;
 }
 
+// Over 80 lines for the same reason as RoundTrips.
 Result<HeartbeatResult> Heartbeats(const BenchConfig& config) {
   // Pinned like its baseline: on one CPU a wakeup needs no inter-processor interrupt, and the
   // scheduler cannot pick a different mode for the figure and for the floor.
