@@ -518,7 +518,7 @@ int Main(int argc, char** argv) {
   report.Header(*options);
   if (!options->json && ::isatty(STDERR_FILENO)) {
     std::fprintf(stderr, "sbx-bench: measuring (%s%s); the table follows when all are done\n",
-                 options->config.quick ? "a few seconds" : "about 35 s",
+                 options->config.quick ? "a few seconds" : "about 40 s",
                  options->scale ? ", plus the scale run" : "");
   }
   Runner runner(options->config);
