@@ -175,11 +175,8 @@ bool MakeDir(const std::string& dir, std::string& why) {
   return false;
 }
 
-// cgroup v2: the controllers must be enabled in every cgroup above a renderer's, and a cgroup
-// that hands controllers down must hold no process itself, so a broker whose own cgroup holds
-// it first moves itself into a leaf of its own directory (sbx-PID/broker), as container
-// runtimes do in a delegated scope.
-std::optional<CgroupSupport> DetectV2(std::string& why) {
+// The broker's own cgroup v2 directory as mounted, or why there is none.
+std::optional<std::string> OwnV2Dir(std::string& why) {
   std::optional<CgroupMount> unified;
   for (auto& m : CgroupMounts()) {
     if (m.type == "cgroup2") unified = m;
@@ -190,19 +187,32 @@ std::optional<CgroupSupport> DetectV2(std::string& why) {
     return std::nullopt;
   }
   auto dir = Through(*unified, *own);
-  if (!dir) {
-    why = "cgroup v2: the broker's cgroup is outside the mounted hierarchy";
-    return std::nullopt;
-  }
-  auto offered = ReadSmallFile(*dir + "/cgroup.controllers");
+  if (!dir) why = "cgroup v2: the broker's cgroup is outside the mounted hierarchy";
+  return dir;
+}
+
+// The first of memory, pids and cpu that the v2 cgroup `dir` does not offer; empty if none.
+std::string MissingController(const std::string& dir) {
+  auto offered = ReadSmallFile(dir + "/cgroup.controllers");
   for (auto c : kV1Controllers) {
     std::istringstream words(offered ? *offered : std::string());
     bool has = false;
     for (std::string w; words >> w;) has |= w == c;
-    if (!has) {
-      why = "cgroup v2: " + *dir + " offers no " + std::string(c) + " controller";
-      return std::nullopt;
-    }
+    if (!has) return std::string(c);
+  }
+  return "";
+}
+
+// cgroup v2: the controllers must be enabled in every cgroup above a renderer's, and a cgroup
+// that hands controllers down must hold no process itself, so a broker whose own cgroup holds
+// it first moves itself into a leaf of its own directory (sbx-PID/broker), as container
+// runtimes do in a delegated scope.
+std::optional<CgroupSupport> DetectV2(std::string& why) {
+  auto dir = OwnV2Dir(why);
+  if (!dir) return std::nullopt;
+  if (auto missing = MissingController(*dir); !missing.empty()) {
+    why = "cgroup v2: " + *dir + " offers no " + missing + " controller";
+    return std::nullopt;
   }
   std::string mine = *dir + "/" + BrokerDirName();
   if (!MakeDir(mine, why)) return std::nullopt;
@@ -301,6 +311,20 @@ CgroupSupport DetectCgroups() {
   return {CgroupMode::kNone,
           "no cgroup: memory bounded per process only (" + why_v2 + "; " + why_v1 + ")",
           {}};
+}
+
+V2Prospect ProbeOwnCgroupV2() {
+  V2Prospect p;
+  std::string why;
+  auto dir = OwnV2Dir(why);
+  if (!dir) return p;
+  p.dir = *dir;
+  p.controllers = MissingController(p.dir).empty();
+  auto procs = ReadSmallFile(p.dir + "/cgroup.procs");
+  std::string self = std::to_string(::getpid()) + "\n";
+  p.usable = procs && *procs == self && ::access(p.dir.c_str(), W_OK) == 0 &&
+             ::access((p.dir + "/cgroup.subtree_control").c_str(), W_OK) == 0;
+  return p;
 }
 
 int SweepStaleCgroups(const CgroupSupport& support) {

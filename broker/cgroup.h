@@ -43,6 +43,16 @@ struct CgroupSupport {
 // is kNone with the reason.
 CgroupSupport DetectCgroups();
 
+// What the broker's own cgroup v2 offers it, read without changing anything: whether
+// DetectCgroups could use it as it is, or a cgroup of its own would be needed first
+// (delegated_scope.h).
+struct V2Prospect {
+  std::string dir;           // the broker's own cgroup as mounted; empty without cgroup v2
+  bool controllers = false;  // it offers memory, pids and cpu
+  bool usable = false;       // it holds this process alone and this process may write to it
+};
+V2Prospect ProbeOwnCgroupV2();
+
 // Removes the per-broker directories whose broker pid no longer runs, with their renderer
 // directories, in the hierarchies `support` uses. Returns how many broker directories it removed.
 int SweepStaleCgroups(const CgroupSupport& support);

@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 #include "broker/cli.h"
 #include "broker/control_fronts.h"
+#include "broker/delegated_scope.h"
 #include "broker/event_json.h"
 #include "broker/output_sink.h"
 #include "ipc/posix.h"
@@ -28,6 +29,11 @@ int main(int argc, char** argv) {
   if (cl->help) {
     std::printf("usage: sbx-broker [options]\n%s", sbx::CommandLineHelp());
     return 0;
+  }
+  // First of all: on success this process becomes the same program again, in a cgroup scope of
+  // its own (delegated_scope.h).
+  if (auto note = sbx::MaybeReenterDelegatedScope(argc, argv, cl->broker.cgroups); !note.empty()) {
+    std::fprintf(stderr, "sbx-broker: %s\n", note.c_str());
   }
   // Signals arrive as readable data on a signalfd in the event loop; no handler runs.
   auto blocked = sbx::BlockSignalsToFd({SIGINT, SIGTERM});

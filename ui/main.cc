@@ -19,6 +19,7 @@
 
 #include "broker/broker.h"
 #include "broker/control_fronts.h"
+#include "broker/delegated_scope.h"
 #include "broker/event_json.h"
 #include "ipc/posix.h"
 #include "ui/broker_bridge.h"
@@ -196,6 +197,13 @@ int main(int argc, char** argv) {
   if (!sbx::ui::HasDisplay(argc, argv)) {
     std::fputs(sbx::ui::NoDisplayMessage().c_str(), stderr);
     return 1;
+  }
+  // Before Qt opens anything: on success this process becomes the same program again, in a
+  // cgroup scope of its own (broker/delegated_scope.h). Qt's own options (-platform ...) are
+  // not known to the parser yet; with them the window stays where it started.
+  if (auto early = sbx::ui::ParseWindowCommandLine({argv, argv + argc}); early) {
+    auto note = sbx::MaybeReenterDelegatedScope(argc, argv, early->cl.broker.cgroups);
+    if (!note.empty()) std::fprintf(stderr, "sbx: %s\n", note.c_str());
   }
   // Blocked before Qt starts any thread, so every thread inherits the mask and the signals
   // arrive only as readable data on the signalfd: no handler ever runs. SIGUSR1 takes the
