@@ -16,6 +16,7 @@
 
 #include "ipc/posix.h"
 #include "sandbox/policy.h"
+#include "sandbox/prepared_policy.h"
 
 namespace sbx::sandbox {
 
@@ -98,6 +99,14 @@ Result<void> ApplyLimits() {
   return IgnoreSignal(SIGXFSZ);
 }
 
+// A renderer in its own pid namespace is pid kRendererPidInside, the pid the prepared program
+// was compiled for; at any other pid (no namespaces, or the child of a wrapper) it is compiled
+// now, for that pid. Both are the same table, compiled by the same libseccomp.
+Result<void> InstallPolicy(int self_pid) {
+  if (self_pid == kRendererPidInside) return LoadPolicyProgram(PreparedPolicyProgram());
+  return InstallSeccompPolicy(self_pid);
+}
+
 }  // namespace
 
 std::span<const Limit> Limits() { return kLimitTable; }
@@ -117,7 +126,7 @@ Result<void> EnterSandbox(Level level, int self_pid, std::string_view empty_root
   if (auto r = Step(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "PR_SET_NO_NEW_PRIVS"); !r) {
     return r;
   }
-  return InstallSeccompPolicy(self_pid);
+  return InstallPolicy(self_pid);
 }
 
 }  // namespace sbx::sandbox

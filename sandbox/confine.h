@@ -7,7 +7,8 @@
 //   2. every capability dropped: bounding set, then effective/permitted/inheritable
 //   3. PR_SET_DUMPABLE 0
 //   4. rlimits (kLimits)
-//   5. PR_SET_NO_NEW_PRIVS 1 and the seccomp-bpf policy (policy.h), on every thread
+//   5. PR_SET_NO_NEW_PRIVS 1 and the seccomp-bpf policy (policy.h), on every thread; at pid 2 the
+//      program prepared at build time (prepared_policy.h), else compiled for the pid now
 #pragma once
 
 #include <sys/resource.h>

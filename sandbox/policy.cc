@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <linux/prctl.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -352,28 +353,66 @@ Verdict Judge(std::string_view name, std::span<const uint64_t, 6> args, int self
   return rule == nullptr ? Verdict{kKill, 0} : JudgeRule(*rule, args, self_pid);
 }
 
-Result<void> InstallSeccompPolicy(int self_pid) {
-  std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
+namespace {
+
+using FilterContext = std::unique_ptr<void, FilterDeleter>;
+
+// The renderer's policy as a libseccomp context, ready to load or export.
+Result<FilterContext> BuildPolicy(int self_pid) {
+  FilterContext ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) return MakeError(Errc::kSystem, "seccomp_init failed");
   void* f = ctx.get();
   for (const auto& rule : kTable) {
-    if (auto r = AddRule(f, rule, self_pid); !r) return r;
+    if (auto r = AddRule(f, rule, self_pid); !r) return std::unexpected(r.error());
   }
   // A syscall of another architecture (int $0x80 from x86-64 code) would otherwise kill only
   // the calling thread, and the renderer would go on without it.
   if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS),
                      "bad-architecture action");
       !r) {
-    return r;
+    return std::unexpected(r.error());
   }
   // Every thread gets the filter, or none does; libseccomp also sets PR_SET_NO_NEW_PRIVS.
-  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1), "TSYNC"); !r) return r;
+  if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1), "TSYNC"); !r) {
+    return std::unexpected(r.error());
+  }
   // Every syscall the renderer makes runs this filter. By default libseccomp emits one compare
   // per rule in a row; a binary tree over the syscall numbers takes a handful (control_rtt).
   if (auto r = Check(seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2), "binary tree"); !r) {
-    return r;
+    return std::unexpected(r.error());
   }
-  return Check(seccomp_load(f), "load");
+  return ctx;
+}
+
+}  // namespace
+
+Result<void> InstallSeccompPolicy(int self_pid) {
+  auto ctx = BuildPolicy(self_pid);
+  if (!ctx) return std::unexpected(ctx.error());
+  return Check(seccomp_load(ctx->get()), "load");
+}
+
+Result<std::vector<sock_filter>> PolicyProgram(int self_pid) {
+  auto ctx = BuildPolicy(self_pid);
+  if (!ctx) return std::unexpected(ctx.error());
+  return ExportProgram(ctx->get());
+}
+
+Result<void> LoadPolicyProgram(std::span<const sock_filter> program) {
+  if (program.empty() || program.size() > BPF_MAXINSNS) {
+    return MakeError(Errc::kInvalidArgument, "seccomp: no program, or one too long to load");
+  }
+  if (::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return SysError("PR_SET_NO_NEW_PRIVS");
+  }
+  // The kernel copies the program in and never writes to it.
+  sock_fprog prog{static_cast<unsigned short>(program.size()),
+                  const_cast<sock_filter*>(program.data())};
+  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  if (rc < 0) return SysError("seccomp: load");
+  // A positive return names a thread the filter could not reach; then no thread has it.
+  if (rc > 0) return MakeError(Errc::kSystem, "seccomp: a thread could not take the filter");
+  return {};
 }
 
 namespace {

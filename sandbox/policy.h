@@ -80,7 +80,17 @@ bool Matches(const ArgCase& c, std::span<const uint64_t, 6> args, int self_pid);
 
 // Installs the policy on the calling process (every thread: TSYNC), after PR_SET_NO_NEW_PRIVS.
 // `self_pid` is getpid() as the caller sees it: signals may go to that pid only. Irreversible.
+// Compiles it with libseccomp on every call (~0.6 ms); a renderer at pid kRendererPidInside loads
+// the program prepared at build time instead (prepared_policy.h).
 Result<void> InstallSeccompPolicy(int self_pid);
+
+// The same policy compiled to BPF, instruction for instruction what InstallSeccompPolicy loads.
+Result<std::vector<sock_filter>> PolicyProgram(int self_pid);
+
+// Loads a program from PolicyProgram() on the calling process as InstallSeccompPolicy does: after
+// PR_SET_NO_NEW_PRIVS, on every thread (TSYNC). Irreversible. A filter only ever adds to those
+// already loaded: every one of them runs on every syscall and the strictest verdict wins.
+Result<void> LoadPolicyProgram(std::span<const sock_filter> program);
 
 // The descriptor number the launcher execs a renderer from. It is above the renderer's
 // open-file limit (16, Limits()), so once the exec has closed it (close-on-exec) the renderer can

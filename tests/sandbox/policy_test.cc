@@ -27,9 +27,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,14 +41,16 @@
 #include "ipc/message_queue.h"
 #include "ipc/posix.h"
 #include "ipc/protocol.h"
+#include "sandbox/prepared_policy.h"
 
 namespace sbx::sandbox {
 namespace {
 
 // In the child: puts a pipe at fds 3/4 and a queue writer at fd 6 (the renderer's numbers),
-// then installs the policy. Exits 100 if the setup itself fails, so that cannot pass for a
-// verdict.
-void BecomeRenderer() {
+// then installs the policy: compiled now for its pid, or, with `prepared`, the program prepared
+// at build time for pid kRendererPidInside (what a renderer in its pid namespace loads). Exits
+// 100 if the setup itself fails, so that cannot pass for a verdict.
+void BecomeRenderer(bool prepared = false) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) ::_exit(100);
   auto queue = CreateQueuePair(protocol::kQueueMaxMsg, protocol::kQueueMsgSize);
@@ -62,7 +66,9 @@ void BecomeRenderer() {
       ::dup2(writer, protocol::kHeartbeatFd) < 0) {
     ::_exit(100);
   }
-  if (!InstallSeccompPolicy(::getpid())) ::_exit(100);
+  if (prepared ? !LoadPolicyProgram(PreparedPolicyProgram()) : !InstallSeccompPolicy(::getpid())) {
+    ::_exit(100);
+  }
 }
 
 std::string Name(std::string_view s) {
@@ -79,7 +85,14 @@ struct Probe {
   std::string syscall;
   std::array<uint64_t, 6> args;
   Verdict expected;
+  bool prepared = false;  // under the program prepared at build time (BecomeRenderer)
 };
+
+// The probes once more, each under the prepared program.
+std::vector<Probe> UnderThePreparedProgram(std::vector<Probe> probes) {
+  for (Probe& p : probes) p.prepared = true;
+  return probes;
+}
 
 // Names the probe in test output instead of dumping its bytes.
 void PrintTo(const Probe& p, std::ostream* os) { *os << p.name; }
@@ -138,8 +151,8 @@ std::vector<Probe> DeniedProbes() {
   return out;
 }
 
-[[noreturn]] void Call(int nr, const std::array<uint64_t, 6>& a) {
-  BecomeRenderer();
+[[noreturn]] void Call(int nr, const std::array<uint64_t, 6>& a, bool prepared) {
+  BecomeRenderer(prepared);
   long r = ::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
   ::_exit(r == -1 ? errno : 0);
 }
@@ -148,13 +161,13 @@ std::vector<Probe> DeniedProbes() {
 void ExpectOutcome(const Probe& p) {
   int nr = seccomp_syscall_resolve_name(p.syscall.c_str());
   if (nr == __NR_SCMP_ERROR) GTEST_SKIP() << p.syscall << " does not exist on this architecture";
-  Verdict judged = Judge(p.syscall, p.args, ::getpid());
+  Verdict judged = Judge(p.syscall, p.args, p.prepared ? kRendererPidInside : ::getpid());
   EXPECT_EQ(judged.outcome, p.expected.outcome) << p.name;
   EXPECT_EQ(judged.err, p.expected.err) << p.name;
   if (p.expected.outcome == Outcome::kKill) {
-    EXPECT_EXIT(Call(nr, p.args), ::testing::KilledBySignal(SIGSYS), "") << p.name;
+    EXPECT_EXIT(Call(nr, p.args, p.prepared), ::testing::KilledBySignal(SIGSYS), "") << p.name;
   } else {
-    EXPECT_EXIT(Call(nr, p.args), ::testing::ExitedWithCode(p.expected.err), "")
+    EXPECT_EXIT(Call(nr, p.args, p.prepared), ::testing::ExitedWithCode(p.expected.err), "")
         << p.name << " should fail with errno " << p.expected.err;
   }
 }
@@ -165,6 +178,9 @@ class DeniedSyscallTest : public ::testing::TestWithParam<Probe> {};
 TEST_P(DeniedSyscallTest, HasItsDocumentedOutcome) { ExpectOutcome(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Policy, DeniedSyscallTest, ::testing::ValuesIn(DeniedProbes()),
+                         [](const auto& info) { return Name(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(PreparedPolicy, DeniedSyscallTest,
+                         ::testing::ValuesIn(UnderThePreparedProgram(DeniedProbes())),
                          [](const auto& info) { return Name(info.param.name); });
 
 // What Chromium's baseline policy pins down by argument, each checked by name.
@@ -203,6 +219,48 @@ TEST_P(PinnedArgumentTest, IsRefused) { ExpectOutcome(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Policy, PinnedArgumentTest, ::testing::ValuesIn(PinnedProbes()),
                          [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(PreparedPolicy, PinnedArgumentTest,
+                         ::testing::ValuesIn(UnderThePreparedProgram(PinnedProbes())),
+                         [](const auto& info) { return info.param.name; });
+
+// The program built into the renderer is the table as libseccomp compiles it now, instruction
+// for instruction, and for the pid a renderer has in its own pid namespace only.
+TEST(PreparedPolicyTest, IsWhatLibseccompCompilesFromTheTable) {
+  std::span<const sock_filter> prepared = PreparedPolicyProgram();
+  auto fresh = PolicyProgram(kRendererPidInside);
+  ASSERT_TRUE(fresh) << fresh.error().ToString();
+  ASSERT_EQ(prepared.size(), fresh->size());
+  EXPECT_EQ(std::memcmp(prepared.data(), fresh->data(), prepared.size_bytes()), 0);
+  auto other_pid = PolicyProgram(kRendererPidInside + 1);
+  ASSERT_TRUE(other_pid) << other_pid.error().ToString();
+  EXPECT_FALSE(other_pid->size() == prepared.size() &&
+               std::memcmp(prepared.data(), other_pid->data(), prepared.size_bytes()) == 0)
+      << "the pid a signal may go to is not in the program";
+}
+
+// Loaded as a renderer loads it, the prepared program reaches every thread (TSYNC) and lets a
+// renderer's ordinary calls through.
+[[noreturn]] void UseThePreparedProgramFromAThread() {
+  std::atomic<int> step{0};
+  std::thread t([&] {
+    while (step.load() == 0) std::this_thread::yield();
+    // getcwd is in no table: the whole process dies here if this thread has the filter.
+    ::syscall(SYS_getcwd, nullptr, 0);
+    step = 2;
+  });
+  BecomeRenderer(/*prepared=*/true);
+  char out = 'x';
+  char in = 0;
+  if (::write(protocol::kControlOutFd, &out, 1) != 1) ::_exit(4);
+  if (::read(protocol::kControlInFd, &in, 1) != 1 || in != 'x') ::_exit(5);
+  step = 1;
+  t.join();
+  ::_exit(1);
+}
+
+TEST(PreparedPolicyTest, ReachesEveryThread) {
+  EXPECT_EXIT(UseThePreparedProgramFromAThread(), ::testing::KilledBySignal(SIGSYS), "");
+}
 
 // A conditional rule's outcome column is its most permissive case, and each case's witness
 // matches that case and no other: libseccomp merges overlapping rules for one syscall into
