@@ -17,9 +17,13 @@
 #include <climits>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "broker/cmd_prefix.h"
 #include "broker/hang_watchdog.h"
@@ -160,6 +164,27 @@ Result<uid_t> PickRendererId(UniqueFd& claim) {
     return id;
   }
   return MakeError(Errc::kNotFound, "no free renderer uid in 60900-60999");
+}
+
+// The uid and gid a root broker runs its renderers as. Under a wrapper, started through sudo:
+// the account that ran sudo, so the wrapper's files (strace -o FILE) are that person's; that
+// account's processes may then signal and trace the renderers, which is what debugging wants.
+// Otherwise a free id of its own (PickRendererId); never root, whose files a wrapper would get
+// before the renderer confines itself.
+Result<std::pair<uid_t, gid_t>> PickRendererIds(const std::vector<std::string>& cmd_prefix,
+                                                UniqueFd& claim) {
+  std::optional<InvokingUser> user;
+  if (!cmd_prefix.empty()) user = ParseSudoUser(std::getenv("SUDO_UID"), std::getenv("SUDO_GID"));
+  std::pair<uid_t, gid_t> ids;
+  if (user) {
+    ids = {user->uid, user->gid};
+  } else {
+    auto id = PickRendererId(claim);
+    if (!id) return std::unexpected(id.error());
+    ids = {*id, *id};
+  }
+  if (!cmd_prefix.empty()) std::fputs(WrapperOwnerNote(user, ids.first).c_str(), stderr);
+  return ids;
 }
 
 std::string DefaultRendererPath() {
@@ -370,19 +395,20 @@ Result<void> Broker::EnsureNamespaceHolder() {
   // Inside, a renderer is uid 0 of the sandbox's user namespace (with every capability dropped
   // before it runs). Outside, that uid is ours, or, when we are root, one no other process or
   // account on the host uses: files owned by root must not be the renderer's, and no other
-  // process (nobody's among them) may signal or ptrace it.
+  // process (nobody's among them) may signal or ptrace it. A wrapper started through sudo runs
+  // as the account that started it instead (PickRendererIds).
   bool root = ::geteuid() == 0;
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
-  if (root && !renderer_id_claim_) {
-    auto free_id = PickRendererId(renderer_id_claim_);
-    if (!free_id) return std::unexpected(free_id.error());
-    renderer_id_ = *free_id;
+  if (root && renderer_id_ == 0) {
+    auto ids = PickRendererIds(options_.cmd_prefix, renderer_id_claim_);
+    if (!ids) return std::unexpected(ids.error());
+    std::tie(renderer_id_, renderer_gid_) = *ids;
   }
   if (root) {
-    // A holder made again keeps the id: renderers of the old one may still run as it.
+    // A holder made again keeps the ids: renderers of the old one may still run as them.
     uid = renderer_id_;
-    gid = renderer_id_;
+    gid = renderer_gid_;
   }
   // The empty root covers a directory in the sandbox's mount namespace only. It must not be on
   // the way to the renderer binary, which is exec'd in that namespace.

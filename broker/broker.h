@@ -366,8 +366,9 @@ class Broker final : private RendererHostEnv {
   int64_t next_stray_sweep_ns_ = 0;
   EventLoop::Token holder_watch_ = 0;
   UniqueFd dev_null_;  // read-only: every renderer's fd 0
-  // A root broker's renderer uid and gid, and its claim on them (ClaimRendererId).
+  // A root broker's renderer uid and gid (PickRendererIds), and its claim on an id of its own.
   uid_t renderer_id_ = 0;
+  gid_t renderer_gid_ = 0;
   UniqueFd renderer_id_claim_;
   CgroupSupport cgroups_;
   uint64_t memory_budget_ = 0;

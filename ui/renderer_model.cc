@@ -60,6 +60,15 @@ QVariant HeaderToolTip(int section) {
       return QStringLiteral(
           "How the previous process ended: its classification and signal or "
           "exit code");
+    case RendererModel::kCgroupMemory:
+      return QStringLiteral(
+          "Memory the renderer's cgroup uses (memory.current) of its limit (memory.max); hover "
+          "a cell for the cgroup's path");
+    case RendererModel::kCgroupTasks:
+      return QStringLiteral("Tasks in the renderer's cgroup (pids.current) of pids.max");
+    case RendererModel::kCgroupThrottled:
+      return QStringLiteral(
+          "Time the renderer's threads waited for CPU beyond their cgroup's bound (cpu.max)");
     case RendererModel::kSandbox:
       return QStringLiteral(
           "The running process's sandbox as /proc shows it (sbx-ctl sandbox "
@@ -150,6 +159,12 @@ QVariant RendererModel::headerData(int section, Qt::Orientation orientation, int
       return QStringLiteral("Restarts");
     case kLastExit:
       return QStringLiteral("Last exit");
+    case kCgroupMemory:
+      return QStringLiteral("Cgroup memory");
+    case kCgroupTasks:
+      return QStringLiteral("Tasks");
+    case kCgroupThrottled:
+      return QStringLiteral("Throttled");
     case kSandbox:
       return QStringLiteral("Sandbox");
     default:
@@ -165,6 +180,9 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
   const RendererRow& r = rows_[static_cast<size_t>(index.row())];
   const RendererSnapshot& s = r.snap;
   if (role == kIdRole) return s.id;
+  if (index.column() >= kCgroupMemory && index.column() <= kCgroupThrottled) {
+    return CgroupData(s, index.column(), role);
+  }
   if (role == Qt::ForegroundRole && index.column() == kState) return QBrush(StateColor(s.state));
   if (role == Qt::TextAlignmentRole) {
     switch (index.column()) {
@@ -242,6 +260,42 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
       return s.pid <= 0 || r.sandbox_verdict.isEmpty() ? QStringLiteral("-") : r.sandbox_verdict;
     default:
       return {};
+  }
+}
+
+// The cgroup columns: the core's figures (Broker::List) of the renderer's own cgroup, or, when
+// the broker runs without cgroups, that it has none and why.
+QVariant RendererModel::CgroupData(const RendererSnapshot& s, int column, int role) const {
+  if (role == Qt::TextAlignmentRole) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  bool none = s.cgroup_path.empty();
+  const CgroupUsage& u = s.cgroup_usage;
+  int64_t figure = column == kCgroupMemory  ? u.memory_bytes
+                   : column == kCgroupTasks ? u.pids
+                                            : u.throttled_us;
+  if (role == kSortRole) return static_cast<qlonglong>(none ? -1 : figure);
+  const Broker& broker = bridge_->broker();
+  if (role == Qt::ToolTipRole) {
+    if (none) return ToQString(broker.cgroups().reason);
+    return QStringLiteral("cgroup %1\nlimits: memory %2, %3 tasks, %4% of one CPU")
+        .arg(ToQString(s.cgroup_path), BytesText(s.memory_limit))
+        .arg(broker.options().cgroup.pids)
+        .arg(broker.options().cgroup.cpu_percent);
+  }
+  if (role != Qt::DisplayRole) return {};
+  if (none) return column == kCgroupMemory ? QStringLiteral("no cgroup") : QStringLiteral("-");
+  if (figure < 0) return QStringLiteral("-");  // no process now, or a hierarchy without it
+  switch (column) {
+    case kCgroupMemory: {
+      constexpr double kMiB = 1024.0 * 1024.0;
+      double limit = static_cast<double>(s.memory_limit) / kMiB;
+      return QStringLiteral("%1 of %2 MiB")
+          .arg(static_cast<double>(figure) / kMiB, 0, 'f', 1)
+          .arg(limit, 0, 'f', limit == static_cast<double>(static_cast<int64_t>(limit)) ? 0 : 1);
+    }
+    case kCgroupTasks:
+      return QStringLiteral("%1 of %2").arg(figure).arg(broker.options().cgroup.pids);
+    default:
+      return DurationText(figure / 1000);
   }
 }
 

@@ -70,6 +70,10 @@ class RendererModel : public QAbstractTableModel {
     kRestarts,
     kLastExit,
     kSandbox,
+    // After the sandbox: at the window's default width they are a scroll away.
+    kCgroupMemory,
+    kCgroupTasks,
+    kCgroupThrottled,
     kColumnCount
   };
   static constexpr int kSortRole = Qt::UserRole + 1;  // numbers sort as numbers
@@ -118,6 +122,7 @@ class RendererModel : public QAbstractTableModel {
   void Upsert(const RendererSnapshot& snap);
   void RemoveId(int id);
   void SampleCounters(RendererRow& row, int64_t now_ns);
+  QVariant CgroupData(const RendererSnapshot& s, int column, int role) const;
 
   BrokerBridge* bridge_;
   std::vector<RendererRow> rows_;  // sorted by id

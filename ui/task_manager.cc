@@ -46,6 +46,15 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   table_->setWordWrap(false);
   SizeColumns();
 
+  // Said once for every row: without cgroups, each renderer is bounded only by its rlimits.
+  no_cgroup_ = new QLabel(this);
+  no_cgroup_->setObjectName(QStringLiteral("no-cgroup"));
+  no_cgroup_->setWordWrap(true);
+  no_cgroup_->setStyleSheet(QStringLiteral("color: #b06000;"));
+  const CgroupSupport& cgroups = bridge_->broker().cgroups();
+  no_cgroup_->setText(QString::fromStdString(cgroups.reason));
+  no_cgroup_->setVisible(cgroups.mode == CgroupMode::kNone);
+
   end_ = new QPushButton(QStringLiteral("End process"), this);
   end_->setObjectName(QStringLiteral("end-process"));
   end_->setToolTip(QStringLiteral("SIGKILL the selected renderer (through the broker)"));
@@ -66,6 +75,7 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
   split->setSizes({100, 200});
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
+  layout->addWidget(no_cgroup_);
   layout->addWidget(split, 1);
   layout->addLayout(buttons);
   // Reading every process costs some syscalls each: only while someone can see the tree.
@@ -84,7 +94,8 @@ TaskManager::TaskManager(BrokerBridge* bridge, RendererModel* model, QWidget* pa
 }
 
 // Each column as wide as the longest text it usually holds, measured in the table's font, so
-// Page and Last exit are readable at the window's default size; Sandbox takes what is left.
+// Page and Last exit are readable at the window's default size; the last column takes what is
+// left.
 void TaskManager::SizeColumns() {
   struct Sample {
     RendererModel::Column column;
@@ -104,6 +115,10 @@ void TaskManager::SizeColumns() {
       {RendererModel::kHeartbeatAge, "12.3 s (pipe)"},
       {RendererModel::kRestarts, "Restarts"},
       {RendererModel::kLastExit, "sandbox-violation by SIGSYS"},
+      {RendererModel::kSandbox, "adequately sandboxed"},
+      {RendererModel::kCgroupMemory, "99.9 of 256 MiB"},
+      {RendererModel::kCgroupTasks, "32 of 32"},
+      {RendererModel::kCgroupThrottled, "999 ms"},
   };
   QFontMetrics body(table_->font());
   QFontMetrics head(table_->horizontalHeader()->font());

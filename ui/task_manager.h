@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+class QLabel;
 class QPushButton;
 class QSortFilterProxyModel;
 class QStandardItemModel;
@@ -29,6 +30,8 @@ class TaskManager : public QWidget {
   QTableView* table() const { return table_; }
   QPushButton* end_process_button() const { return end_; }
   QTreeView* processes() const { return processes_; }
+  // Shown only when the broker runs renderers without cgroups: that it does, and why.
+  QLabel* no_cgroup_label() const { return no_cgroup_; }
   QStandardItemModel* process_model() const { return process_model_; }
   // Reads every process again (the model's refresh does it once a second).
   void RefreshProcesses();
@@ -48,6 +51,7 @@ class TaskManager : public QWidget {
   RendererModel* model_;
   QSortFilterProxyModel* proxy_;
   QTableView* table_;
+  QLabel* no_cgroup_;
   QPushButton* end_;
   QTreeView* processes_;
   QStandardItemModel* process_model_;

@@ -3,6 +3,7 @@
 // and a --renderer-cmd-prefix checked before any renderer is launched.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -181,7 +183,8 @@ TEST(CtlTest, GdbInTheSandboxIsRefusedAtStartWithTheWayOut) {
       false);
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.err.find("gdb cannot debug a sandboxed renderer"), std::string::npos) << o.err;
-  EXPECT_NE(o.err.find("--no-sandbox --renderer-cmd-prefix 'gdb --args'"), std::string::npos)
+  EXPECT_NE(o.err.find("--no-sandbox --renderer-cmd-prefix 'gdb -q -batch -ex run -ex bt --args'"),
+            std::string::npos)
       << o.err;
   EXPECT_EQ(o.out.find("spawned"), std::string::npos) << o.out;
 }
@@ -202,6 +205,138 @@ TEST(CtlTest, AnExitSeenThroughAWrapperSaysTheStatusMayBeTheWrappers) {
   EXPECT_EQ(exited->value("detail", ""),
             "seen through --renderer-cmd-prefix exit-zero: the status may be the wrapper's, not "
             "the renderer's");
+}
+
+TEST(CtlTest, ValgrindInTheSandboxIsRefusedAtStartWithTheWayOut) {
+  test::ScratchDir dir("sbx-ctl-valgrind");
+  ASSERT_FALSE(dir.path().empty());
+  std::string valgrind = MakeScript(dir.path(), "valgrind", "exec \"$@\"\n");
+  ASSERT_FALSE(valgrind.empty());
+  Output o = RunProgram(
+      {BinPath("sbx-broker"), "--renderers", "1", "--control",
+       "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix", valgrind + " -q"},
+      false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("valgrind runs inside the renderer process"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("--no-sandbox --renderer-cmd-prefix 'valgrind -q'"), std::string::npos)
+      << o.err;
+  EXPECT_EQ(o.out.find("spawned"), std::string::npos) << o.out;
+}
+
+TEST(CtlTest, AGdbWithNoCommandsIsRefusedEvenUnconfined) {
+  // Its stdin is /dev/null: it would quit before running the renderer, at every restart.
+  test::ScratchDir dir("sbx-ctl-gdb");
+  ASSERT_FALSE(dir.path().empty());
+  std::string gdb = MakeScript(dir.path(), "gdb", "exec \"$@\"\n");
+  ASSERT_FALSE(gdb.empty());
+  Output o = RunProgram(
+      {BinPath("sbx-broker"), "--renderers", "1", "--no-sandbox", "--control",
+       "/tmp/" + UniqueName("sbx-test") + ".sock", "--renderer-cmd-prefix", gdb + " --args"},
+      false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("gdb reads its commands from its standard input"), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("'gdb -q -batch -ex run -ex bt --args'"), std::string::npos) << o.err;
+  EXPECT_EQ(o.out.find("spawned"), std::string::npos) << o.out;
+}
+
+// Sets or unsets one environment variable for a scope; a broker started inside inherits it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) saved_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (saved_) {
+      ::setenv(name_, saved_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> saved_;
+};
+
+// Where a wrapper writes its file, and whom the file and the renderer belong to.
+struct WrapperOwners {
+  uid_t file_uid = static_cast<uid_t>(-1);
+  uid_t renderer_uid = static_cast<uid_t>(-1);
+};
+
+// Runs one sandboxed renderer under a wrapper that creates a file (as strace -o FILE does)
+// before it execs the renderer, and reads whom the file and the running renderer belong to.
+std::optional<WrapperOwners> RunFileWritingWrapper(const char* sudo_uid) {
+  test::ScratchDir dir("sbx-ctl-owner");
+  if (dir.path().empty()) return std::nullopt;
+  // Whoever the wrapper runs as must reach the script and create its file.
+  std::string out_dir = dir.path() + "/out";
+  if (::chmod(dir.path().c_str(), 0755) != 0 || ::mkdir(out_dir.c_str(), 0) != 0 ||
+      ::chmod(out_dir.c_str(), 01777) != 0) {
+    return std::nullopt;
+  }
+  std::string wrapper =
+      MakeScript(dir.path(), "touch-then-exec", ": > \"$1\"\nshift\nexec \"$@\"\n");
+  std::string file = out_dir + "/wrapper.out";
+  ScopedEnv uid("SUDO_UID", sudo_uid);
+  ScopedEnv gid("SUDO_GID", nullptr);
+  BrokerProcess b({"--renderers", "1", "--renderer-cmd-prefix", wrapper + " " + file});
+  auto spawned = b.WaitForEvent("spawned", 1, kEventTimeout);
+  if (!spawned || !b.WaitForEvent("ready", 1, kEventTimeout)) return std::nullopt;
+  WrapperOwners owners;
+  std::istringstream(StatusField(spawned->value("pid", 0), "Uid")) >> owners.renderer_uid;
+  struct stat st;
+  if (::stat(file.c_str(), &st) == 0) owners.file_uid = st.st_uid;
+  return owners;
+}
+
+const passwd* TestAccount() {
+  const passwd* pw = ::getpwnam("nobody");
+  return pw != nullptr && pw->pw_uid != 0 && pw->pw_gid != 0 ? pw : nullptr;
+}
+
+TEST(CtlTest, ARootBrokerStartedThroughSudoRunsAWrapperAsThatUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, as sudo gives";
+  const passwd* account = TestAccount();
+  if (account == nullptr) GTEST_SKIP() << "no account to stand for the user who ran sudo";
+  uid_t uid = account->pw_uid;
+  auto owners = RunFileWritingWrapper(std::to_string(uid).c_str());
+  ASSERT_TRUE(owners) << "the renderer did not start under the wrapper";
+  EXPECT_EQ(owners->file_uid, uid);
+  EXPECT_EQ(owners->renderer_uid, uid);
+}
+
+TEST(CtlTest, WithoutSudoAWrappersFileBelongsToTheRenderersOwnUid) {
+  auto owners = RunFileWritingWrapper(nullptr);
+  ASSERT_TRUE(owners) << "the renderer did not start under the wrapper";
+  if (::geteuid() == 0) {
+    // A root broker's own renderer uid (docs/SANDBOX.md), never root.
+    EXPECT_GE(owners->file_uid, 60900u);
+    EXPECT_LE(owners->file_uid, 60999u);
+  } else {
+    EXPECT_EQ(owners->file_uid, ::geteuid());
+  }
+  EXPECT_EQ(owners->renderer_uid, owners->file_uid);
+}
+
+TEST(CtlTest, ABadSudoUidIsIgnored) {
+  if (::geteuid() != 0) GTEST_SKIP() << "SUDO_UID matters to a root broker only";
+  // Root itself, and an id that is digits but no account: each keeps the renderers' own uid.
+  uid_t unused = 59000;
+  while (unused < 60000 && ::getpwuid(unused) != nullptr) ++unused;
+  for (std::string bad : {std::string("0"), std::to_string(unused)}) {
+    auto owners = RunFileWritingWrapper(bad.c_str());
+    ASSERT_TRUE(owners) << bad;
+    EXPECT_GE(owners->file_uid, 60900u) << bad;
+    EXPECT_LE(owners->file_uid, 60999u) << bad;
+    EXPECT_EQ(owners->renderer_uid, owners->file_uid) << bad;
+  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <QFontMetrics>
+#include <QLabel>
 #include <QTableView>
 
 #include "tests/ui/ui_test_util.h"
@@ -34,10 +35,66 @@ TEST(TaskManagerTest, PageAndLastExitAreReadableAtTheDefaultSize) {
     EXPECT_GE(table->columnWidth(column), fm.horizontalAdvance(text) + 8)
         << column << ": " << text.toStdString();
   }
-  // Every column fits the table at the default size, the last one included.
+  // Every column up to the sandbox verdict fits the table at the default size, the verdict
+  // included; the cgroup figures after it are a scroll away.
   int total = 0;
-  for (int c = 0; c < RendererModel::kColumnCount - 1; ++c) total += table->columnWidth(c);
+  for (int c = 0; c < RendererModel::kSandbox; ++c) total += table->columnWidth(c);
   EXPECT_LT(total + 100, table->viewport()->width());
+}
+
+QString Cell(RendererModel* model, int row, int column, int role = Qt::DisplayRole) {
+  return model->data(model->index(row, column), role).toString();
+}
+
+TEST(TaskManagerTest, CgroupColumnsHoldTheCoresFiguresForALiveRenderer) {
+  WindowEnv env(TestOptions());
+  if (env.broker->cgroups().mode == CgroupMode::kNone) {
+    GTEST_SKIP() << "no cgroup here: " << env.broker->cgroups().reason;
+  }
+  int id = env.SpawnDrawing();
+  RendererModel* model = env.window->model();
+  model->Refresh();
+  int row = model->RowForId(id);
+  ASSERT_GE(row, 0);
+  auto core = env.broker->Get(id);
+  ASSERT_TRUE(core);
+  ASSERT_FALSE(core->cgroup_path.empty());
+  const RendererSnapshot& shown = model->Find(id)->snap;
+  EXPECT_EQ(shown.cgroup_path, core->cgroup_path);
+  EXPECT_EQ(shown.memory_limit, core->memory_limit);
+  ASSERT_GT(shown.cgroup_usage.memory_bytes, 0);
+  ASSERT_GT(shown.cgroup_usage.pids, 0);
+  ASSERT_GE(shown.cgroup_usage.throttled_us, 0);
+  // The cells are those figures, of the limits the broker set (256 MiB and 32 tasks by default).
+  double used_mib = static_cast<double>(shown.cgroup_usage.memory_bytes) / (1024.0 * 1024.0);
+  EXPECT_EQ(Cell(model, row, RendererModel::kCgroupMemory),
+            QStringLiteral("%1 of 256 MiB").arg(used_mib, 0, 'f', 1));
+  EXPECT_EQ(Cell(model, row, RendererModel::kCgroupTasks),
+            QStringLiteral("%1 of 32").arg(shown.cgroup_usage.pids));
+  EXPECT_FALSE(Cell(model, row, RendererModel::kCgroupThrottled).isEmpty());
+  EXPECT_NE(Cell(model, row, RendererModel::kCgroupThrottled), QStringLiteral("-"));
+  EXPECT_TRUE(Cell(model, row, RendererModel::kCgroupMemory, Qt::ToolTipRole)
+                  .contains(QString::fromStdString(core->cgroup_path)));
+  EXPECT_TRUE(env.window->task_manager()->no_cgroup_label()->isHidden());
+}
+
+TEST(TaskManagerTest, WithoutCgroupsTheTaskManagerSaysSo) {
+  BrokerOptions o = TestOptions();
+  o.cgroups = false;  // --no-cgroup
+  WindowEnv env(o);
+  int id = env.SpawnDrawing();
+  RendererModel* model = env.window->model();
+  model->Refresh();
+  int row = model->RowForId(id);
+  ASSERT_GE(row, 0);
+  QLabel* label = env.window->task_manager()->no_cgroup_label();
+  EXPECT_FALSE(label->isHidden());
+  EXPECT_TRUE(label->text().contains(QStringLiteral("memory bounded per process only")))
+      << label->text().toStdString();
+  EXPECT_TRUE(label->text().contains(QStringLiteral("--no-cgroup"))) << label->text().toStdString();
+  EXPECT_EQ(Cell(model, row, RendererModel::kCgroupMemory), QStringLiteral("no cgroup"));
+  EXPECT_EQ(Cell(model, row, RendererModel::kCgroupMemory, Qt::ToolTipRole), label->text());
+  EXPECT_EQ(Cell(model, row, RendererModel::kCgroupTasks), QStringLiteral("-"));
 }
 
 }  // namespace
