@@ -117,7 +117,7 @@ std::optional<std::string> WhyNoScopeNeeded(const ScopeFacts& f) {
 
 std::vector<std::string> ScopeCommand(const std::string& program,
                                       std::span<const std::string> args) {
-  std::vector<std::string> cmd = {"systemd-run", "--user",  "--scope", "-p",
+  std::vector<std::string> cmd = {"systemd-run",  "--user",  "--scope", "-p",
                                   "Delegate=yes", "--quiet", "--",      program};
   cmd.insert(cmd.end(), args.begin(), args.end());
   return cmd;

@@ -23,10 +23,10 @@ inline constexpr const char* kDelegatedScopeEnv = "SBX_DELEGATED_SCOPE";
 
 // What decides whether a scope of its own would give the broker renderer cgroups.
 struct ScopeFacts {
-  bool root = false;            // a root broker uses its own cgroup as it is
-  bool reentered = false;       // kDelegatedScopeEnv is set
-  bool cgroups_wanted = true;   // false with --no-cgroup
-  V2Prospect own;               // ProbeOwnCgroupV2()
+  bool root = false;           // a root broker uses its own cgroup as it is
+  bool reentered = false;      // kDelegatedScopeEnv is set
+  bool cgroups_wanted = true;  // false with --no-cgroup
+  V2Prospect own;              // ProbeOwnCgroupV2()
 };
 
 // The facts about this process.

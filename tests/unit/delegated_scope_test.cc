@@ -87,10 +87,10 @@ TEST(DelegatedScopeTest, AsksOnlyWhenTheOwnV2CgroupOffersControllersButCannotSer
 
 TEST(DelegatedScopeTest, TheCommandRunsTheSameProgramWithTheSameArguments) {
   std::vector<std::string> args = {"--renderers", "2", "a b"};
-  EXPECT_EQ(ScopeCommand("/usr/bin/sbx-broker", args),
-            (std::vector<std::string>{"systemd-run", "--user", "--scope", "-p", "Delegate=yes",
-                                      "--quiet", "--", "/usr/bin/sbx-broker", "--renderers", "2",
-                                      "a b"}));
+  EXPECT_EQ(
+      ScopeCommand("/usr/bin/sbx-broker", args),
+      (std::vector<std::string>{"systemd-run", "--user", "--scope", "-p", "Delegate=yes", "--quiet",
+                                "--", "/usr/bin/sbx-broker", "--renderers", "2", "a b"}));
 }
 
 TEST(DelegatedScopeTest, ProbesThenBecomesTheProgramInTheScopeWithTheMarkerSet) {
@@ -99,9 +99,8 @@ TEST(DelegatedScopeTest, ProbesThenBecomesTheProgramInTheScopeWithTheMarkerSet) 
   WriteScript(dir.path() + "/systemd-run",
               "echo \"$*\" >> \"" + dir.path() +
                   "/log\"\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n");
-  WriteScript(dir.path() + "/program",
-              "echo \"marker=$" + std::string(kDelegatedScopeEnv) + " args=$*\" > \"" +
-                  dir.path() + "/ran\"\nexit 7\n");
+  WriteScript(dir.path() + "/program", "echo \"marker=$" + std::string(kDelegatedScopeEnv) +
+                                           " args=$*\" > \"" + dir.path() + "/ran\"\nexit 7\n");
   auto [out, code] = Reenter(dir.path(), dir.path() + "/program", {"--one", "two"});
   EXPECT_EQ(code, 7) << out;  // the program's own exit: the child became it
   EXPECT_EQ(ReadFile(dir.path() + "/log"),
@@ -119,8 +118,9 @@ TEST(DelegatedScopeTest, ASystemdWithoutAUserManagerLeavesTheBrokerWhereItIsAndS
   WriteScript(dir.path() + "/program", "exit 0\n");
   auto [out, code] = Reenter(dir.path(), dir.path() + "/program");
   EXPECT_EQ(code, 99);  // came back
-  EXPECT_EQ(out, "systemd-run --user: Failed to connect to bus: No such file or directory"
-                 "|marker=unset");
+  EXPECT_EQ(out,
+            "systemd-run --user: Failed to connect to bus: No such file or directory"
+            "|marker=unset");
 }
 
 TEST(DelegatedScopeTest, NoSystemdRunOnThePathIsSaidSo) {
