@@ -514,7 +514,7 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
     if (auto r = AwaitSpare(b); !r) return std::unexpected(r.error());
     return ready_event.at_ns - t0;
   };
-  if (auto r = AwaitSpare(b); !r) return std::unexpected(r.error());
+  // The first spare is started once the first renderer is ready: the warm-up samples take it.
   const int warmup = Count(config, 3, 2);
   auto samples = CollectSamples(warmup, Count(config, 150, 15), once);
   if (!samples) return std::unexpected(samples.error());

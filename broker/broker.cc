@@ -507,6 +507,9 @@ void Broker::Emit(const BrokerEvent& e) {
   copy.t_ms = NowMs();
   for (auto* o : std::vector(observers_)) o->OnBrokerEvent(copy);
   if (e.type == EventType::kClosed) ScheduleRemoval(e.id);
+  // A launch is done with once its renderer drew or is gone: the spare it took (or, for the
+  // first launches of a broker never Start()ed, did not find) is replaced now, off its path.
+  if (e.type == EventType::kReady || e.type == EventType::kExited) QueueSpare();
 }
 
 void Broker::NotifyFrame(int id, uint64_t frame) {
@@ -616,7 +619,8 @@ std::unique_ptr<RendererProcess> Broker::TakeSpare() {
     ++stats_.spares_taken;
     spare_retry_ms_ = 0;
   }
-  QueueSpare();  // the next one (or the first, for a broker never Start()ed), in the background
+  // The next one is queued once this launch's renderer has drawn (Emit): started now, it would
+  // run in this same drain and hold the loop before the first frame the spare was taken for.
   return taken;
 }
 

@@ -232,7 +232,7 @@ class RendererHostEnv {
   // never keeps the loop from its sockets, signals and timers; this default launches at once.
   virtual void QueueLaunch(RendererHost& host);
   // The spare renderer, if one is waiting, for the launch about to be made (LaunchNow); the
-  // owner starts another in the background. This default has none.
+  // owner starts another in the background once that launch is ready. This default has none.
   virtual std::unique_ptr<RendererProcess> TakeSpare();
 
  protected:

@@ -220,7 +220,12 @@ bool Renderer::WaitForHello() {
   // Confined (main calls Run after EnterSandbox) and introduced: pings may be answered now.
   answer_pings_.store(true, std::memory_order_release);
   // A spare waits as long as the broker keeps it, drawing and beating nothing, until it is told
-  // who it is; the broker closing the pipe ends it.
+  // who it is; the broker closing the pipe ends it. First it faults in the buffer its first
+  // frame will be drawn into (zeros, as the memfd already holds, and never published), so that
+  // the frame it was started ahead for does not wait for a few hundred page faults.
+  if (args_.spare) {
+    std::memset(frames_.BeginFrame(), 0, frames_.geometry().frame_bytes());
+  }
   while (args_.spare) {
     if (!WaitAndHandle(MonotonicNs() + kSpareWaitNs)) return false;
   }
