@@ -91,6 +91,21 @@ Result<void> PumpFor(Broker& broker, int64_t ns) {
   return {};
 }
 
+// What a figure's launches were made of, spare or not.
+std::string SpareNote(const BenchConfig& config) {
+  if (!config.spare) return "; no spare renderer: each launch starts a process";
+  return "; each launch takes the spare renderer, started and confined ahead of need (the bench "
+         "waits for the next one to answer its ping before the next sample)";
+}
+
+// Until the broker's spare has answered its ping (exec'd, confined and waiting), as one started
+// ahead of need is by the time a person asks for a tab; nothing without a spare.
+Result<void> AwaitSpare(Broker& broker) {
+  if (!broker.Stats().spare_enabled) return {};
+  return PumpUntil(
+      broker, [&] { return broker.Stats().spare_ready; }, "the spare renderer");
+}
+
 std::string DescribeExit(const BrokerEvent& e) {
   std::string s(EventTypeName(e.type));
   if (e.exit) s += std::string(" (") + std::string(ExitStatusName(e.exit->status)) + ")";
@@ -140,6 +155,7 @@ Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool resta
   options.sandbox = config.sandbox;
   options.inspector = config.inspector;
   options.cgroups = config.cgroups;
+  options.spare = config.spare;
   // Every kill must restart at once, as a first crash does; the default policy would back off
   // from the second crash on and declare a crash loop after five within 30 s.
   options.restart_policy.max_crashes = INT_MAX;
@@ -554,6 +570,7 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
     if (auto r = PumpFor(b, (20 + (i * 7) % 33) * kNsPerMs); !r) {
       return std::unexpected(r.error());
     }
+    if (auto r = AwaitSpare(b); !r) return std::unexpected(r.error());
   }
   return KillCycleResult{
       Measurement{
@@ -563,7 +580,8 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config) {
               "; split into renderer_exit + exit_handling"},
       Measurement{Summarize(std::move(recovery)),
                   "from kill -9 of the renderer to its replacement's first frame; restarts set to "
-                  "happen at once every time (by default only the first crash restarts at once)"},
+                  "happen at once every time (by default only the first crash restarts at once)" +
+                      SpareNote(config)},
       Measurement{Summarize(std::move(renderer_exit)),
                   "the floor under death_detection: the same kill -9 of the same real renderer, "
                   "timed until a process descriptor of the bench's own reports the exit (signal "
@@ -600,8 +618,10 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
     }
     // Let the broker drop the closed host (a zero-delay timer) before the next spawn.
     if (auto r = PumpFor(b, 5 * kNsPerMs); !r) return std::unexpected(r.error());
+    if (auto r = AwaitSpare(b); !r) return std::unexpected(r.error());
     return ready_event.at_ns - t0;
   };
+  // The first spare is started once the first renderer is ready: the warm-up samples take it.
   const int warmup = Count(config, 3, 2);
   auto samples = CollectSamples(warmup, Count(config, 150, 15), once);
   if (!samples) return std::unexpected(samples.error());
@@ -613,7 +633,7 @@ Result<Measurement> SpawnToFirstFrame(const BenchConfig& config) {
                          confinement +
                          "; the broker's own figure for the same span, "
                          "in its ready events, median " +
-                         FormatMs(broker_median_ms)};
+                         FormatMs(broker_median_ms) + SpareNote(config)};
 }
 
 std::optional<uint64_t> StatusKb(pid_t pid, const char* key) {
@@ -670,6 +690,7 @@ std::string NoCgroupNote(const BenchConfig& config, std::string_view figure) {
 Result<Measurement> SpawnNoCgroup(const BenchConfig& config) {
   BenchConfig without = config;
   without.cgroups = false;
+  without.spare = false;  // a spare has paid for its cgroup before the spawn: nothing to see
   auto m = SpawnToFirstFrame(without);
   if (!m) return std::unexpected(m.error());
   m->note = NoCgroupNote(config, "spawn_to_first_frame") + "; " + m->note;
@@ -679,9 +700,31 @@ Result<Measurement> SpawnNoCgroup(const BenchConfig& config) {
 Result<Measurement> RecoveryNoCgroup(const BenchConfig& config) {
   BenchConfig without = config;
   without.cgroups = false;
+  without.spare = false;
   auto k = KillCycle(without);
   if (!k) return std::unexpected(k.error());
   k->recovery.note = NoCgroupNote(config, "recovery") + "; " + k->recovery.note;
+  return std::move(k->recovery);
+}
+
+Result<Measurement> SpawnNoSpare(const BenchConfig& config) {
+  BenchConfig without = config;
+  without.spare = false;
+  auto m = SpawnToFirstFrame(without);
+  if (!m) return std::unexpected(m.error());
+  m->note =
+      "spawn_to_first_frame again with no spare renderer (--no-spare): the difference is "
+      "the launch a spare has made ahead of need; " +
+      m->note;
+  return m;
+}
+
+Result<Measurement> RecoveryNoSpare(const BenchConfig& config) {
+  BenchConfig without = config;
+  without.spare = false;
+  auto k = KillCycle(without);
+  if (!k) return std::unexpected(k.error());
+  k->recovery.note = "recovery again with no spare renderer (--no-spare); " + k->recovery.note;
   return std::move(k->recovery);
 }
 

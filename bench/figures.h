@@ -25,6 +25,7 @@ struct BenchConfig {
   bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
   bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
   bool cgroups = true;        // false: no cgroup per renderer (--no-cgroup)
+  bool spare = true;          // false: no spare renderer (the *_no_spare figures)
   // The `scale` figures (--scale N, --scale-visible K, --scale-seconds S).
   int scale_renderers = 500;
   int scale_visible = 16;
@@ -179,6 +180,9 @@ struct KillCycleResult {
 Result<KillCycleResult> KillCycle(const BenchConfig& config);
 // recovery again with no cgroup per renderer (a shorter pass of the same kill cycle).
 Result<Measurement> RecoveryNoCgroup(const BenchConfig& config);
+// spawn_to_first_frame and recovery again with no spare renderer: every launch starts a process.
+Result<Measurement> SpawnNoSpare(const BenchConfig& config);
+Result<Measurement> RecoveryNoSpare(const BenchConfig& config);
 
 // For the lecture's table (lecture.cc): a `kB` field of /proc/PID/status such as VmPTE.
 std::optional<uint64_t> StatusKb(pid_t pid, const char* key);

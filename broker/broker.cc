@@ -73,6 +73,12 @@ constexpr int64_t kLaunchSliceNs = 2'000'000;
 // What a renderer costs in memory beside its frame buffers: its processes' own pages (PSS about
 // 2 MiB), their page tables and kernel stacks, and its share of the broker.
 constexpr uint64_t kRendererOverheadBytes = uint64_t{4} << 20;
+// The launch queue's entry for the spare: no slot has id 0.
+constexpr int kSpareMarker = 0;
+// A spare lost before it was taken is replaced at once the first time, then after a wait that
+// doubles up to this: a renderer that cannot start must not keep the broker launching.
+constexpr int64_t kSpareRetryFirstMs = 100;
+constexpr int64_t kSpareRetryMaxMs = 5000;
 
 // The memory limit of the cgroup the broker runs in, if it has one (0: none, or unknown). The
 // per-broker directories are made inside it, so it is their parent.
@@ -198,6 +204,33 @@ std::string DefaultRendererPath() {
 
 }  // namespace
 
+// The spare's delegate: it has no slot, so what it reports goes to the broker alone. It says
+// nothing the protocol allows before its assignment (RendererProcess makes anything a violation),
+// so only its stdout/stderr and its exit arrive here.
+class Broker::SpareKeeper final : public RendererProcess::Delegate {
+ public:
+  explicit SpareKeeper(Broker& broker) : broker_(broker) {}
+  std::unique_ptr<RendererProcess> process;
+  bool ready = false;  // process answered the ping sent at its launch
+
+ private:
+  void OnFirstFrame(int64_t) override {}
+  void OnFrame(uint64_t) override {}
+  void OnHeartbeat(const protocol::Heartbeat&, int64_t) override {}
+  void OnDrillReport(const std::string&) override {}
+  void OnLog(BrokerEvent e) override {
+    std::fprintf(stderr, "sbx: spare renderer (pid %d): %s\n", static_cast<int>(e.pid),
+                 e.detail.c_str());
+  }
+  void OnExit(ExitInfo info) override {
+    // Destroyed after the call: the namespace's init is killed and the frame buffer unmapped.
+    std::unique_ptr<RendererProcess> gone = std::move(process);
+    broker_.SpareLost(info);
+  }
+
+  Broker& broker_;
+};
+
 Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   if (!options.geometry.valid()) return MakeError(Errc::kInvalidArgument, "bad frame size");
   if (options.fps < protocol::kMinFps || options.fps > protocol::kMaxFps) {
@@ -219,6 +252,10 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
   std::string path = options.renderer_path.empty() ? DefaultRendererPath() : options.renderer_path;
   auto b = std::make_unique<Broker>(Key{}, std::move(*loop), std::move(options), std::move(path));
   b->dev_null_ = std::move(dev_null);
+  b->spare_ = std::make_unique<SpareKeeper>(*b);
+  // A wrapper's argv is its own: whether it would hand --spare to a renderer that knows it
+  // cannot be told from here.
+  b->spare_enabled_ = b->options_.spare && b->options_.cmd_prefix.empty();
   if (!b->options_.sandbox) {
     b->sandbox_level_ = sandbox::Level::kOff;
     b->sandbox_note_ = "--no-sandbox";
@@ -360,7 +397,9 @@ Broker::Broker(Key, EventLoop loop, BrokerOptions options, std::string renderer_
 Broker::~Broker() {
   loop_.CancelTimer(tick_timer_);
   loop_.CancelTimer(launch_timer_);
+  loop_.CancelTimer(spare_timer_);
   hosts_.clear();
+  spare_.reset();  // kills and reaps it, then its init
   for (auto& [token, child] : reaping_) loop_.Unwatch(token);
   reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
   loop_.Unwatch(holder_watch_);
@@ -495,6 +534,9 @@ void Broker::Emit(const BrokerEvent& e) {
   copy.t_ms = NowMs();
   for (auto* o : std::vector(observers_)) o->OnBrokerEvent(copy);
   if (e.type == EventType::kClosed) ScheduleRemoval(e.id);
+  // A launch is done with once its renderer drew or is gone: the spare it took (or, for the
+  // first launches of a broker never Start()ed, did not find) is replaced now, off its path.
+  if (e.type == EventType::kReady || e.type == EventType::kExited) QueueSpare();
 }
 
 void Broker::NotifyFrame(int id, uint64_t frame) {
@@ -510,6 +552,7 @@ void Broker::ScheduleRemoval(int id) {
   loop_.AddTimer(0, [this, id] {
     auto it = hosts_.find(id);
     if (it != hosts_.end() && it->second->state() == RendererState::kClosed) hosts_.erase(it);
+    QueueSpare();  // there may be room for one again
   });
 }
 
@@ -552,11 +595,76 @@ Result<void> Broker::Start() {
   for (int i = 0; i < options_.renderers; ++i) {
     if (auto r = Spawn(); !r) return std::unexpected(r.error());
   }
+  // Behind them: the spare never delays the renderers asked for.
+  QueueSpare();
   return {};
 }
 
-void Broker::QueueLaunch(RendererHost& host) {
-  launch_queue_.push_back(host.id());
+bool Broker::SpareWanted() const {
+  return spare_enabled_ && !shutting_down_ && !spare_->process && !spare_queued_ &&
+         spare_timer_ == 0 && LiveSlots() < max_renderers_.max && CheckMemoryBudget().has_value();
+}
+
+void Broker::QueueSpare(int64_t delay_ms) {
+  if (!SpareWanted()) return;
+  if (delay_ms > 0) {
+    spare_timer_ = loop_.AddTimer(MonotonicNs() + delay_ms * 1'000'000, [this] {
+      spare_timer_ = 0;
+      QueueSpare();
+    });
+    return;
+  }
+  spare_queued_ = true;
+  Enqueue(kSpareMarker);
+}
+
+void Broker::LaunchSpare() {
+  spare_queued_ = false;
+  if (!SpareWanted()) return;  // the slots filled up meanwhile, or the broker is shutting down
+  auto p = RendererProcess::LaunchSpare(*this, *spare_);
+  if (!p) {
+    std::fprintf(stderr, "sbx: cannot start a spare renderer: %s\n", p.error().ToString().c_str());
+    ++stats_.spares_lost;
+    spare_retry_ms_ = std::clamp(spare_retry_ms_ * 2, kSpareRetryFirstMs, kSpareRetryMaxMs);
+    return QueueSpare(spare_retry_ms_);
+  }
+  spare_->process = std::move(*p);
+  spare_->ready = false;
+  ++stats_.spares_started;
+  // Its pong says it is exec'd, confined and waiting: `stats` shows it `ready` from then on.
+  const RendererProcess* launched = spare_->process.get();
+  (void)spare_->process->Ping([this, launched](Result<int64_t> rtt) {
+    if (rtt && spare_->process.get() == launched) spare_->ready = true;
+  });
+}
+
+std::unique_ptr<RendererProcess> Broker::TakeSpare() {
+  auto& p = spare_->process;
+  std::unique_ptr<RendererProcess> taken;
+  if (p && p->alive() && !p->being_killed()) {
+    taken = std::move(p);
+    ++stats_.spares_taken;
+    spare_retry_ms_ = 0;
+  }
+  // The next one is queued once this launch's renderer has drawn (Emit): started now, it would
+  // run in this same drain and hold the loop before the first frame the spare was taken for.
+  return taken;
+}
+
+void Broker::SpareLost(const ExitInfo& info) {
+  ++stats_.spares_lost;
+  std::fprintf(stderr, "sbx: the spare renderer exited before it was used (%s%s%s)\n",
+               ExitStatusName(info.status).data(), info.detail.empty() ? "" : ": ",
+               info.detail.c_str());
+  int64_t delay = spare_retry_ms_;
+  spare_retry_ms_ = std::clamp(spare_retry_ms_ * 2, kSpareRetryFirstMs, kSpareRetryMaxMs);
+  QueueSpare(delay);
+}
+
+void Broker::QueueLaunch(RendererHost& host) { Enqueue(host.id()); }
+
+void Broker::Enqueue(int id) {
+  launch_queue_.push_back(id);
   // Deadline 0: at once, even from inside a timer handler. A launch queued by a launch (a
   // failure restarting at once) waits for the drain's own re-arm, for the next turn.
   if (launch_timer_ == 0 && !draining_) {
@@ -571,6 +679,11 @@ void Broker::DrainLaunchQueue() {
   while (!launch_queue_.empty()) {
     int id = launch_queue_.front();
     launch_queue_.pop_front();
+    if (id == kSpareMarker) {
+      LaunchSpare();
+      if (MonotonicNs() - start >= kLaunchSliceNs) break;
+      continue;
+    }
     auto it = hosts_.find(id);
     if (it == hosts_.end() || !it->second->launch_queued()) continue;  // closed meanwhile
     it->second->LaunchNow();
@@ -695,6 +808,11 @@ void Broker::Shutdown() {
   launch_queue_.clear();
   loop_.CancelTimer(launch_timer_);
   launch_timer_ = 0;
+  // The spare has no slot to close: killed and reaped here.
+  spare_queued_ = false;
+  loop_.CancelTimer(spare_timer_);
+  spare_timer_ = 0;
+  spare_->process.reset();
   for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
 
@@ -752,6 +870,11 @@ BrokerStats Broker::Stats() const {
     if (host->state() == RendererState::kRunning) ++s.running;
   }
   s.uptime_ms = NowMs();
+  s.spare_enabled = spare_enabled_;
+  const auto& spare = spare_->process;
+  s.spare_pid = spare && spare->alive() ? spare->figures().pid : 0;
+  s.spare_ready = s.spare_pid != 0 && spare_->ready;
+  if (s.spare_pid != 0 && spare->cgroup().valid()) s.spare_cgroup = spare->cgroup().path();
   return s;
 }
 

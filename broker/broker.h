@@ -113,6 +113,10 @@ struct BrokerOptions {
   int oom_score_adj = 300;
   bool inspector = true;      // per-mechanism IPC counters and the ring of recent messages
   bool start_hidden = false;  // --hidden: every new slot starts hidden
+  // One renderer started ahead of need, taken by the next launch (--no-spare: none). Only for a
+  // renderer that knows the spare form (--spare, the assign message): the command line turns it
+  // off for --renderer-path and --renderer-cmd-prefix, and the broker under a prefix.
+  bool spare = true;
 };
 
 struct RendererSnapshot {
@@ -153,6 +157,15 @@ struct BrokerStats {
   uint64_t control_bytes_in = 0;
   uint64_t control_lines_out = 0;
   uint64_t control_bytes_out = 0;
+  // The spare renderer: its pid (0 when none waits), whether the broker keeps one at all, and
+  // how many were started, taken by a launch, and lost (exited or killed before being taken).
+  bool spare_enabled = false;
+  pid_t spare_pid = 0;
+  bool spare_ready = false;  // it answered a ping: exec'd, confined and waiting
+  std::string spare_cgroup;  // its cgroup's directory, empty when none
+  uint64_t spares_started = 0;
+  uint64_t spares_taken = 0;
+  uint64_t spares_lost = 0;
 };
 
 // The most renderers a broker runs unless told otherwise (--max-renderers), and why.
@@ -190,6 +203,7 @@ struct LaunchSite {
 };
 
 class RendererHost;
+class RendererProcess;
 
 // What a renderer's slot (RendererHost) and its process (RendererProcess) need from the broker
 // that owns them, and nothing more: the loop they run on, the live settings, the counters, where
@@ -217,6 +231,9 @@ class RendererHostEnv {
   // start, restart, reload) and starts them a few per loop turn, so that a burst of launches
   // never keeps the loop from its sockets, signals and timers; this default launches at once.
   virtual void QueueLaunch(RendererHost& host);
+  // The spare renderer, if one is waiting, for the launch about to be made (LaunchNow); the
+  // owner starts another in the background once that launch is ready. This default has none.
+  virtual std::unique_ptr<RendererProcess> TakeSpare();
 
  protected:
   ~RendererHostEnv() = default;
@@ -324,7 +341,19 @@ class Broker final : private RendererHostEnv {
   // Meanwhile each tick reaps strays (ReapStrayChildren), which an init may wait on.
   void ReapLater(ChildProcess child) override;
   void QueueLaunch(RendererHost& host) override;
+  std::unique_ptr<RendererProcess> TakeSpare() override;
 
+  // The spare: wanted when enabled, not shutting down, none waits or is queued, and a spawn now
+  // would be allowed (it counts against --max-renderers and the memory budget as a slot would).
+  bool SpareWanted() const;
+  // Queues its launch behind the launches waiting (the queue's marker kSpareMarker), after
+  // `delay_ms` when one was just lost.
+  void QueueSpare(int64_t delay_ms = 0);
+  void LaunchSpare();
+  // The spare exited or was killed before any launch took it: reaped, counted, replaced.
+  void SpareLost(const ExitInfo& info);
+  // Pushes `id` (a slot, or kSpareMarker) on the launch queue and makes sure it drains.
+  void Enqueue(int id);
   // Runs queued launches for at most kLaunchSliceNs (at least one), then yields to the loop.
   void DrainLaunchQueue();
   // --max-renderers, or the default from memory and RLIMIT_NPROC.
@@ -377,6 +406,14 @@ class Broker final : private RendererHostEnv {
   std::deque<int> launch_queue_;
   EventLoop::Token launch_timer_ = 0;
   bool draining_ = false;  // DrainLaunchQueue is running: it re-arms the timer itself
+  // The spare renderer and its delegate (it has no slot): broker.cc.
+  class SpareKeeper;
+  friend class SpareKeeper;
+  std::unique_ptr<SpareKeeper> spare_;
+  bool spare_enabled_ = false;
+  bool spare_queued_ = false;
+  EventLoop::Token spare_timer_ = 0;
+  int64_t spare_retry_ms_ = 0;  // the wait before replacing a spare lost next; 0 after a take
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
 };

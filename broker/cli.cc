@@ -86,6 +86,9 @@ const char* CommandLineHelp() {
          "  --no-sandbox               run renderers with no sandbox at all (warns loudly)\n"
          "  --no-cgroup                no cgroup per renderer: memory bounded per process only\n"
          "                             (to measure what a cgroup costs)\n"
+         "  --no-spare                 no renderer started ahead of need (by default one spare\n"
+         "                             waits, sandboxed, for the next spawn or restart; never\n"
+         "                             with --renderer-path or --renderer-cmd-prefix)\n"
          "  --no-inspector             no per-channel IPC counters or trace (to measure their "
          "cost)\n"
          "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
@@ -137,6 +140,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--no-cgroup") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.cgroups = false;
+    } else if (name == "--no-spare") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.spare = false;
     } else if (name == "--no-inspector") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.inspector = false;
@@ -222,6 +228,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
       if (!*known) return MakeError(Errc::kInvalidArgument, "unknown option: " + std::string(arg));
     }
   }
+  // Another renderer, or a wrapper around this one, may not know the spare form (--spare and the
+  // assign message): a spare would be launched, fail and be replaced over and over.
+  if (!cl.broker.renderer_path.empty() || !cl.broker.cmd_prefix.empty()) cl.broker.spare = false;
   return cl;
 }
 

@@ -82,7 +82,18 @@ json StatsToJson(const BrokerStats& s) {
           {"bad_messages", s.bad_messages},
           {"messages_in", s.messages_in},
           {"heartbeats", s.heartbeats},
-          {"uptime_ms", s.uptime_ms}};
+          {"uptime_ms", s.uptime_ms},
+          {"spare",
+           {{"enabled", s.spare_enabled},
+            {"pid", s.spare_pid},
+            {"state", !s.spare_enabled   ? "off"
+                      : s.spare_pid == 0 ? "none"
+                      : s.spare_ready    ? "ready"
+                                         : "starting"},
+            {"cgroup", s.spare_cgroup},
+            {"started", s.spares_started},
+            {"taken", s.spares_taken},
+            {"lost", s.spares_lost}}}};
 }
 
 std::string EventToText(const BrokerEvent& e) {

@@ -48,6 +48,8 @@ bool RendererHost::Transition(Happening h) {
 
 void RendererHostEnv::QueueLaunch(RendererHost& host) { host.LaunchNow(); }
 
+std::unique_ptr<RendererProcess> RendererHostEnv::TakeSpare() { return nullptr; }
+
 void RendererHost::Start() {
   restart_timer_ = 0;
   if (launch_queued_) return;
@@ -65,9 +67,15 @@ void RendererHost::LaunchNow() {
   if (!launch_queued_ || closing_) return;
   launch_queued_ = false;
   silence_sample_.reset();
-  auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
-  if (!process) return LaunchFailed(process.error());
-  process_ = std::move(*process);
+  // The spare, if there is one: already launched, sandboxed and in its cgroup, it only needs to
+  // be told who it is. One that cannot be told is dropped (killed and reaped) for a launch.
+  if (auto spare = env_.TakeSpare(); spare && spare->Assign(id_, page_, visibility_, *this)) {
+    process_ = std::move(spare);
+  } else {
+    auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
+    if (!process) return LaunchFailed(process.error());
+    process_ = std::move(*process);
+  }
   BrokerEvent e;
   e.heartbeat_fallback = process_->figures().heartbeat_fallback;
   if (e.heartbeat_fallback) e.detail = "no message queue: " + process_->fallback_reason();

@@ -213,9 +213,39 @@ Result<std::unique_ptr<RendererProcess>> RendererProcess::Launch(RendererHostEnv
   return p;
 }
 
+Result<std::unique_ptr<RendererProcess>> RendererProcess::LaunchSpare(RendererHostEnv& env,
+                                                                      Delegate& delegate) {
+  auto p = std::make_unique<RendererProcess>(Key{}, env, 0, delegate);
+  p->spare_ = true;
+  if (auto r = p->Spawn(""); !r) return std::unexpected(r.error());
+  return p;
+}
+
+Result<void> RendererProcess::Assign(int id, const std::string& page,
+                                     protocol::Visibility visibility, Delegate& delegate) {
+  if (!spare_) return MakeError(Errc::kState, "not a spare");
+  PayloadWriter w;
+  EncodeAssign({static_cast<uint32_t>(id), env_.options().fps, visibility, page}, w);
+  id_ = id;
+  delegate_ = &delegate;
+  spare_ = false;
+  // The slot's clocks (its uptime, the first frame, the watchdog's start-up grace) run from
+  // here; what the renderer may claim (its heartbeats' CPU time, its frame count) still runs
+  // from its launch.
+  figures_.spawn_ns = MonotonicNs();
+  if (auto r = Send(MsgType::kAssign, w.data()); !r) return r;
+  if (visibility != visibility_) {
+    visibility_ = visibility;
+    visibility_changed_ns_ = figures_.spawn_ns;
+    ApplyPriority();
+  }
+  return {};
+}
+
 RendererProcess::RendererProcess(Key, RendererHostEnv& env, int id, Delegate& delegate)
     : env_(env), loop_(env.loop()), id_(id), delegate_(&delegate), ipc_(env.options().inspector) {
   figures_.spawn_ns = MonotonicNs();
+  launched_ns_ = figures_.spawn_ns;
   inbound_tokens_ = kInboundBurst;
   inbound_refill_ns_ = figures_.spawn_ns;
 }
@@ -259,8 +289,11 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   if (!log) return std::unexpected(log.error());
 
   LaunchArgs args;  // the sandbox fields come from the site
-  args.id = id_;
-  args.page = page;
+  args.spare = spare_;
+  if (!spare_) {
+    args.id = id_;
+    args.page = page;
+  }
   args.fps = opt.fps;
   args.heartbeat = queue || queue_in_namespace ? Heartbeat::kQueue : Heartbeat::kPipe;
   args.visibility = visibility_;
@@ -485,8 +518,13 @@ void RendererProcess::KillAfter(int64_t grace_ns, KillReason reason) {
 void RendererProcess::Violation(std::string what) {
   if (being_killed()) return;
   ++env_.counters().bad_messages;
-  std::fprintf(stderr, "sbx: renderer %d (pid %d) broke the protocol: %s; killing it\n", id_,
-               figures_.pid, what.c_str());
+  if (spare_) {
+    std::fprintf(stderr, "sbx: the spare renderer (pid %d) broke the protocol: %s; killing it\n",
+                 figures_.pid, what.c_str());
+  } else {
+    std::fprintf(stderr, "sbx: renderer %d (pid %d) broke the protocol: %s; killing it\n", id_,
+                 figures_.pid, what.c_str());
+  }
   Kill(KillReason::kBadMessage, std::move(what));
   // Stop reading from it: nothing more it says can be trusted.
   loop_.Unwatch(in_watch_);
@@ -565,6 +603,12 @@ void RendererProcess::HandleMessage(const Message& m, int64_t now) {
   Traced(ipc_.RecordPipe(now, Mechanism::kPipeToBroker, m.type, m.seq, m.payload));
   ++messages_in_;
   ++env_.counters().messages_in;
+  // A spare has nothing to say until it is assigned but the pong to the broker's ping (which
+  // tells that it is confined and waiting): it draws and beats nothing before.
+  if (spare_ && m.type != MsgType::kPong) {
+    return Violation(std::string(protocol::MsgTypeName(m.type)) +
+                     " from a spare before its assignment");
+  }
   switch (m.type) {
     case MsgType::kFrameReady:
       return HandleFrameReady(m, now);
@@ -596,7 +640,7 @@ void RendererProcess::HandleFrameReady(const Message& m, int64_t now) {
   if (figures_.frames > 0 && f->frame_number <= last_frame_number_) {
     return Violation("frame number went backwards");
   }
-  if (f->frame_number > MaxFramesAfter(now - figures_.spawn_ns)) {
+  if (f->frame_number > MaxFramesAfter(now - launched_ns_)) {
     return Violation("frame number beyond what the flood limit lets through");
   }
   last_frame_number_ = f->frame_number;
@@ -642,6 +686,7 @@ void RendererProcess::OnQueueReadable() {
                        static_cast<uint32_t>(got.size()), "%s", HeartbeatSummary(got).data()));
     ++messages_in_;
     ++env_.counters().messages_in;
+    if (spare_) return Violation("heartbeat from a spare before its assignment");
     if (!TakeInboundToken(now)) return Violation("message flood");
     auto hb = DecodeHeartbeat(got);
     if (!hb) return Violation(hb.error().what);
@@ -651,8 +696,7 @@ void RendererProcess::OnQueueReadable() {
 }
 
 void RendererProcess::HandleHeartbeat(const protocol::Heartbeat& hb, int64_t now) {
-  if (auto bad =
-          ImpossibleHeartbeat(hb, figures_.last_heartbeat, figures_.spawn_ns, now, CpuCount())) {
+  if (auto bad = ImpossibleHeartbeat(hb, figures_.last_heartbeat, launched_ns_, now, CpuCount())) {
     return Violation(std::move(*bad));
   }
   figures_.last_heartbeat = hb;

@@ -2,8 +2,9 @@
 // everything that dies with it: the process (and, sandboxed, its namespace's init), its control
 // channel, its frame buffer, its heartbeat queue, their event-loop watches, the inbound rate
 // limit and the pings waiting for a pong. Its slot (RendererHost) holds at most one; a restart
-// builds a new one, so nothing of a dead process is ever reset by hand. A spare, pre-started
-// renderer would be a RendererProcess whose delegate is not a slot yet.
+// builds a new one, so nothing of a dead process is ever reset by hand. A spare (LaunchSpare) is
+// one whose delegate is not a slot yet: started ahead of need with no id or page, it is handed
+// to the slot that takes it (Assign), which sends it both.
 //
 // Everything the process sends is validated here; a violation kills it (`bad-message`) and
 // stops reading from it. What passes is reported to the Delegate, which owns the state machine.
@@ -84,6 +85,15 @@ class RendererProcess {
   static Result<std::unique_ptr<RendererProcess>> Launch(
       RendererHostEnv& env, int id, const std::string& page, Delegate& delegate,
       protocol::Visibility visibility = protocol::Visibility::kVisible);
+  // A spare: launched as Launch() does but with --spare in place of --id and --page, and id 0
+  // until Assign. Anything it sends before its assignment is a violation (`bad-message`).
+  static Result<std::unique_ptr<RendererProcess>> LaunchSpare(RendererHostEnv& env,
+                                                              Delegate& delegate);
+  // Makes a spare slot `id`'s: the assign message (id, page, the broker's fps, visibility), and
+  // from now on its events go to `delegate`. An error leaves it unassigned (a spare no longer).
+  Result<void> Assign(int id, const std::string& page, protocol::Visibility visibility,
+                      Delegate& delegate);
+  bool spare() const { return spare_; }
   // Public only in form: the key is private, so Launch() is the one way in.
   struct Key {
    private:
@@ -168,15 +178,17 @@ class RendererProcess {
   void ReleaseKernelObjects();
   void FailPings(const std::string& why);
   void UpdateWriteInterest();
-  // Shows a recorded message to the environment's tracers (no-op when the inspector is off).
+  // Shows a recorded message to the environment's tracers (no-op when the inspector is off); a
+  // spare's are recorded (its slot's `ipc` shows them) but belong to no id a tracer knows yet.
   void Traced(const IpcRecord* r) {
-    if (r) env_.NotifyIpc(id_, *r);
+    if (r && !spare_) env_.NotifyIpc(id_, *r);
   }
 
   RendererHostEnv& env_;
   EventLoop& loop_;
-  const int id_;
+  int id_;  // 0 while a spare
   Delegate* delegate_;
+  bool spare_ = false;
 
   RendererCgroup cgroup_;  // declared first: removed after the process is reaped
   ChildProcess process_;   // the renderer: signals go here
@@ -199,8 +211,9 @@ class RendererProcess {
   int64_t partial_since_ns_ = 0;  // when the unfinished message in the decoder began, or 0
 
   KillReason kill_reason_ = KillReason::kNone;
-  std::string kill_note_;  // why the broker killed it, for the exit's detail
-  ProcessFigures figures_;
+  std::string kill_note_;    // why the broker killed it, for the exit's detail
+  ProcessFigures figures_;   // spawn_ns: its launch, or for a spare its assignment
+  int64_t launched_ns_ = 0;  // when the process was launched: what bounds what it may claim
   int64_t first_frame_ns_ = 0;
   protocol::Visibility visibility_ = protocol::Visibility::kVisible;
   int64_t visibility_changed_ns_ = 0;  // when it was last told of a change

@@ -140,6 +140,27 @@ Result<std::string> DecodeNavigate(const Message& m) {
   return url;
 }
 
+Result<AssignMsg> DecodeAssign(const Message& m) {
+  PayloadReader r(m.payload);
+  AssignMsg a{};
+  uint32_t visibility = 0;
+  if (m.type != MsgType::kAssign || !r.U32(&a.id) || !r.U32(&a.fps) || !r.U32(&visibility) ||
+      !r.Str(&a.page, protocol::kMaxUrl) || !r.Done()) {
+    return BadPayload(m);
+  }
+  if (a.id < 1 || a.id > static_cast<uint32_t>(INT32_MAX) || a.fps < protocol::kMinFps ||
+      a.fps > protocol::kMaxFps ||
+      visibility > static_cast<uint32_t>(protocol::Visibility::kHidden) || !IsValidUrl(a.page)) {
+    return BadPayload(m);
+  }
+  a.visibility = static_cast<protocol::Visibility>(visibility);
+  return a;
+}
+
+void EncodeAssign(const AssignMsg& a, PayloadWriter& w) {
+  w.U32(a.id).U32(a.fps).U32(static_cast<uint32_t>(a.visibility)).Str(a.page);
+}
+
 Result<std::string> DecodeDrillReport(const Message& m) {
   PayloadReader r(m.payload);
   std::string text;

@@ -84,6 +84,15 @@ struct HelloMsg {
   uint32_t fps;
   uint32_t broker_pid;
 };
+// What a spare renderer becomes: the slot that took it (ipc/launch_args.h, LaunchArgs::spare).
+struct AssignMsg {
+  uint32_t id;
+  uint32_t fps;
+  protocol::Visibility visibility;
+  std::string page;
+
+  bool operator==(const AssignMsg&) const = default;
+};
 struct FrameReadyMsg {
   uint32_t buffer_index;
   uint64_t frame_number;
@@ -91,6 +100,9 @@ struct FrameReadyMsg {
 
 Result<HelloMsg> DecodeHello(const Message& m);
 Result<std::string> DecodeNavigate(const Message& m);
+// id >= 1, fps in range, a known visibility and a valid URL.
+Result<AssignMsg> DecodeAssign(const Message& m);
+void EncodeAssign(const AssignMsg& a, PayloadWriter& w);
 // Printable ASCII only, at most kMaxDrillReport bytes.
 Result<std::string> DecodeDrillReport(const Message& m);
 Result<uint32_t> DecodeU32(const Message& m);  // kSetFps, kCrash

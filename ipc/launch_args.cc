@@ -18,6 +18,7 @@ constexpr std::string_view kHeartbeat = "--heartbeat=";
 constexpr std::string_view kSandbox = "--sandbox=";
 constexpr std::string_view kSandboxRoot = "--sandbox-root=";
 constexpr std::string_view kVisibility = "--visibility=";
+constexpr std::string_view kSpare = "--spare";
 
 template <typename T>
 bool ParseNumber(std::string_view s, T* out) {
@@ -33,6 +34,7 @@ bool ParseOne(std::string_view s, LaunchArgs* a, bool* type_seen) {
     if (!s.starts_with(key)) return std::nullopt;
     return s.substr(key.size());
   };
+  if (s == kSpare) return a->spare = true;
   if (auto v = value(kType)) {
     *type_seen = *v == "renderer";
     return *type_seen;
@@ -86,15 +88,20 @@ bool LevelFromName(std::string_view name, SandboxLevel* out) {
 }
 
 std::vector<std::string> ToArgv(const LaunchArgs& a) {
-  std::vector<std::string> out = {
-      std::string(kType) + "renderer",
-      std::string(kId) + std::to_string(a.id),
-      std::string(kPage) + a.page,
-      std::string(kFps) + std::to_string(a.fps),
-      std::string(kHeartbeat) + std::string(HeartbeatName(a.heartbeat)),
-      std::string(kSandbox) + std::string(LevelName(a.sandbox)),
-      std::string(kVisibility) + std::string(protocol::VisibilityName(a.visibility)),
-  };
+  std::vector<std::string> out = {std::string(kType) + "renderer"};
+  if (a.spare) {
+    out.emplace_back(kSpare);
+  } else {
+    out.push_back(std::string(kId) + std::to_string(a.id));
+    out.push_back(std::string(kPage) + a.page);
+  }
+  out.insert(out.end(),
+             {
+                 std::string(kFps) + std::to_string(a.fps),
+                 std::string(kHeartbeat) + std::string(HeartbeatName(a.heartbeat)),
+                 std::string(kSandbox) + std::string(LevelName(a.sandbox)),
+                 std::string(kVisibility) + std::string(protocol::VisibilityName(a.visibility)),
+             });
   if (!a.sandbox_root.empty()) out.push_back(std::string(kSandboxRoot) + a.sandbox_root);
   return out;
 }
@@ -109,6 +116,12 @@ Result<LaunchArgs> ParseLaunchArgs(std::span<const char* const> args) {
     }
   }
   if (!type_seen) return MakeError(Errc::kInvalidArgument, "no --type=renderer");
+  if (a.spare) {
+    if (a.id >= 0 || !a.page.empty()) {
+      return MakeError(Errc::kInvalidArgument, "--spare with --id or --page");
+    }
+    return a;
+  }
   if (a.id < 0) return MakeError(Errc::kInvalidArgument, "no --id");
   if (a.page.empty()) return MakeError(Errc::kInvalidArgument, "no --page");
   return a;

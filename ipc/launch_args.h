@@ -29,14 +29,17 @@ bool LevelFromName(std::string_view name, SandboxLevel* out);
 enum class Heartbeat { kQueue, kPipe };
 
 struct LaunchArgs {
-  int id = -1;       // >= 0; the broker's ids start at 1
-  std::string page;  // a URL as IsValidUrl defines it
+  int id = -1;       // >= 0; the broker's ids start at 1. -1 for a spare
+  std::string page;  // a URL as IsValidUrl defines it; empty for a spare
   uint32_t fps = 30;
   Heartbeat heartbeat = Heartbeat::kQueue;
   SandboxLevel sandbox = SandboxLevel::kFull;
   std::string sandbox_root;  // with kFull: the empty directory to chroot into
   // Hidden from the start: it draws its first frame only, then none until it is made visible.
   protocol::Visibility visibility = protocol::Visibility::kVisible;
+  // A spare (--spare, in place of --id and --page) is started ahead of need: it waits after the
+  // hello for the assign message that names its id, page, fps and visibility.
+  bool spare = false;
 
   bool operator==(const LaunchArgs&) const = default;
 };
@@ -46,7 +49,8 @@ struct LaunchArgs {
 std::vector<std::string> ToArgv(const LaunchArgs& args);
 
 // The inverse of ToArgv, for the renderer: `args` excludes argv[0]. Fails on an unknown,
-// repeated-in-conflict or malformed argument, or a missing --type, --id or --page.
+// repeated-in-conflict or malformed argument, or a missing --type, --id or --page; a spare
+// (--spare) must have neither --id nor --page.
 Result<LaunchArgs> ParseLaunchArgs(std::span<const char* const> args);
 
 // The descriptors the broker hands over, as the broker holds them.

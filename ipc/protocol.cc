@@ -24,6 +24,8 @@ std::string_view MsgTypeName(MsgType t) {
       return "bad-ipc";
     case MsgType::kSetVisibility:
       return "set-visibility";
+    case MsgType::kAssign:
+      return "assign";
     case MsgType::kFrameReady:
       return "frame-ready";
     case MsgType::kPong:
@@ -37,7 +39,7 @@ std::string_view MsgTypeName(MsgType t) {
 }
 
 bool IsKnownType(uint16_t raw, Direction dir) {
-  if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 10;
+  if (dir == Direction::kToRenderer) return raw >= 1 && raw <= 11;
   return raw >= 64 && raw <= 67;
 }
 
@@ -48,6 +50,8 @@ size_t MinPayload(MsgType t) {
     case MsgType::kNavigate:
     case MsgType::kDrillReport:
       return 4;
+    case MsgType::kAssign:
+      return 16;
     case MsgType::kSetFps:
     case MsgType::kCrash:
     case MsgType::kSetVisibility:
@@ -70,6 +74,7 @@ size_t MinPayload(MsgType t) {
 
 size_t MaxPayload(MsgType t) {
   if (t == MsgType::kNavigate) return 4 + kMaxUrl;
+  if (t == MsgType::kAssign) return 16 + kMaxUrl;
   if (t == MsgType::kDrillReport) return 4 + kMaxDrillReport;
   return MinPayload(t);
 }

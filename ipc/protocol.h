@@ -39,6 +39,7 @@ enum class MsgType : uint16_t {
   kOom = 8,             // (empty)
   kBadIpc = 9,          // (empty)
   kSetVisibility = 10,  // u32 Visibility
+  kAssign = 11,         // u32 id, u32 fps, u32 Visibility, str page. Only to a spare, once.
   // renderer -> broker
   kFrameReady = 64,   // u32 buffer index, u64 frame number
   kPong = 65,         // u64 token (echoed)

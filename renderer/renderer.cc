@@ -23,6 +23,8 @@ using protocol::MsgType;
 
 constexpr int64_t kNsPerMs = 1'000'000;
 constexpr int kHelloTimeoutMs = 5000;
+// How long one wait of a spare for its assignment lasts before it simply waits again.
+constexpr int64_t kSpareWaitNs = 3'600'000'000'000;
 
 int64_t CpuNs() {
   timespec ts;
@@ -42,7 +44,7 @@ Renderer::Renderer(LaunchArgs args, Channel channel, FrameWriter frames, int que
       fps_(args_.fps),
       visibility_(args_.visibility),
       vm_at_start_(VirtualSize()) {
-  Navigate(args_.page);
+  if (!args_.spare) Navigate(args_.page);
 }
 
 Renderer::~Renderer() {
@@ -78,7 +80,7 @@ Result<void> Renderer::StartIoThread() {
 
 int Renderer::Run() {
   // Stopped after the hello (a shutdown in the same batch, say) ends as the main loop does: 0.
-  if (!WaitForHello()) return hello_ ? 0 : 1;
+  if (!WaitForHello()) return hello_ && !refused_ ? 0 : 1;
   int64_t now = MonotonicNs();
   next_frame_ns_ = now;
   next_heartbeat_ns_ = now;
@@ -98,7 +100,7 @@ int Renderer::Run() {
     }
     draws = visibility_ == protocol::Visibility::kVisible || frame_ == 0;
     int64_t wake = draws ? std::min(next_frame_ns_, next_heartbeat_ns_) : next_heartbeat_ns_;
-    if (!WaitAndHandle(wake)) return 0;
+    if (!WaitAndHandle(wake)) return refused_ ? 1 : 0;
   }
 }
 
@@ -217,11 +219,46 @@ bool Renderer::WaitForHello() {
   }
   // Confined (main calls Run after EnterSandbox) and introduced: pings may be answered now.
   answer_pings_.store(true, std::memory_order_release);
+  // A spare waits as long as the broker keeps it, drawing and beating nothing, until it is told
+  // who it is; the broker closing the pipe ends it. First it faults in the buffer its first
+  // frame will be drawn into (zeros, as the memfd already holds, and never published), so that
+  // the frame it was started ahead for does not wait for a few hundred page faults.
+  if (args_.spare) {
+    std::memset(frames_.BeginFrame(), 0, frames_.geometry().frame_bytes());
+  }
+  while (args_.spare) {
+    if (!WaitAndHandle(MonotonicNs() + kSpareWaitNs)) return false;
+  }
+  return true;
+}
+
+bool Renderer::Assign(const Message& m) {
+  auto a = DecodeAssign(m);
+  if (!args_.spare || !a) {
+    refused_ = true;
+    std::fprintf(stderr, "sbx-renderer: %s\n",
+                 args_.spare ? a.error().what.c_str() : "assign to a renderer that is not a spare");
+    return false;
+  }
+  args_.spare = false;
+  args_.id = static_cast<int>(a->id);
+  fps_ = a->fps;
+  visibility_ = a->visibility;
+  args_.visibility = a->visibility;
+  Navigate(a->page);  // and the process title, which shows the id from now on
   return true;
 }
 
 bool Renderer::Handle(const Message& m) {
   if (!hello_ && m.type != MsgType::kHello) return false;  // hello must come first
+  // Before its assignment a spare has no page to act on: only a ping or a shutdown may come.
+  if (args_.spare && m.type != MsgType::kHello && m.type != MsgType::kAssign &&
+      m.type != MsgType::kPing && m.type != MsgType::kShutdown) {
+    refused_ = true;
+    std::fprintf(stderr, "sbx-renderer: %s before the assignment\n",
+                 std::string(protocol::MsgTypeName(m.type)).c_str());
+    return false;
+  }
   switch (m.type) {
     case MsgType::kHello: {
       auto h = DecodeHello(m);
@@ -258,6 +295,8 @@ bool Renderer::Handle(const Message& m) {
       SetVisibility(static_cast<protocol::Visibility>(*v));
       return true;
     }
+    case MsgType::kAssign:
+      return Assign(m);
     case MsgType::kShutdown:
       return false;
     case MsgType::kCrash: {

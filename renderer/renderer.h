@@ -46,8 +46,9 @@ class Renderer {
   // are gone (see start_threads there).
   Result<void> StartIoThread();
 
-  // Waits for hello, then draws and beats until the broker closes the pipe or says shutdown
-  // (0), or the pipe or the queue fails (1). Drills may end the process instead.
+  // Waits for hello (and, a spare, for its assignment), then draws and beats until the broker
+  // closes the pipe or says shutdown (0), or the pipe or the queue fails (1). Drills may end the
+  // process instead.
   int Run();
 
  private:
@@ -55,6 +56,8 @@ class Renderer {
   bool WaitAndHandle(int64_t deadline_ns);
   bool WaitForHello();
   bool Handle(const Message& m);
+  // A spare's assignment: its id, page, fps and visibility. False if malformed or not a spare.
+  bool Assign(const Message& m);
   void Report(const std::string& line);
   void Navigate(const std::string& url);
   void RenderFrame(int64_t now);
@@ -82,6 +85,7 @@ class Renderer {
   protocol::Visibility visibility_;
   size_t vm_at_start_;
   bool hello_ = false;
+  bool refused_ = false;  // a spare was sent what it may not take: it ends with 1
   int pid_ = 0;
   int broker_pid_ = 0;
   uint64_t frame_ = 0;

@@ -8,7 +8,9 @@
 // lines meant to pass for the broker's own events; "log-flood" writes a 1 MiB line and then far
 // more than the broker lets through; "stdout-nonblock" makes its fd 1 non-blocking and keeps it
 // full. "counted" sends exactly kCountedFrames frames and kCountedHeartbeats heartbeats, then
-// only answers what the broker sends, so the broker's counters can be checked exactly.
+// only answers what the broker sends, so the broker's counters can be checked exactly. Started
+// as a spare (--spare, no page), it sends a frame-ready right after the hello, before any
+// assignment: what a spare may never do.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -172,6 +174,7 @@ int main(int argc, char** argv) {
     std::string_view a(argv[i]);
     if (a.starts_with("--page=evil://")) mode = std::string(a.substr(14));
     if (a == "--heartbeat=pipe") queue = false;
+    if (a == "--spare") mode = "spare-frame";
   }
   ::signal(SIGPIPE, SIG_IGN);
   auto frames = FrameWriter::Attach(protocol::kFrameFd);

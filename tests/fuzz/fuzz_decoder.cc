@@ -9,6 +9,7 @@
 //
 // Input: byte 0 bit 0 picks the direction (0: to the renderer, 1: to the broker), byte 1 seeds
 // how the stream is cut into reads; the rest is the stream.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -57,6 +58,16 @@ void CheckTypedPayload(const Message& m) {
       break;
     case MsgType::kNavigate:
       if (auto url = DecodeNavigate(m)) SBX_FUZZ_CHECK(IsValidUrl(*url));
+      break;
+    case MsgType::kAssign:
+      if (auto a = DecodeAssign(m)) {
+        SBX_FUZZ_CHECK(a->id >= 1 && a->fps >= protocol::kMinFps && a->fps <= protocol::kMaxFps &&
+                       IsValidUrl(a->page));
+        PayloadWriter again;
+        EncodeAssign(*a, again);
+        SBX_FUZZ_CHECK(std::equal(again.data().begin(), again.data().end(), m.payload.begin(),
+                                  m.payload.end()));
+      }
       break;
     case MsgType::kDrillReport:
       if (auto text = DecodeDrillReport(m)) {

@@ -106,6 +106,14 @@ void DecoderToRenderer() {
   Decoder("renderer-session", 0, session);
 
   Decoder("hello", 0, Stream().Add(MsgType::kHello, PayloadWriter().U32(2).U32(30).U32(1)));
+  {
+    PayloadWriter assign;
+    EncodeAssign({7, 60, protocol::Visibility::kHidden, "sbx://clock"}, assign);
+    Decoder("spare-assign", 0,
+            Stream()
+                .Add(MsgType::kHello, PayloadWriter().U32(2).U32(30).U32(1))
+                .Add(MsgType::kAssign, assign));
+  }
   for (uint32_t kind = 1; kind <= 4; ++kind) {
     Stream s;
     s.Add(MsgType::kHello, PayloadWriter().U32(2).U32(30).U32(1));

@@ -47,6 +47,9 @@ TEST(LaunchFailureTest, ARestartThatCannotLaunchReportsNoPidOfTheOldProcess) {
   EventRecorder rec;
   BrokerOptions o;
   o.renderer_path = renderer.string();
+  // A spare started before the binary goes would be taken by the restart, which then launches
+  // nothing: this test is about a launch that fails.
+  o.spare = false;
   auto created = Broker::Create(std::move(o));
   ASSERT_TRUE(created) << created.error().ToString();
   Broker& b = **created;

@@ -77,6 +77,15 @@ TEST(CliTest, FlagsSetTheirOptions) {
   EXPECT_TRUE(Parse({"-h"}).value().help);
 }
 
+TEST(CliTest, ASpareIsOnlyForTheBuiltInRenderer) {
+  EXPECT_TRUE(Parse({}).value().broker.spare);
+  EXPECT_FALSE(Parse({"--no-spare"}).value().broker.spare);
+  // Another program, or a wrapper, need not know the spare form of the launch.
+  EXPECT_FALSE(Parse({"--renderer-path", "/opt/r"}).value().broker.spare);
+  EXPECT_FALSE(Parse({"--renderer-cmd-prefix", "strace -f"}).value().broker.spare);
+  ExpectError({"--no-spare=1"}, "--no-spare");
+}
+
 TEST(CliTest, OnlyTheFirstEqualsSignSeparatesTheValue) {
   auto cl = Parse({"--page=sbx://text/a=b"});
   ASSERT_TRUE(cl.has_value()) << cl.error().what;
@@ -160,7 +169,7 @@ TEST(CliTest, HelpTextMentionsEveryOption) {
   for (const char* opt :
        {"--renderers", "--max-renderers", "--page", "--control", "--json", "--hang-timeout",
         "--kill-hung", "--no-restart", "--no-sandbox", "--heartbeat-pipe", "--fps",
-        "--renderer-path", "--renderer-cmd-prefix", "--help"}) {
+        "--renderer-path", "--renderer-cmd-prefix", "--no-spare", "--help"}) {
     EXPECT_NE(help.find(opt), std::string::npos) << opt;
   }
 }

@@ -220,7 +220,7 @@ INSTANTIATE_TEST_SUITE_P(
         UnknownTypeCase{Direction::kToRenderer, Raw(MsgType::kDrillReport), 4},
         // Numbers no direction knows.
         UnknownTypeCase{Direction::kToBroker, 0, 0}, UnknownTypeCase{Direction::kToRenderer, 0, 0},
-        UnknownTypeCase{Direction::kToRenderer, 11, 0},
+        UnknownTypeCase{Direction::kToRenderer, 12, 0},
         UnknownTypeCase{Direction::kToBroker, 63, 0}, UnknownTypeCase{Direction::kToBroker, 68, 0},
         UnknownTypeCase{Direction::kToBroker, 0xffff, 0},
         UnknownTypeCase{Direction::kToRenderer, 0xffff, 0}));

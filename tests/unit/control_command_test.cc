@@ -201,7 +201,13 @@ TEST_F(ControlCommandTest, StatsHasTheDocumentedKeys) {
   // Every renderer's channels added up, and the control socket's own traffic.
   ASSERT_TRUE(reply.contains("ipc") && reply["ipc"].is_object()) << DumpJson(reply);
   EXPECT_TRUE(reply["ipc"].contains("mq") && reply["ipc"].contains("control")) << DumpJson(reply);
-  EXPECT_EQ(reply.size(), 10u) << DumpJson(reply);
+  // The spare renderer (docs/PROTOCOL.md, "The spare in stats"); this broker runs none yet.
+  ASSERT_TRUE(reply.contains("spare") && reply["spare"].is_object()) << DumpJson(reply);
+  for (const char* key : {"enabled", "pid", "state", "cgroup", "started", "taken", "lost"}) {
+    EXPECT_TRUE(reply["spare"].contains(key)) << key << " missing from " << DumpJson(reply);
+  }
+  EXPECT_EQ(reply["spare"]["pid"], 0);
+  EXPECT_EQ(reply.size(), 11u) << DumpJson(reply);
   EXPECT_EQ(reply["renderers"], 0);
   EXPECT_EQ(reply["running"], 0);
   EXPECT_EQ(reply["spawns"], 0);

@@ -40,7 +40,22 @@ INSTANTIATE_TEST_SUITE_P(
                                  SandboxLevel::kNoNamespaces, ""},
                       LaunchArgs{0, "about:blank", 240, Heartbeat::kQueue, SandboxLevel::kOff, ""},
                       LaunchArgs{2, "sbx://clock", 30, Heartbeat::kQueue, SandboxLevel::kFull,
-                                 "/mnt", protocol::Visibility::kHidden}));
+                                 "/mnt", protocol::Visibility::kHidden},
+                      LaunchArgs{-1, "", 60, Heartbeat::kPipe, SandboxLevel::kFull, "/mnt",
+                                 protocol::Visibility::kVisible, true}));
+
+TEST(LaunchArgsTest, ASpareHasNeitherIdNorPage) {
+  LaunchArgs spare{-1, "", 30, Heartbeat::kQueue, SandboxLevel::kOff, ""};
+  spare.spare = true;
+  auto argv = ToArgv(spare);
+  ASSERT_GE(argv.size(), 2u);
+  EXPECT_EQ(argv[0], "--type=renderer");
+  EXPECT_EQ(argv[1], "--spare");
+  for (const auto& a : argv) {
+    EXPECT_FALSE(a.starts_with("--id=")) << a;
+    EXPECT_FALSE(a.starts_with("--page=")) << a;
+  }
+}
 
 TEST(LaunchArgsTest, TypeComesFirstSoPsShowsWhatTheProcessIs) {
   auto argv = ToArgv({3, "sbx://clock", 30, Heartbeat::kQueue, SandboxLevel::kOff, ""});
@@ -52,6 +67,7 @@ TEST(LaunchArgsTest, TypeComesFirstSoPsShowsWhatTheProcessIs) {
 TEST(LaunchArgsTest, RejectsWhatTheBrokerNeverWrites) {
   const std::vector<std::string> ok = {"--type=renderer", "--id=1", "--page=sbx://clock"};
   ASSERT_TRUE(Parse(ok));
+  ASSERT_TRUE(Parse({"--type=renderer", "--spare"}));
   const std::vector<std::vector<std::string>> bad = {
       {"--id=1", "--page=sbx://clock"},                        // no type
       {"--type=gpu", "--id=1", "--page=sbx://clock"},          // another type
@@ -67,6 +83,11 @@ TEST(LaunchArgsTest, RejectsWhatTheBrokerNeverWrites) {
       {"--type=renderer", "--id=1", "--page=a", "--sandbox-root=relative"},
       {"--type=renderer", "--id=1", "--page=a", "--visibility=occluded"},
       {"--type=renderer", "--id=1", "--page=a", "--verbose"},  // unknown
+      {"--type=renderer", "--spare", "--id=1"},                // a spare has no id yet
+      {"--type=renderer", "--spare", "--page=sbx://clock"},    // nor a page
+      {"--type=renderer", "--id=1", "--page=a", "--spare"},    // in either order
+      {"--type=renderer", "--spare=1"},                        // a flag, with no value
+      {"--spare"},                                             // no type
   };
   for (const auto& argv : bad) {
     std::string joined;

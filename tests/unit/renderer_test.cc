@@ -39,14 +39,17 @@ class RendererTest : public ::testing::Test {
                                 protocol::Direction::kToBroker, 1 << 20);
     ASSERT_TRUE(writer && theirs && ours);
     broker_.emplace(std::move(*ours));
-    LaunchArgs args{4, "sbx://plasma", 60, Heartbeat::kPipe, SandboxLevel::kOff, ""};
-    renderer_.emplace(std::move(args), std::move(*theirs), std::move(*writer), -1,
+    renderer_.emplace(Args(), std::move(*theirs), std::move(*writer), -1,
                       [this](const LaunchArgs& now) {
                         std::lock_guard lock(mu_);
                         pages_.push_back(now.page);
                       });
     ASSERT_TRUE(renderer_->StartIoThread());
     main_ = std::thread([this] { exit_code_ = renderer_->Run(); });
+  }
+
+  virtual LaunchArgs Args() const {
+    return {4, "sbx://plasma", 60, Heartbeat::kPipe, SandboxLevel::kOff, ""};
   }
 
   void TearDown() override {
@@ -136,6 +139,91 @@ TEST_F(RendererTest, AMessageBeforeHelloEndsIt) {
   Send(MsgType::kSetFps, fps);
   main_.join();
   EXPECT_EQ(exit_code_, 1);
+}
+
+// Started with --spare: no id, no page, until the broker assigns them.
+class SpareRendererTest : public RendererTest {
+ protected:
+  LaunchArgs Args() const override {
+    LaunchArgs a{-1, "", 30, Heartbeat::kPipe, SandboxLevel::kOff, ""};
+    a.spare = true;
+    return a;
+  }
+
+  void Hello() {
+    PayloadWriter hello;
+    hello.U32(1234).U32(30).U32(1);
+    Send(MsgType::kHello, hello);
+  }
+
+  void Assign(const AssignMsg& a) {
+    PayloadWriter w;
+    EncodeAssign(a, w);
+    Send(MsgType::kAssign, w);
+  }
+
+  // Waits for its main loop to end; returns what it had sent (the exit code is set).
+  std::vector<Message> UntilItEnds() {
+    main_.join();
+    std::vector<Message> got = std::move(inbox_);
+    (void)broker_->Receive(got);
+    return got;
+  }
+};
+
+TEST_F(SpareRendererTest, WaitsForItsAssignmentThenDrawsItsPageAtOnce) {
+  Hello();
+  // Introduced but unassigned: it answers a ping, and draws and beats nothing.
+  PayloadWriter ping;
+  ping.U64(5);
+  Send(MsgType::kPing, ping);
+  ASSERT_TRUE(Next(MsgType::kPong));
+  EXPECT_TRUE(inbox_.empty());
+  EXPECT_TRUE(Pages().empty());
+  Assign({9, 60, protocol::Visibility::kVisible, "sbx://clock"});
+  ASSERT_TRUE(Next(MsgType::kFrameReady));
+  ASSERT_TRUE(Next(MsgType::kHeartbeat));
+  std::vector<std::string> expected = {"sbx://clock"};
+  EXPECT_EQ(Pages(), expected);
+}
+
+TEST_F(SpareRendererTest, RejectsAMalformedAssignment) {
+  Hello();
+  // Id 0 is no slot's: the broker's ids start at 1.
+  Assign({0, 60, protocol::Visibility::kVisible, "sbx://clock"});
+  for (const auto& m : UntilItEnds()) EXPECT_NE(m.type, MsgType::kFrameReady);
+  EXPECT_EQ(exit_code_, 1);
+  EXPECT_TRUE(Pages().empty());
+}
+
+TEST_F(SpareRendererTest, RejectsAnAssignmentWithAnUnknownVisibility) {
+  Hello();
+  PayloadWriter w;
+  w.U32(3).U32(30).U32(7).Str("sbx://clock");
+  Send(MsgType::kAssign, w);
+  UntilItEnds();
+  EXPECT_EQ(exit_code_, 1);
+}
+
+TEST_F(SpareRendererTest, RejectsACommandBeforeItsAssignment) {
+  Hello();
+  PayloadWriter nav;
+  nav.Str("sbx://clock");
+  Send(MsgType::kNavigate, nav);
+  UntilItEnds();
+  EXPECT_EQ(exit_code_, 1);
+  EXPECT_TRUE(Pages().empty());
+}
+
+TEST_F(SpareRendererTest, RejectsASecondAssignment) {
+  Hello();
+  Assign({9, 60, protocol::Visibility::kVisible, "sbx://clock"});
+  ASSERT_TRUE(Next(MsgType::kFrameReady));
+  Assign({10, 60, protocol::Visibility::kVisible, "sbx://plasma"});
+  UntilItEnds();
+  EXPECT_EQ(exit_code_, 1);
+  std::vector<std::string> expected = {"sbx://clock"};
+  EXPECT_EQ(Pages(), expected);
 }
 
 }  // namespace
