@@ -153,11 +153,9 @@ Result<double> ForkExitUs(const BenchConfig& config, int full, int quick) {
 }
 
 std::string NextToSelf(const char* name) {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return name;
-  std::string self(buf, static_cast<size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + name;
+  auto self = SelfExePath();
+  if (!self) return name;
+  return self->substr(0, self->rfind('/') + 1) + name;
 }
 
 Result<LectureRow> CreationRow(const BenchConfig& config) {

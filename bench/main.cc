@@ -21,6 +21,7 @@
 
 #include "bench/figures.h"
 #include "bench/lecture.h"
+#include "ipc/posix.h"
 
 namespace sbx::bench {
 namespace {
@@ -302,11 +303,9 @@ Result<Options> ParseArgs(int argc, char** argv) {
 // The broker's own default, resolved here so the fork_exec_renderer baseline execs the very
 // binary the broker launches.
 Result<std::string> RendererNextToSelf() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n < 0) return SysError("readlink(/proc/self/exe)");
-  std::string self(buf, static_cast<size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + "sbx-renderer";
+  auto self = SelfExePath();
+  if (!self) return std::unexpected(self.error());
+  return self->substr(0, self->rfind('/') + 1) + "sbx-renderer";
 }
 
 double Round3(double v) { return std::round(v * 1000.0) / 1000.0; }

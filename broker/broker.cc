@@ -194,12 +194,9 @@ Result<std::pair<uid_t, gid_t>> PickRendererIds(const std::vector<std::string>& 
 }
 
 std::string DefaultRendererPath() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "sbx-renderer";
-  std::string self(buf, static_cast<size_t>(n));
-  auto slash = self.rfind('/');
-  return self.substr(0, slash + 1) + "sbx-renderer";
+  auto self = SelfExePath();
+  if (!self) return "sbx-renderer";
+  return self->substr(0, self->rfind('/') + 1) + "sbx-renderer";
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -88,12 +87,6 @@ std::optional<std::string> Probe() {
   return "systemd-run --user: " + line;
 }
 
-std::string SelfPath() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 }  // namespace
 
 ScopeFacts GatherScopeFacts(bool cgroups_wanted) {
@@ -138,10 +131,10 @@ std::string ReenterThroughSystemd(const std::string& program, std::span<const st
 
 std::string MaybeReenterDelegatedScope(int argc, char** argv, bool cgroups_wanted) {
   if (WhyNoScopeNeeded(GatherScopeFacts(cgroups_wanted))) return "";
-  std::string self = SelfPath();
-  if (self.empty()) return "no cgroup scope from systemd: cannot read /proc/self/exe";
+  auto self = SelfExePath();
+  if (!self) return "no cgroup scope from systemd: " + self.error().ToString();
   std::vector<std::string> args(argv + 1, argv + argc);
-  return "no cgroup scope of its own from systemd (" + ReenterThroughSystemd(self, args) + ")";
+  return "no cgroup scope of its own from systemd (" + ReenterThroughSystemd(*self, args) + ")";
 }
 
 }  // namespace sbx

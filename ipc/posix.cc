@@ -13,6 +13,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 
@@ -62,6 +63,13 @@ Result<size_t> ReadFull(int fd, std::span<uint8_t> buf) {
     got += *n;
   }
   return got;
+}
+
+Result<std::string> SelfExePath() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n < 0) return SysError("readlink(/proc/self/exe)");
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {

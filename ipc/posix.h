@@ -47,6 +47,9 @@ Result<size_t> ReadFull(int fd, std::span<uint8_t> buf);
 // The first max_bytes of a small file (a /proc entry, say), read through to EOF or the bound.
 Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes = 64 * 1024);
 
+// This program's own path (/proc/self/exe), for finding the binaries installed beside it.
+Result<std::string> SelfExePath();
+
 Result<void> SetNonBlocking(int fd, bool on);
 
 // CLOCK_MONOTONIC in nanoseconds.
