@@ -399,6 +399,7 @@ Broker::~Broker() {
   spare_.reset();  // kills and reaps it, then its init
   for (auto& [token, child] : reaping_) loop_.Unwatch(token);
   reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
+  DropZygote();
   loop_.Unwatch(holder_watch_);
   holder_.reset();
   RemoveBrokerCgroups(cgroups_);
@@ -424,6 +425,86 @@ Result<LaunchSite> Broker::PrepareLaunch() {
     site.sandbox_root.clear();
   }
   return site;
+}
+
+namespace {
+
+std::string ZygotePath(const std::string& renderer_path) {
+  std::vector<std::string> dirs;
+  if (auto self = SelfExePath()) dirs.push_back(self->substr(0, self->rfind('/') + 1));
+  // A test or a bench runs from its own directory; the zygote is built beside the renderer.
+  if (size_t slash = renderer_path.rfind('/'); slash != std::string::npos) {
+    dirs.push_back(renderer_path.substr(0, slash + 1));
+  }
+  for (const auto& dir : dirs) {
+    std::string path = dir + "sbx-zygote";
+    if (::access(path.c_str(), X_OK) == 0) return path;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<void> Broker::EnsureZygote() {
+  if (zygote_ && zygote_->ok()) return {};
+  DropZygote();
+  // A zygote that cannot start keeps failing; launching by ourselves is what we did before it.
+  constexpr int kMaxFailures = 3;
+  if (zygote_failures_ >= kMaxFailures) return MakeError(Errc::kState, zygote_note_);
+  if (!holder_) return MakeError(Errc::kState, "no namespace holder");
+  std::string path = ZygotePath(renderer_path_);
+  if (path.empty()) {
+    zygote_failures_ = kMaxFailures;
+    zygote_note_ = "no sbx-zygote beside the broker or the renderer: the broker forks each launch";
+    std::fprintf(stderr, "sbx: %s\n", zygote_note_.c_str());
+    return MakeError(Errc::kNotFound, zygote_note_);
+  }
+  auto z = Zygote::Start(path, *holder_, dev_null_.get());
+  if (!z) {
+    ++zygote_failures_;
+    zygote_note_ = "the zygote could not start (" + z.error().ToString() + ")";
+    std::fprintf(stderr, "sbx: WARNING: %s; the broker forks this launch itself\n",
+                 zygote_note_.c_str());
+    return std::unexpected(z.error());
+  }
+  zygote_.emplace(std::move(*z));
+  zygote_note_.clear();
+  auto w = loop_.Watch(zygote_->pidfd(), EPOLLIN, [this](uint32_t) {
+    // Killed from outside (or it failed): the next launch starts another.
+    std::fprintf(stderr,
+                 "sbx: WARNING: the zygote (pid %d) exited; a new one starts at the next "
+                 "launch\n",
+                 static_cast<int>(zygote_ ? zygote_->pid() : 0));
+    ++zygote_failures_;
+    DropZygote();
+  });
+  if (w) zygote_watch_ = *w;
+  return {};
+}
+
+void Broker::DropZygote() {
+  if (zygote_watch_ != 0) loop_.Unwatch(zygote_watch_);
+  zygote_watch_ = 0;
+  if (zygote_) zygote_launches_ += zygote_->launches();
+  zygote_.reset();  // closing its socket ends it; the ChildProcess reaps it, bounded
+}
+
+Result<LaunchedChild> Broker::Launch(const LaunchSpec& spec) {
+  if (!options_.zygote || !Zygote::CanLaunch(spec) || !EnsureZygote()) return sbx::Launch(spec);
+  auto child = zygote_->Launch(spec, [this](ChildProcess c) { ReapLater(std::move(c)); });
+  if (child) {
+    zygote_failures_ = 0;
+    return child;
+  }
+  // A launch that failed is the launch's failure; a zygote that failed is not: this one is made
+  // here, and the next starts a new zygote.
+  if (child.error().code != Errc::kPeerClosed && child.error().code != Errc::kTimeout) return child;
+  ++zygote_failures_;
+  zygote_note_ = "the zygote failed (" + child.error().ToString() + ")";
+  std::fprintf(stderr, "sbx: WARNING: %s; the broker forks this launch itself\n",
+               zygote_note_.c_str());
+  DropZygote();
+  return sbx::Launch(spec);
 }
 
 Result<void> Broker::EnsureNamespaceHolder() {
@@ -469,6 +550,7 @@ Result<void> Broker::EnsureNamespaceHolder() {
     std::fprintf(stderr, "sbx: WARNING: the sandbox namespace holder died; recreating it\n");
     loop_.Unwatch(holder_watch_);
     holder_watch_ = 0;
+    DropZygote();  // it lives in the holder's namespaces, which the next holder replaces
     holder_.reset();
   });
   if (w) holder_watch_ = *w;
@@ -870,6 +952,9 @@ BrokerStats Broker::Stats() const {
   s.spare_enabled = spare_enabled_;
   const auto& spare = spare_->process;
   s.spare_pid = spare && spare->alive() ? spare->figures().pid : 0;
+  s.zygote_pid = zygote_ && zygote_->ok() ? zygote_->pid() : 0;
+  s.zygote_launches = zygote_launches_ + (zygote_ ? zygote_->launches() : 0);
+  s.zygote_note = !options_.zygote ? "--no-zygote" : zygote_note_;
   s.spare_ready = s.spare_pid != 0 && spare_->ready;
   if (s.spare_pid != 0 && spare->cgroup().valid()) s.spare_cgroup = spare->cgroup().path();
   return s;

@@ -28,6 +28,7 @@
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
 #include "broker/sandbox_report.h"
+#include "broker/zygote.h"
 #include "ipc/error.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
@@ -117,6 +118,9 @@ struct BrokerOptions {
   // renderer that knows the spare form (--spare, the assign message): the command line turns it
   // off for --renderer-path and --renderer-cmd-prefix, and the broker under a prefix.
   bool spare = true;
+  // Sandboxed launches are made by the zygote (zygote.h), a small process forked from instead of
+  // the broker (--no-zygote: the broker forks for each launch itself).
+  bool zygote = true;
 };
 
 struct RendererSnapshot {
@@ -166,6 +170,10 @@ struct BrokerStats {
   uint64_t spares_started = 0;
   uint64_t spares_taken = 0;
   uint64_t spares_lost = 0;
+  // The zygote: its pid (0 when none runs), the launches it made, and why there is none.
+  pid_t zygote_pid = 0;
+  uint64_t zygote_launches = 0;
+  std::string zygote_note;
 };
 
 // The most renderers a broker runs unless told otherwise (--max-renderers), and why.
@@ -234,6 +242,9 @@ class RendererHostEnv {
   // The spare renderer, if one is waiting, for the launch about to be made (LaunchNow); the
   // owner starts another in the background once that launch is ready. This default has none.
   virtual std::unique_ptr<RendererProcess> TakeSpare();
+  // Makes a launch (launcher.h). The Broker has its zygote make the sandboxed ones; this default
+  // launches from this process.
+  virtual Result<LaunchedChild> Launch(const LaunchSpec& spec);
 
  protected:
   ~RendererHostEnv() = default;
@@ -362,6 +373,11 @@ class Broker final : private RendererHostEnv {
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
+  Result<LaunchedChild> Launch(const LaunchSpec& spec) override;
+  // Starts the zygote if there is none; an error when it cannot be had (then the broker
+  // launches by itself, and stats say why).
+  Result<void> EnsureZygote();
+  void DropZygote();
   // Finds where renderer cgroups go, removes those a dead broker left, and sets the budget.
   void SetUpCgroups();
   // A spawn past the memory budget is refused: a hidden renderer keeps its memory (it is only
@@ -390,6 +406,11 @@ class Broker final : private RendererHostEnv {
   // `list` reports every renderer's sandbox; what cannot change is read once per process.
   mutable SandboxInspector sandbox_inspector_;
   std::optional<NamespaceHolder> holder_;
+  std::optional<Zygote> zygote_;  // lives in holder_'s namespaces: goes when it goes
+  EventLoop::Token zygote_watch_ = 0;
+  int zygote_failures_ = 0;  // starts that failed in a row; past a few the broker stops trying
+  uint64_t zygote_launches_ = 0;
+  std::string zygote_note_;
   std::map<EventLoop::Token, ChildProcess> reaping_;
   bool strays_seen_ = false;  // the last sweep found strays: sweep again next tick
   int64_t next_stray_sweep_ns_ = 0;

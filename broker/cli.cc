@@ -89,6 +89,8 @@ const char* CommandLineHelp() {
          "  --no-spare                 no renderer started ahead of need (by default one spare\n"
          "                             waits, sandboxed, for the next spawn or restart; never\n"
          "                             with --renderer-path or --renderer-cmd-prefix)\n"
+         "  --no-zygote                the broker forks each sandboxed renderer itself, not the\n"
+         "                             zygote (a small process started once for that)\n"
          "  --no-inspector             no per-channel IPC counters or trace (to measure their "
          "cost)\n"
          "  --heartbeat-pipe           heartbeats over the control pipe, not a message queue:\n"
@@ -140,6 +142,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv,
     } else if (name == "--no-cgroup") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.cgroups = false;
+    } else if (name == "--no-zygote") {
+      if (auto f = flag(); !f) return std::unexpected(f.error());
+      cl.broker.zygote = false;
     } else if (name == "--no-spare") {
       if (auto f = flag(); !f) return std::unexpected(f.error());
       cl.broker.spare = false;

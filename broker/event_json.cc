@@ -93,7 +93,9 @@ json StatsToJson(const BrokerStats& s) {
             {"cgroup", s.spare_cgroup},
             {"started", s.spares_started},
             {"taken", s.spares_taken},
-            {"lost", s.spares_lost}}}};
+            {"lost", s.spares_lost}}},
+          {"zygote",
+           {{"pid", s.zygote_pid}, {"launches", s.zygote_launches}, {"note", s.zygote_note}}}};
 }
 
 std::string EventToText(const BrokerEvent& e) {

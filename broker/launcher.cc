@@ -36,11 +36,14 @@ namespace {
 constexpr int kJoinerTimeoutMs = 5000;
 
 // clone3 with CLONE_PIDFD (plus `flags`): the parent holds a pidfd from the first instant.
-long Clone3(uint64_t flags, int* pidfd) {
+long Clone3(uint64_t flags, int* pidfd, const LaunchOrigin& origin = {}) {
+  if (origin.parent_pidfd >= 0) flags |= CLONE_PARENT;
   clone_args args{};
   args.flags = CLONE_PIDFD | flags;
   args.pidfd = reinterpret_cast<uint64_t>(pidfd);
-  args.exit_signal = SIGCHLD;
+  // With CLONE_PARENT the kernel takes the exit signal from the caller (clone3 refuses one):
+  // SIGCHLD, which the broker gave the zygote.
+  args.exit_signal = (flags & CLONE_PARENT) != 0 ? 0 : SIGCHLD;
   return ::syscall(SYS_clone3, &args, sizeof args);
 }
 
@@ -52,7 +55,7 @@ struct TitleArea {
   size_t size = 0;
 };
 
-TitleArea FindTitleArea() {
+TitleArea ReadTitleArea() {
   auto stat = ReadSmallFile("/proc/self/stat");
   if (!stat) return {};
   std::string_view s(*stat);
@@ -70,6 +73,12 @@ TitleArea FindTitleArea() {
   // argument byte is not a NUL, which is how a longer title still shows whole.
   uint64_t end = f[2] == f[1] && f[3] > f[2] ? f[3] : f[1];
   return {reinterpret_cast<char*>(f[0]), static_cast<size_t>(end - f[0])};
+}
+
+// Read once: the area never moves, and the zygote reads it before it leaves /proc behind.
+TitleArea FindTitleArea() {
+  static const TitleArea area = ReadTitleArea();
+  return area;
 }
 
 struct SyncReport {
@@ -363,10 +372,13 @@ void SendQueueReport(int report_fd, const QueueEnds& q) {
   // Before the clones: the init and the program inherit the process group, and leave the
   // terminal's foreground group, so Ctrl+C reaches the broker alone.
   if (::setpgid(0, 0) < 0) ChildFail(sync_fd, LaunchStep::kProcessGroup);
-  if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
-    ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
+  // A zygote is already root inside them (LaunchOrigin::in_namespaces).
+  if (spec.namespaces->holder_pidfd >= 0) {
+    if (::setns(spec.namespaces->holder_pidfd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
+      ChildFail(sync_fd, LaunchStep::kJoinNamespaces);
+    }
+    BecomeNamespaceRoot(sync_fd);
   }
-  BecomeNamespaceRoot(sync_fd);
   if (::unshare(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
     ChildFail(sync_fd, LaunchStep::kNewNamespaces);
   }
@@ -539,24 +551,30 @@ Error LaunchError(int sync_fd, std::string fallback) {
   return Error{Errc::kState, 0, std::move(fallback)};
 }
 
-Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* argv,
-                                         char* const* fallback_argv, int max_target) {
+Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, const LaunchOrigin& origin,
+                                         char* const* argv, char* const* fallback_argv,
+                                         int max_target) {
   auto sync = MakePipe(false);
   if (!sync) return std::unexpected(sync.error());
   auto report = MakeReportChannel();
   if (!report) return std::unexpected(report.error());
-  // Inherited down to the init and the program: how they tell, after arming PDEATHSIG, that we
-  // died before they could (pidfds are close-on-exec).
-  auto self = PidfdOpen(::getpid());
-  if (!self) return std::unexpected(self.error());
+  // Inherited down to the init and the program: how they tell, after arming PDEATHSIG, that
+  // their parent died before they could (pidfds are close-on-exec).
+  UniqueFd self;
+  if (origin.parent_pidfd < 0) {
+    auto fd = PidfdOpen(::getpid());
+    if (!fd) return std::unexpected(fd.error());
+    self = std::move(*fd);
+  }
+  const int parent_pidfd = origin.parent_pidfd >= 0 ? origin.parent_pidfd : self.get();
   TitleArea title = FindTitleArea();
 
   int joiner_fd = -1;
-  long pid = Clone3(0, &joiner_fd);
+  long pid = Clone3(0, &joiner_fd, origin);
   if (pid < 0) return SysError("clone3");
   if (pid == 0) {
     ::close(report->read.get());
-    JoinerMain(spec, argv, fallback_argv, sync->write.get(), report->write.get(), self->get(),
+    JoinerMain(spec, argv, fallback_argv, sync->write.get(), report->write.get(), parent_pidfd,
                max_target, title);
   }
   // From here every process is owned as soon as it is known; on any failure the destructors kill
@@ -565,7 +583,7 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
   child.joiner = ChildProcess(static_cast<pid_t>(pid), UniqueFd(joiner_fd));
   sync->write.reset();
   report->write.reset();
-  self->reset();
+  self.reset();
 
   int32_t pids[2] = {0, 0};  // the init's and the program's
   int reported = ReadJoinerReport(report->read.get(), pids);
@@ -579,7 +597,8 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, char* const* ar
     // Its sync report says where it failed, if it did.
     return std::unexpected(LaunchError(sync->read.get(), "the namespace joiner did not report"));
   }
-  // Both are our children (CLONE_PARENT) and unreaped, so their pids cannot have been reused.
+  // Both are our children (CLONE_PARENT; from a zygote, our parent's) and unreaped, so their pids
+  // cannot have been reused.
   // The program is owned (or, out of fds, reaped) first: the init cannot finish exiting while
   // the program is unreaped.
   auto program = ChildProcess::Adopt(pids[1]);
@@ -645,8 +664,13 @@ const char* LaunchStepName(LaunchStep step) {
   return "unknown step";
 }
 
-Result<LaunchedChild> Launch(const LaunchSpec& given) {
+void PrimeLauncher() { (void)FindTitleArea(); }
+
+Result<LaunchedChild> Launch(const LaunchSpec& given, const LaunchOrigin& origin) {
   if (given.argv.empty()) return MakeError(Errc::kInvalidArgument, "empty argv");
+  if (given.namespaces && given.namespaces->holder_pidfd < 0 && !origin.in_namespaces) {
+    return MakeError(Errc::kInvalidArgument, "namespaces need the holder's pidfd");
+  }
   if (given.confine && (!given.namespaces || given.confine->exec_fd < 0 ||
                         given.confine->filter.empty() || given.confine->root.empty())) {
     return MakeError(Errc::kInvalidArgument,
@@ -677,15 +701,15 @@ Result<LaunchedChild> Launch(const LaunchSpec& given) {
   for (auto [from, to] : spec.fds) max_target = std::max(max_target, to);
   if (spec.queue) max_target = std::max(max_target, spec.queue->target_fd);
   if (spec.namespaces) {
-    return LaunchInNamespaces(spec, argv.data(), fallback_argv.data(), max_target);
+    return LaunchInNamespaces(spec, origin, argv.data(), fallback_argv.data(), max_target);
   }
 
   auto sync = MakePipe(/*nonblocking=*/false);
   if (!sync) return std::unexpected(sync.error());
 
   int pidfd = -1;
-  pid_t parent = ::getpid();
-  long pid = Clone3(0, &pidfd);
+  pid_t parent = origin.parent_pidfd >= 0 ? ::getppid() : ::getpid();
+  long pid = Clone3(0, &pidfd, origin);
   if (pid < 0) return SysError("clone3");
   if (pid == 0) ExecProgram(spec, argv.data(), parent, -1, sync->write.get(), max_target);
 

@@ -59,7 +59,7 @@ class NamespaceHolder {
 // terminal's Ctrl+C reaches the broker alone, which then closes its renderers in order, and no
 // renderer has the terminal as its controlling tty (no TIOCSTI into the user's shell).
 struct NamespaceSpec {
-  int holder_pidfd = -1;
+  int holder_pidfd = -1;  // -1 only with LaunchOrigin::in_namespaces
 };
 
 // The layers the launcher's child applies to the program itself, after the new session and the
@@ -152,9 +152,27 @@ enum class LaunchStep : int {
 };
 const char* LaunchStepName(LaunchStep step);
 
+// Where a launch is made from. The default is the broker itself, which becomes the parent of
+// every process the launch makes. The zygote (zygote.h) launches for the broker instead: its
+// clones are CLONE_PARENT, so each process it makes is the broker's child, reaped and signalled
+// by the broker through the pidfds the zygote hands back, exactly as if the broker had made it.
+struct LaunchOrigin {
+  // -1: the caller is the parent. Otherwise a pidfd of the caller's parent, which will be the
+  // parent of every process made (their parent-death signal watches it).
+  int parent_pidfd = -1;
+  // The caller already lives in the namespaces the holder keeps (as root of its user
+  // namespace): the joiner does not join them, and NamespaceSpec::holder_pidfd is unused.
+  bool in_namespaces = false;
+};
+
+// Reads, once, what later launches take from /proc (where this process's title lives): for a
+// launcher about to enter the empty root, where there is no /proc. Launch calls it itself.
+void PrimeLauncher();
+
 // Returns once the program has exec'd. If any step of the recipe fails, every process it made is
 // reaped and the error says which step and errno (Errc::kState for a recipe failure, kSystem for
-// a failure in the parent such as EAGAIN from clone3).
-Result<LaunchedChild> Launch(const LaunchSpec& spec);
+// a failure in the parent such as EAGAIN from clone3). From a LaunchOrigin with a parent, a
+// process that cannot be reaped here is killed and given to ChildProcess::SetHandOver's sink.
+Result<LaunchedChild> Launch(const LaunchSpec& spec, const LaunchOrigin& origin = {});
 
 }  // namespace sbx

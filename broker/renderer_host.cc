@@ -50,6 +50,8 @@ void RendererHostEnv::QueueLaunch(RendererHost& host) { host.LaunchNow(); }
 
 std::unique_ptr<RendererProcess> RendererHostEnv::TakeSpare() { return nullptr; }
 
+Result<LaunchedChild> RendererHostEnv::Launch(const LaunchSpec& spec) { return sbx::Launch(spec); }
+
 void RendererHost::Start() {
   restart_timer_ = 0;
   if (launch_queued_) return;

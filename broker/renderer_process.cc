@@ -313,7 +313,7 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
     if (auto r = cgroup_.SetHidden(true); !r) return std::unexpected(r.error());
   }
   spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
-  auto child = sbx::Launch(spec);
+  auto child = env_.Launch(spec);
   if (!child) return std::unexpected(child.error());
   if (queue_in_namespace && !child->queue) {
     fallback_reason_ = "mq_open in the renderer's IPC namespace: " +

@@ -207,7 +207,7 @@ TEST_F(ControlCommandTest, StatsHasTheDocumentedKeys) {
     EXPECT_TRUE(reply["spare"].contains(key)) << key << " missing from " << DumpJson(reply);
   }
   EXPECT_EQ(reply["spare"]["pid"], 0);
-  EXPECT_EQ(reply.size(), 11u) << DumpJson(reply);
+  EXPECT_EQ(reply.size(), 12u) << DumpJson(reply);
   EXPECT_EQ(reply["renderers"], 0);
   EXPECT_EQ(reply["running"], 0);
   EXPECT_EQ(reply["spawns"], 0);

@@ -1,0 +1,542 @@
+#include "broker/zygote.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/filter.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "ipc/posix.h"
+
+namespace sbx {
+
+using nlohmann::json;
+
+namespace {
+
+// Longer than the launcher's own bound on a joiner (5 s), so a slow launch is the launcher's
+// error, reported, and not the zygote's silence.
+constexpr int kReplyTimeoutMs = 10'000;
+constexpr int kReadyTimeoutMs = 5'000;
+// ExecProgram's bound on the fd map, plus the three stdio fds.
+constexpr size_t kMaxFdMap = 16;
+constexpr size_t kMaxArgs = 256;
+constexpr size_t kMaxFilter = BPF_MAXINSNS;
+
+struct Message {
+  std::vector<uint8_t> bytes;
+  std::vector<UniqueFd> fds;
+};
+
+Result<void> SendMessage(int sock, std::span<const uint8_t> bytes, std::span<const int> fds) {
+  if (bytes.size() > zygote::kMaxMessage || fds.size() > zygote::kMaxFds) {
+    return MakeError(Errc::kOverflow, "zygote message too large");
+  }
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * zygote::kMaxFds)] = {};
+  if (!fds.empty()) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  // SOCK_SEQPACKET: all of it or nothing.
+  if (HandleEintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) < 0) {
+    return std::unexpected(Error{errno == EPIPE ? Errc::kPeerClosed : Errc::kSystem, errno,
+                                 "send to the zygote's socket"});
+  }
+  return {};
+}
+
+// One message, waiting at most timeout_ms (-1: forever). kPeerClosed on EOF. The fds are owned
+// before anything is checked, so a malformed message leaks none.
+Result<Message> ReceiveMessage(int sock, int timeout_ms) {
+  if (timeout_ms >= 0) {
+    auto ready = WaitReadable(sock, timeout_ms);
+    if (!ready) return std::unexpected(ready.error());
+    if (!*ready) return MakeError(Errc::kTimeout, "no answer on the zygote's socket");
+  }
+  Message m;
+  m.bytes.resize(zygote::kMaxMessage);
+  iovec iov{m.bytes.data(), m.bytes.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * zygote::kMaxFds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = HandleEintr([&] { return ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); });
+  if (n < 0) return SysError("recvmsg on the zygote's socket");
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      m.fds.emplace_back(fd);
+    }
+  }
+  if (n == 0 && m.fds.empty()) return MakeError(Errc::kPeerClosed, "the zygote's socket closed");
+  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+    return MakeError(Errc::kProtocol, "zygote message truncated");
+  }
+  m.bytes.resize(static_cast<size_t>(n));
+  return m;
+}
+
+// Checked reads of a decoded message: nlohmann's get<> would throw on a wrong type.
+std::optional<int64_t> Int(const json& j, int64_t lo, int64_t hi) {
+  int64_t v = 0;
+  if (j.is_number_unsigned()) {
+    uint64_t u = j.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    v = static_cast<int64_t>(u);
+  } else if (j.is_number_integer()) {
+    v = j.get<int64_t>();
+  } else {
+    return std::nullopt;
+  }
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+const json* Field(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+std::optional<std::vector<std::string>> Strings(const json* j, size_t min, size_t max) {
+  if (j == nullptr || !j->is_array() || j->size() < min || j->size() > max) return std::nullopt;
+  std::vector<std::string> out;
+  for (const auto& e : *j) {
+    if (!e.is_string()) return std::nullopt;
+    const auto& s = e.get_ref<const std::string&>();
+    if (s.find('\0') != std::string::npos) return std::nullopt;  // exec would cut it short
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::unexpected<Error> Malformed(const char* what) {
+  return MakeError(Errc::kInvalidArgument, std::string("malformed zygote request: ") + what);
+}
+
+}  // namespace
+
+Result<pid_t> PidOfPidfd(int pidfd) {
+  auto info = ReadSmallFile("/proc/self/fdinfo/" + std::to_string(pidfd));
+  if (!info) return std::unexpected(info.error());
+  std::string_view s(*info);
+  size_t at = s.find("\nPid:");
+  if (at == std::string_view::npos) return MakeError(Errc::kNotFound, "not a pidfd");
+  s.remove_prefix(at + 5);
+  s.remove_prefix(std::min(s.find_first_not_of(" \t"), s.size()));
+  int pid = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
+  if (ec != std::errc() || p == s.data()) return MakeError(Errc::kNotFound, "not a pidfd");
+  return static_cast<pid_t>(pid);
+}
+
+namespace zygote {
+
+std::vector<uint8_t> EncodeRequest(const LaunchSpec& spec, std::vector<int>& fds) {
+  std::map<int, int> index;  // one index per distinct fd: stdout and stderr share the log pipe
+  auto ref = [&](int fd) -> int {
+    if (fd < 0) return -1;
+    auto [it, added] = index.emplace(fd, static_cast<int>(fds.size()));
+    if (added) fds.push_back(fd);
+    return it->second;
+  };
+  json j;
+  j["argv"] = spec.argv;
+  j["search_path"] = spec.search_path;
+  j["fds"] = json::array();
+  for (auto [from, to] : spec.fds) j["fds"].push_back({ref(from), to});
+  j["stdio"] = {ref(spec.stdio[0]), ref(spec.stdio[1]), ref(spec.stdio[2])};
+  j["namespaces"] = spec.namespaces.has_value();
+  j["cgroup_procs"] = json::array();
+  for (int fd : spec.cgroup_procs) j["cgroup_procs"].push_back(ref(fd));
+  j["nice"] = spec.nice ? json(*spec.nice) : json(nullptr);
+  if (spec.confine) {
+    json c;
+    c["exec"] = ref(spec.confine->exec_fd);
+    c["limits"] = json::array();
+    for (auto [resource, value] : spec.confine->limits) c["limits"].push_back({resource, value});
+    std::vector<uint8_t> filter(spec.confine->filter.size() * sizeof(sock_filter));
+    std::memcpy(filter.data(), spec.confine->filter.data(), filter.size());
+    c["filter"] = json::binary(std::move(filter));
+    j["confine"] = std::move(c);
+  } else {
+    j["confine"] = nullptr;
+  }
+  if (spec.queue) {
+    j["queue"] = {{"target", spec.queue->target_fd},
+                  {"max_msg", spec.queue->max_msg},
+                  {"msg_size", spec.queue->msg_size},
+                  {"fallback_argv", spec.queue->fallback_argv}};
+  } else {
+    j["queue"] = nullptr;
+  }
+  return json::to_cbor(j);
+}
+
+Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const int> fds) {
+  json j = json::from_cbor(bytes.begin(), bytes.end(), /*strict=*/true, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Malformed("not a CBOR map");
+  auto fd_at = [&](const json* e) -> std::optional<int> {
+    if (e == nullptr) return std::nullopt;
+    auto i = Int(*e, -1, static_cast<int64_t>(fds.size()) - 1);
+    if (!i) return std::nullopt;
+    return *i < 0 ? -1 : fds[static_cast<size_t>(*i)];
+  };
+  LaunchSpec spec;
+  auto argv = Strings(Field(j, "argv"), 1, kMaxArgs);
+  if (!argv) return Malformed("argv");
+  spec.argv = std::move(*argv);
+  const json* search = Field(j, "search_path");
+  if (search == nullptr || !search->is_boolean()) return Malformed("search_path");
+  spec.search_path = search->get<bool>();
+
+  const json* map = Field(j, "fds");
+  if (map == nullptr || !map->is_array() || map->size() > kMaxFdMap) return Malformed("fds");
+  for (const auto& e : *map) {
+    if (!e.is_array() || e.size() != 2) return Malformed("fds");
+    auto from = fd_at(&e[0]);
+    auto to = Int(e[1], 0, 4095);
+    if (!from || *from < 0 || !to) return Malformed("fds");
+    spec.fds.emplace_back(*from, static_cast<int>(*to));
+  }
+  const json* stdio = Field(j, "stdio");
+  if (stdio == nullptr || !stdio->is_array() || stdio->size() != 3) return Malformed("stdio");
+  for (size_t i = 0; i < 3; ++i) {
+    auto fd = fd_at(&(*stdio)[i]);
+    if (!fd) return Malformed("stdio");
+    spec.stdio[i] = *fd;
+  }
+  const json* ns = Field(j, "namespaces");
+  if (ns == nullptr || !ns->is_boolean()) return Malformed("namespaces");
+  if (ns->get<bool>()) spec.namespaces = NamespaceSpec{-1};
+  const json* procs = Field(j, "cgroup_procs");
+  if (procs == nullptr || !procs->is_array() || procs->size() > 4) return Malformed("cgroup_procs");
+  for (const auto& e : *procs) {
+    auto fd = fd_at(&e);
+    if (!fd || *fd < 0) return Malformed("cgroup_procs");
+    spec.cgroup_procs.push_back(*fd);
+  }
+  const json* nice = Field(j, "nice");
+  if (nice == nullptr) return Malformed("nice");
+  if (!nice->is_null()) {
+    auto v = Int(*nice, -20, 19);
+    if (!v) return Malformed("nice");
+    spec.nice = static_cast<int>(*v);
+  }
+
+  const json* confine = Field(j, "confine");
+  if (confine == nullptr || !(confine->is_null() || confine->is_object())) {
+    return Malformed("confine");
+  }
+  if (confine->is_object()) {
+    Confinement c;
+    auto exe = fd_at(Field(*confine, "exec"));
+    if (!exe || *exe < 0) return Malformed("confine.exec");
+    c.exec_fd = *exe;
+    c.root = "/";
+    const json* limits = Field(*confine, "limits");
+    if (limits == nullptr || !limits->is_array() || limits->size() > RLIM_NLIMITS) {
+      return Malformed("confine.limits");
+    }
+    for (const auto& e : *limits) {
+      if (!e.is_array() || e.size() != 2) return Malformed("confine.limits");
+      auto resource = Int(e[0], 0, RLIM_NLIMITS - 1);
+      if (!resource || !e[1].is_number_unsigned()) return Malformed("confine.limits");
+      c.limits.emplace_back(static_cast<int>(*resource), e[1].get<uint64_t>());
+    }
+    const json* filter = Field(*confine, "filter");
+    if (filter == nullptr || !filter->is_binary()) return Malformed("confine.filter");
+    const auto& raw = filter->get_binary();
+    if (raw.empty() || raw.size() % sizeof(sock_filter) != 0 ||
+        raw.size() / sizeof(sock_filter) > kMaxFilter) {
+      return Malformed("confine.filter");
+    }
+    c.filter.resize(raw.size() / sizeof(sock_filter));
+    std::memcpy(c.filter.data(), raw.data(), raw.size());
+    spec.confine = std::move(c);
+  }
+
+  const json* queue = Field(j, "queue");
+  if (queue == nullptr || !(queue->is_null() || queue->is_object())) return Malformed("queue");
+  if (queue->is_object()) {
+    NamespaceQueue q;
+    auto target = queue->contains("target") ? Int((*queue)["target"], 3, 4095) : std::nullopt;
+    auto max_msg = queue->contains("max_msg") ? Int((*queue)["max_msg"], 1, 65536) : std::nullopt;
+    auto msg_size =
+        queue->contains("msg_size") ? Int((*queue)["msg_size"], 1, 1 << 20) : std::nullopt;
+    auto fallback = Strings(Field(*queue, "fallback_argv"), 1, kMaxArgs);
+    if (!target || !max_msg || !msg_size || !fallback) return Malformed("queue");
+    q.target_fd = static_cast<int>(*target);
+    q.max_msg = *max_msg;
+    q.msg_size = *msg_size;
+    q.fallback_argv = std::move(*fallback);
+    spec.queue = std::move(q);
+  }
+  return spec;
+}
+
+std::vector<uint8_t> EncodeReply(const Reply& reply) {
+  json j;
+  j["ok"] = reply.ok;
+  j["code"] = static_cast<int>(reply.error.code);
+  j["errno"] = reply.error.sys_errno;
+  j["what"] = reply.error.what;
+  j["queue_errno"] = reply.queue_errno;
+  j["queue"] = reply.has_queue;
+  j["handed_over"] = reply.handed_over;
+  return json::to_cbor(j);
+}
+
+Result<Reply> DecodeReply(std::span<const uint8_t> bytes, size_t nfds) {
+  auto bad = [] { return MakeError(Errc::kProtocol, "malformed reply from the zygote"); };
+  json j = json::from_cbor(bytes.begin(), bytes.end(), true, false);
+  if (j.is_discarded() || !j.is_object()) return bad();
+  Reply r;
+  const json* ok = Field(j, "ok");
+  const json* queue = Field(j, "queue");
+  const json* what = Field(j, "what");
+  if (ok == nullptr || !ok->is_boolean() || queue == nullptr || !queue->is_boolean() ||
+      what == nullptr || !what->is_string()) {
+    return bad();
+  }
+  auto code =
+      j.contains("code") ? Int(j["code"], 0, static_cast<int>(Errc::kTimeout)) : std::nullopt;
+  auto err = j.contains("errno") ? Int(j["errno"], 0, 4095) : std::nullopt;
+  auto queue_errno = j.contains("queue_errno") ? Int(j["queue_errno"], 0, 4095) : std::nullopt;
+  auto handed = j.contains("handed_over") ? Int(j["handed_over"], 0, kMaxFds) : std::nullopt;
+  if (!code || !err || !queue_errno || !handed) return bad();
+  r.ok = ok->get<bool>();
+  r.error = Error{static_cast<Errc>(*code), static_cast<int>(*err), what->get<std::string>()};
+  r.queue_errno = static_cast<int>(*queue_errno);
+  r.has_queue = queue->get<bool>();
+  r.handed_over = static_cast<size_t>(*handed);
+  size_t expected = (r.ok ? 3 : 0) + (r.has_queue ? 1 : 0) + r.handed_over;
+  if (nfds != expected || (!r.ok && r.has_queue) || (r.ok && r.has_queue && r.queue_errno != 0)) {
+    return bad();
+  }
+  return r;
+}
+
+namespace {
+
+std::vector<UniqueFd>* g_handed_over = nullptr;
+
+void HandOver(UniqueFd pidfd) {
+  if (g_handed_over != nullptr) g_handed_over->push_back(std::move(pidfd));
+}
+
+void SendReady(bool ok, const std::string& what, int err) {
+  json j = {{"ready", ok}, {"what", what}, {"errno", err}};
+  auto bytes = json::to_cbor(j);
+  (void)SendMessage(kSocketFd, bytes, {});  // nobody to tell if this fails
+}
+
+int StartFailed(const std::string& what) {
+  int err = errno;
+  std::fprintf(stderr, "sbx-zygote: %s: %s\n", what.c_str(), std::strerror(err));
+  SendReady(false, what, err);
+  return 1;
+}
+
+// One request: its launch, and the reply with every pidfd it made.
+void ServeOne(Message request, int parent_pidfd) {
+  std::vector<int> raw;
+  for (const auto& fd : request.fds) raw.push_back(fd.get());
+  std::vector<UniqueFd> handed_over;
+  g_handed_over = &handed_over;
+  Reply reply;
+  std::vector<UniqueFd> out;
+  auto spec = DecodeRequest(request.bytes, raw);
+  if (!spec) {
+    reply.error = spec.error();
+  } else if (!Zygote::CanLaunch(*spec)) {
+    reply.error = Error{Errc::kInvalidArgument, 0, "the zygote makes confined launches only"};
+  } else {
+    auto child = Launch(*spec, LaunchOrigin{parent_pidfd, /*in_namespaces=*/true});
+    if (!child) {
+      reply.error = child.error();
+    } else {
+      reply.ok = true;
+      out.push_back(child->joiner.Release());
+      out.push_back(child->init.Release());
+      out.push_back(child->process.Release());
+      reply.queue_errno = child->queue_errno;
+      if (child->queue) {
+        reply.has_queue = true;
+        out.push_back(std::move(child->queue));
+      }
+    }
+  }
+  g_handed_over = nullptr;
+  request.fds.clear();  // the request's fds close before the reply: nothing of it stays here
+  reply.handed_over = handed_over.size();
+  for (auto& fd : handed_over) out.push_back(std::move(fd));
+  std::vector<int> send;
+  for (const auto& fd : out) send.push_back(fd.get());
+  (void)SendMessage(kSocketFd, EncodeReply(reply), send);  // a broker gone: EOF comes next
+}
+
+}  // namespace
+
+int Serve(const std::string& empty_root) {
+  // Before anything else: our parent is the broker, and every process we make will be its child.
+  auto parent = PidfdOpen(::getppid());
+  if (!parent) return StartFailed("pidfd_open(parent)");
+  if (::setns(kHolderFd, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWNS) != 0) {
+    return StartFailed("join the sandbox namespaces");
+  }
+  ::close(kHolderFd);
+  // Root of the user namespace (as a launch's joiner becomes): the namespaces each renderer gets
+  // of its own are made from here. One thread, so glibc's wrappers are safe.
+  if (::setresgid(0, 0, 0) != 0) return StartFailed("setresgid");
+  if (::setgroups(0, nullptr) != 0 && errno != EPERM) return StartFailed("setgroups");
+  if (::setresuid(0, 0, 0) != 0) return StartFailed("setresuid");
+  // The credential change cleared the parent-death signal; armed again, then a parent that died
+  // before it is caught by its pidfd.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return StartFailed("PR_SET_PDEATHSIG");
+  pollfd p{parent->get(), POLLIN, 0};
+  if (::poll(&p, 1, 0) != 0) return StartFailed("the broker is gone");
+  PrimeLauncher();  // reads /proc, which the empty root does not have
+  if (::chdir(empty_root.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0) {
+    return StartFailed("enter the empty root " + empty_root);
+  }
+  // Nothing of the same uid (the renderers map to it) may ptrace us or read our memory.
+  if (::prctl(PR_SET_DUMPABLE, 0) != 0) return StartFailed("PR_SET_DUMPABLE");
+  ChildProcess::SetHandOver(HandOver);
+  SendReady(true, "", 0);
+  for (;;) {
+    auto request = ReceiveMessage(kSocketFd, -1);
+    if (!request) return request.error().code == Errc::kPeerClosed ? 0 : 1;
+    ServeOne(std::move(*request), parent->get());
+  }
+}
+
+}  // namespace zygote
+
+bool Zygote::CanLaunch(const LaunchSpec& spec) {
+  return spec.namespaces && spec.confine && !spec.search_path;
+}
+
+Result<Zygote> Zygote::Start(const std::string& path, const NamespaceHolder& holder, int dev_null) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return SysError("socketpair");
+  }
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  LaunchSpec spec;
+  spec.argv = {path, "--root", holder.empty_root()};
+  spec.fds = {{theirs.get(), zygote::kSocketFd}, {holder.pidfd(), zygote::kHolderFd}};
+  spec.stdio = {dev_null, dev_null, -1};
+  auto child = sbx::Launch(spec);
+  if (!child) return std::unexpected(child.error());
+  theirs.reset();
+  Zygote z(std::move(child->process), std::move(ours));
+  auto ready = ReceiveMessage(z.socket_.get(), kReadyTimeoutMs);
+  if (!ready) return std::unexpected(ready.error());  // z's destructor kills and reaps it
+  json j = json::from_cbor(ready->bytes.begin(), ready->bytes.end(), true, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("ready") || !j["ready"].is_boolean()) {
+    return MakeError(Errc::kProtocol, "the zygote's first message is not a ready report");
+  }
+  if (!j["ready"].get<bool>()) {
+    auto err = j.contains("errno") ? Int(j["errno"], 0, 4095) : std::nullopt;
+    std::string what =
+        j.contains("what") && j["what"].is_string() ? j["what"].get<std::string>() : "unknown step";
+    return std::unexpected(
+        Error{Errc::kState, static_cast<int>(err.value_or(0)), "the zygote could not " + what});
+  }
+  return z;
+}
+
+void Zygote::Fail() {
+  socket_.reset();
+  process_ = {};  // kills and reaps it, bounded
+}
+
+Result<LaunchedChild> Zygote::Launch(const LaunchSpec& spec,
+                                     const std::function<void(ChildProcess)>& reap_later) {
+  if (!ok()) return MakeError(Errc::kPeerClosed, "the zygote is gone");
+  if (!CanLaunch(spec)) return MakeError(Errc::kInvalidArgument, "not a launch for the zygote");
+  std::vector<int> fds;
+  auto bytes = zygote::EncodeRequest(spec, fds);
+  if (auto s = SendMessage(socket_.get(), bytes, fds); !s) {
+    Fail();
+    return std::unexpected(Error{Errc::kPeerClosed, s.error().sys_errno, s.error().what});
+  }
+  auto reply = ReceiveMessage(socket_.get(), kReplyTimeoutMs);
+  if (!reply) {
+    Fail();
+    Error e = reply.error();
+    if (e.code != Errc::kTimeout) e.code = Errc::kPeerClosed;
+    return std::unexpected(e);
+  }
+  // Every pidfd is a child of ours: owned (and so, on any failure below, killed and reaped)
+  // before the reply is believed.
+  std::vector<ChildProcess> children;
+  for (auto& fd : reply->fds) {
+    auto pid = PidOfPidfd(fd.get());
+    if (pid && *pid > 0) {
+      children.emplace_back(*pid, std::move(fd));
+    } else {
+      children.emplace_back();  // not a pidfd (the queue), or one already reaped
+    }
+  }
+  auto r = zygote::DecodeReply(reply->bytes, reply->fds.size());
+  if (!r) {
+    Fail();
+    for (auto& c : children) {
+      if (c.valid()) reap_later(std::move(c));
+    }
+    return std::unexpected(Error{Errc::kPeerClosed, 0, r.error().what});
+  }
+  const size_t first_handed = reply->fds.size() - r->handed_over;
+  for (size_t i = first_handed; i < children.size(); ++i) {
+    if (children[i].valid()) reap_later(std::move(children[i]));
+  }
+  if (!r->ok) return std::unexpected(r->error);
+  ++launches_;
+  LaunchedChild out;
+  if (!children[0].valid() || !children[1].valid() || !children[2].valid()) {
+    for (size_t i = 0; i < 3; ++i) {
+      if (children[i].valid()) reap_later(std::move(children[i]));
+    }
+    return MakeError(Errc::kState, "the zygote's launch ended before it was handed over");
+  }
+  out.joiner = std::move(children[0]);
+  out.init = std::move(children[1]);
+  out.process = std::move(children[2]);
+  out.queue_errno = r->queue_errno;
+  if (r->has_queue) out.queue = std::move(reply->fds[3]);
+  return out;
+}
+
+}  // namespace sbx

@@ -1,0 +1,115 @@
+// The zygote, as Chrome's: one small process, exec'd once beside the broker, that makes every
+// sandboxed launch for it (docs/ARCHITECTURE.md "The zygote", docs/SANDBOX.md).
+//
+// Why: a launch starts with a fork of whoever launches. Forked from the broker, every launch
+// copies the broker's page tables and, while the short-lived child runs, turns the broker's own
+// memory writes into copy-on-write faults; in the window, with hundreds of frame buffers mapped
+// and Qt's heap, that was most of what the GUI thread did while renderers started. The zygote is
+// a few megabytes: its forks are cheap and touch nothing of the broker's.
+//
+// What it is: `sbx-zygote`, started by the broker with a socket (fd 3) and the namespace holder's
+// pidfd (fd 4). It joins the holder's user, network and mount namespaces as their root (as each
+// launch's joiner otherwise does), enters the empty root, makes itself undumpable, says it is
+// ready and serves launch requests one at a time. Every process it makes is cloned with
+// CLONE_PARENT: the joiner, the namespace's init and the renderer are the broker's children, so
+// the broker signals and reaps them through pidfds exactly as when it launches them itself. The
+// zygote answers each request with those pidfds (SCM_RIGHTS); the recipe between clone and exec
+// is the launcher's own (launcher.h), so a renderer from the zygote has every layer, in the same
+// order, that a renderer launched by the broker has.
+//
+// It trusts nobody but the broker: only the broker holds its socket. Requests and replies are
+// validated all the same (a malformed one is an error, never a crash).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "broker/child_process.h"
+#include "broker/launcher.h"
+#include "ipc/error.h"
+#include "ipc/unique_fd.h"
+
+namespace sbx {
+
+namespace zygote {
+
+inline constexpr int kSocketFd = 3;  // in the zygote: its end of the broker's socket
+inline constexpr int kHolderFd = 4;  // in the zygote, until it has joined: the holder's pidfd
+inline constexpr size_t kMaxMessage = 256 * 1024;
+inline constexpr size_t kMaxFds = 32;  // per message; a launch passes about ten
+
+// A launch request: the spec, with every fd it names (LaunchSpec::fds sources, stdio,
+// cgroup_procs, the program to exec) replaced by an index into the message's fds. Encoding
+// appends those fds to `fds` in index order.
+std::vector<uint8_t> EncodeRequest(const LaunchSpec& spec, std::vector<int>& fds);
+// The spec back, its fds taken from `fds` (the message's, in order). Validates everything: a
+// malformed request is kInvalidArgument. The result names the zygote's namespaces as joined
+// (NamespaceSpec::holder_pidfd -1) and its root as "/" (the zygote is already in the empty root).
+Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const int> fds);
+
+// A reply. Its fds: the joiner's, the init's and the program's pidfds, then the queue's read end
+// (when made), then every process the zygote killed but could not reap (`handed_over` of them).
+struct Reply {
+  bool ok = false;
+  Error error;          // when !ok
+  int queue_errno = 0;  // LaunchedChild::queue_errno
+  bool has_queue = false;
+  size_t handed_over = 0;
+};
+std::vector<uint8_t> EncodeReply(const Reply& reply);
+// `nfds`: how many fds came with the message; they must add up with what the reply says.
+Result<Reply> DecodeReply(std::span<const uint8_t> bytes, size_t nfds);
+
+// The zygote's side: joins the holder's namespaces, enters `empty_root`, reports ready on the
+// socket and serves until the broker closes it. Returns the exit status for main.
+int Serve(const std::string& empty_root);
+
+}  // namespace zygote
+
+class Zygote {
+ public:
+  // Starts `path` in the holder's namespaces and waits (bounded) until it is ready. `dev_null`
+  // becomes its stdin and stdout; its stderr stays the broker's, for the one line it prints if
+  // it cannot start.
+  static Result<Zygote> Start(const std::string& path, const NamespaceHolder& holder, int dev_null);
+  Zygote(Zygote&&) noexcept = default;
+  Zygote& operator=(Zygote&&) noexcept = default;
+  ~Zygote() = default;  // closing the socket ends it; ChildProcess kills and reaps it
+
+  // The launch sbx::Launch(spec) would make, made by the zygote: the same processes, our children,
+  // reaped through the pidfds returned. `spec` must be a namespaced, confined launch (the zygote
+  // sees no file system: it execs by fd). Processes the zygote gave up (a failed launch's) go to
+  // `reap_later`. An error with Errc::kPeerClosed or kTimeout means the zygote itself failed
+  // (it is then unusable: ok() is false).
+  Result<LaunchedChild> Launch(const LaunchSpec& spec,
+                               const std::function<void(ChildProcess)>& reap_later);
+
+  bool ok() const { return socket_.valid(); }
+  pid_t pid() const { return process_.pid(); }
+  int pidfd() const { return process_.pidfd(); }
+  uint64_t launches() const { return launches_; }
+
+  // Whether the zygote can make this launch (namespaced, confined, exec by fd).
+  static bool CanLaunch(const LaunchSpec& spec);
+
+ private:
+  Zygote(ChildProcess process, UniqueFd socket)
+      : process_(std::move(process)), socket_(std::move(socket)) {}
+  void Fail();
+
+  ChildProcess process_;
+  UniqueFd socket_;
+  uint64_t launches_ = 0;
+};
+
+// The pid a pidfd refers to, as this process sees it ("Pid:" of /proc/self/fdinfo): -1 once the
+// process is reaped, kNotFound if the fd is not a pidfd.
+Result<pid_t> PidOfPidfd(int pidfd);
+
+}  // namespace sbx

@@ -1,0 +1,275 @@
+// The zygote (broker/zygote.h): every sandboxed renderer is made by it, yet is the broker's own
+// child, with every layer a renderer launched by the broker has; a zygote killed from outside is
+// replaced; a failed launch leaves nothing; --no-zygote launches from the broker.
+#include "broker/zygote.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/launcher.h"
+#include "ipc/posix.h"
+#include "tests/integration/harness.h"
+
+namespace sbx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kTimeout = 10s;
+
+json ZygoteOf(BrokerProcess& b) {
+  json stats = b.Ctl("stats");
+  return stats.contains("zygote") ? stats["zygote"] : json::object();
+}
+
+// The zygote's pid once it is not `not_pid` (a replacement starts at the next launch): 0 if none
+// shows within kTimeout.
+int WaitForZygote(BrokerProcess& b, int not_pid = 0) {
+  auto deadline = Clock::now() + kTimeout;
+  while (Clock::now() < deadline) {
+    int pid = ZygoteOf(b).value("pid", 0);
+    if (pid > 0 && pid != not_pid) return pid;
+  }
+  return 0;
+}
+
+std::string Ns(int pid, const char* name) {
+  char target[128] = {};
+  std::string link = "/proc/" + std::to_string(pid) + "/ns/" + name;
+  ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : "";
+}
+
+int ParentOf(int pid) { return std::atoi(StatusField(pid, "PPid").c_str()); }
+
+TEST(ZygoteTest, RenderersComeFromTheZygoteAsTheBrokersOwnChildren) {
+  BrokerProcess b({"--renderers", "2", "--no-spare"});
+  auto ready = b.WaitForEvent("ready", 1, kTimeout);
+  ASSERT_TRUE(ready);
+  ASSERT_TRUE(b.WaitForEvent("ready", 2, kTimeout));
+  json z = ZygoteOf(b);
+  int zygote = z.value("pid", 0);
+  ASSERT_GT(zygote, 0) << z.dump();
+  EXPECT_GE(z.value("launches", 0), 2) << z.dump();
+  EXPECT_EQ(ParentOf(zygote), b.pid());
+  int renderer = ready->value("pid", 0);
+  ASSERT_GT(renderer, 0);
+  // Made by the zygote (CLONE_PARENT), so the broker's child: it reaps it and reads its exit.
+  EXPECT_EQ(ParentOf(renderer), b.pid());
+  // The zygote lives in the renderers' shared namespaces (each renderer has its pid, ipc and uts
+  // namespaces of its own below them), and in the broker's pid namespace.
+  for (const char* ns : {"user", "net", "mnt"}) {
+    EXPECT_EQ(Ns(zygote, ns), Ns(renderer, ns)) << ns;
+    EXPECT_NE(Ns(zygote, ns), Ns(b.pid(), ns)) << ns;
+  }
+  EXPECT_EQ(Ns(zygote, "pid"), Ns(b.pid(), "pid"));
+  EXPECT_NE(Ns(renderer, "pid"), Ns(zygote, "pid"));
+  // It keeps nothing of what it launched: above its stdio, only its socket to the broker and
+  // the broker's pidfd (no pipe, memfd, queue or cgroup file of any renderer).
+  std::vector<std::string> kept;
+  std::string dir = "/proc/" + std::to_string(zygote) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr) << dir;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) < 3) continue;
+    char target[256] = {};
+    ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    if (n > 0) kept.emplace_back(target, static_cast<size_t>(n));
+  }
+  ::closedir(d);
+  ASSERT_EQ(kept.size(), 2u) << ::testing::PrintToString(kept);
+  for (const auto& fd : kept) {
+    EXPECT_TRUE(fd.starts_with("socket:") || fd == "anon_inode:[pidfd]") << fd;
+  }
+  // And the renderer has every layer.
+  json sandbox = b.Ctl("sandbox 1");
+  EXPECT_EQ(sandbox.value("verdict", ""), "adequately sandboxed") << sandbox.dump();
+  EXPECT_EQ(StatusField(renderer, "NoNewPrivs"), "1");
+  EXPECT_EQ(StatusField(renderer, "CapEff"), "0000000000000000");
+}
+
+TEST(ZygoteTest, TheZygoteSeesNoFileAndCannotBeTraced) {
+  if (::geteuid() != 0) GTEST_SKIP() << "reading another uid's /proc/PID/root needs root";
+  BrokerProcess b({"--renderers", "1", "--no-spare"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kTimeout));
+  int zygote = WaitForZygote(b);
+  ASSERT_GT(zygote, 0);
+  std::vector<std::string> entries;
+  std::string root = "/proc/" + std::to_string(zygote) + "/root";
+  DIR* d = ::opendir(root.c_str());
+  ASSERT_NE(d, nullptr) << root;
+  while (dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+      entries.push_back(e->d_name);
+    }
+  }
+  ::closedir(d);
+  EXPECT_TRUE(entries.empty()) << entries.front();
+  // Undumpable: its /proc files belong to root, not to the uid it shares with the renderers.
+  struct stat st {};
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(zygote) + "/mem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+}
+
+TEST(ZygoteTest, AKilledZygoteIsReplacedAndItsRenderersLiveOn) {
+  BrokerProcess b({"--renderers", "1", "--no-spare"});
+  auto ready = b.WaitForEvent("ready", 1, kTimeout);
+  ASSERT_TRUE(ready);
+  int zygote = WaitForZygote(b);
+  ASSERT_GT(zygote, 0);
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  ASSERT_TRUE(WaitProcessGone(zygote, kTimeout));
+  // The renderer was never the zygote's: it runs on, and no slot saw an event.
+  int renderer = ready->value("pid", 0);
+  EXPECT_TRUE(ProcessAlive(renderer));
+  json reply = b.Ctl("spawn sbx://clock");
+  int id = reply.value("id", 0);
+  ASSERT_GT(id, 0) << reply.dump();
+  auto second = b.WaitForEvent("ready", id, kTimeout);
+  ASSERT_TRUE(second);
+  int next = WaitForZygote(b, zygote);
+  EXPECT_GT(next, 0) << ZygoteOf(b).dump();
+  EXPECT_EQ(ParentOf(second->value("pid", 0)), b.pid());
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 2u) << list.dump();
+  EXPECT_EQ(list["renderers"][0]["state"], "running");
+  for (const auto& e : b.history()) {
+    if (e.value("id", 0) == 1) {
+      EXPECT_NE(e.value("event", ""), "exited") << e.dump();
+    }
+  }
+}
+
+TEST(ZygoteTest, NoZygoteMeansTheBrokerLaunches) {
+  BrokerProcess b({"--renderers", "1", "--no-spare", "--no-zygote"});
+  auto ready = b.WaitForEvent("ready", 1, kTimeout);
+  ASSERT_TRUE(ready);
+  json z = ZygoteOf(b);
+  EXPECT_EQ(z.value("pid", -1), 0) << z.dump();
+  EXPECT_EQ(z.value("launches", -1), 0) << z.dump();
+  EXPECT_EQ(z.value("note", ""), "--no-zygote");
+  EXPECT_EQ(ParentOf(ready->value("pid", 0)), b.pid());
+  json sandbox = b.Ctl("sandbox 1");
+  EXPECT_EQ(sandbox.value("verdict", ""), "adequately sandboxed") << sandbox.dump();
+}
+
+TEST(ZygoteTest, ShutdownEndsTheZygote) {
+  BrokerProcess b({"--renderers", "1"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kTimeout));
+  int zygote = WaitForZygote(b);
+  ASSERT_GT(zygote, 0);
+  auto exit = b.SignalAndWait(SIGTERM, kTimeout);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->si_code, CLD_EXITED);
+  EXPECT_EQ(exit->si_status, 0);
+  EXPECT_TRUE(WaitProcessGone(zygote, kTimeout));
+}
+
+TEST(ZygoteTest, ABrokerKilledTakesItsZygoteAlong) {
+  BrokerProcess b({"--renderers", "1"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kTimeout));
+  int zygote = WaitForZygote(b);
+  ASSERT_GT(zygote, 0);
+  ASSERT_TRUE(b.SignalAndWait(SIGKILL, kTimeout));
+  EXPECT_TRUE(WaitProcessGone(zygote, kTimeout));  // its parent-death signal
+}
+
+// Our children (every thread's list), as pids.
+std::vector<int> Children() {
+  std::vector<int> out;
+  DIR* tasks = ::opendir("/proc/self/task");
+  if (tasks == nullptr) return out;
+  while (dirent* e = ::readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
+    int pid = 0;
+    while (in >> pid) out.push_back(pid);
+  }
+  ::closedir(tasks);
+  return out;
+}
+
+// A launch that fails inside the zygote (here at the filter, which the kernel refuses) comes
+// back as the launcher's error, and every process it made comes back to be reaped: none stays
+// behind, running or as a zombie.
+TEST(ZygoteLaunchTest, AFailedLaunchComesBackWithEveryProcessItMade) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(dev_null.valid());
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(exe.valid());
+
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  Confinement c;
+  c.exec_fd = exe.get();
+  c.root = holder->empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};  // no such instruction: seccomp(2) fails with EINVAL
+  spec.confine = c;
+  std::vector<ChildProcess> handed;
+  auto child = zygote->Launch(spec, [&](ChildProcess p) { handed.push_back(std::move(p)); });
+  ASSERT_FALSE(child);
+  EXPECT_NE(child.error().what.find("seccomp filter"), std::string::npos)
+      << child.error().ToString();
+  EXPECT_EQ(child.error().sys_errno, EINVAL);
+  EXPECT_TRUE(zygote->ok()) << "a failed launch is not a failed zygote";
+  EXPECT_EQ(handed.size(), 3u) << "the joiner, the init and the program";
+  for (auto& p : handed) EXPECT_EQ(ParentOf(p.pid()), ::getpid()) << p.pid();
+  handed.clear();  // each kills (already done) and reaps
+  for (int pid : Children()) {
+    EXPECT_TRUE(pid == holder->pid() || pid == zygote->pid()) << "left behind: " << pid;
+  }
+
+  // The zygote serves the next request as before.
+  auto again = zygote->Launch(spec, [&](ChildProcess p) { handed.push_back(std::move(p)); });
+  EXPECT_FALSE(again);
+  EXPECT_TRUE(zygote->ok());
+}
+
+TEST(ZygoteLaunchTest, ItRefusesALaunchThatNeedsTheFileSystem) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  LaunchSpec spec;
+  spec.argv = {BinPath("sbx-renderer")};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  auto child = zygote->Launch(spec, [](ChildProcess) {});
+  ASSERT_FALSE(child);
+  EXPECT_EQ(child.error().code, Errc::kInvalidArgument);
+  EXPECT_TRUE(zygote->ok());
+}
+
+TEST(ZygoteLaunchTest, ItRefusesToRunByHand) {
+  LaunchSpec spec;
+  spec.argv = {BinPath("sbx-zygote")};
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  auto child = Launch(spec);
+  ASSERT_TRUE(child) << child.error().ToString();
+  ASSERT_TRUE(WaitReadable(child->process.pidfd(), 10'000).value_or(false));
+  auto exit = child->process.TryReap();
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->code, 2);
+}
+
+}  // namespace
+}  // namespace sbx::testing

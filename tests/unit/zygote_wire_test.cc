@@ -1,0 +1,170 @@
+// The zygote's messages (broker/zygote.h): a launch spec survives the trip, with its fds as
+// indexes; anything malformed is an error, never a crash or a half-read spec.
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <sys/resource.h>
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "broker/zygote.h"
+
+namespace sbx {
+namespace {
+
+using nlohmann::json;
+
+LaunchSpec Sample() {
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer", "--type=renderer", "--id=7"};
+  spec.fds = {{40, 3}, {41, 4}, {42, 5}};
+  spec.stdio = {43, 44, 44};  // stdout and stderr share the log pipe
+  spec.namespaces = NamespaceSpec{45};
+  spec.cgroup_procs = {46, 47};
+  spec.nice = 5;
+  Confinement c;
+  c.exec_fd = 48;
+  c.root = "/mnt";
+  c.limits = {{RLIMIT_NOFILE, 16}, {RLIMIT_FSIZE, 0}};
+  c.filter = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)};
+  spec.confine = c;
+  spec.queue = NamespaceQueue{6, 8, 64, {"sbx-renderer", "--heartbeat=pipe"}};
+  return spec;
+}
+
+TEST(ZygoteWireTest, ARequestRoundTrips) {
+  LaunchSpec spec = Sample();
+  std::vector<int> fds;
+  auto bytes = zygote::EncodeRequest(spec, fds);
+  // Each distinct fd once, in the order first named.
+  EXPECT_EQ(fds, (std::vector<int>{40, 41, 42, 43, 44, 46, 47, 48}));
+  // The zygote receives them as other numbers.
+  std::vector<int> theirs = {100, 101, 102, 103, 104, 105, 106, 107};
+  auto back = zygote::DecodeRequest(bytes, theirs);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->argv, spec.argv);
+  EXPECT_FALSE(back->search_path);
+  EXPECT_EQ(back->fds, (std::vector<std::pair<int, int>>{{100, 3}, {101, 4}, {102, 5}}));
+  EXPECT_EQ(back->stdio, (std::array<int, 3>{103, 104, 104}));
+  ASSERT_TRUE(back->namespaces);
+  EXPECT_EQ(back->namespaces->holder_pidfd, -1) << "the zygote is inside them already";
+  EXPECT_EQ(back->cgroup_procs, (std::vector<int>{105, 106}));
+  EXPECT_EQ(back->nice, 5);
+  ASSERT_TRUE(back->confine);
+  EXPECT_EQ(back->confine->exec_fd, 107);
+  EXPECT_EQ(back->confine->root, "/") << "the zygote is in the empty root already";
+  EXPECT_EQ(back->confine->limits, spec.confine->limits);
+  ASSERT_EQ(back->confine->filter.size(), 2u);
+  EXPECT_EQ(back->confine->filter[1].k, 0x7fff0000u);
+  ASSERT_TRUE(back->queue);
+  EXPECT_EQ(back->queue->target_fd, 6);
+  EXPECT_EQ(back->queue->max_msg, 8);
+  EXPECT_EQ(back->queue->msg_size, 64);
+  EXPECT_EQ(back->queue->fallback_argv, spec.queue->fallback_argv);
+}
+
+TEST(ZygoteWireTest, AnUnconfinedRequestRoundTrips) {
+  LaunchSpec spec;
+  spec.argv = {"/bin/true"};
+  std::vector<int> fds;
+  auto back = zygote::DecodeRequest(zygote::EncodeRequest(spec, fds), fds);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_TRUE(fds.empty());
+  EXPECT_FALSE(back->namespaces);
+  EXPECT_FALSE(back->confine);
+  EXPECT_FALSE(back->queue);
+  EXPECT_FALSE(back->nice);
+  EXPECT_EQ(back->stdio, (std::array<int, 3>{-1, -1, -1}));
+}
+
+// Decodes `j` (the encoded sample, changed) against the sample's eight fds.
+Result<LaunchSpec> DecodeChanged(const std::function<void(json&)>& change) {
+  std::vector<int> fds;
+  auto bytes = zygote::EncodeRequest(Sample(), fds);
+  json j = json::from_cbor(bytes);
+  change(j);
+  return zygote::DecodeRequest(json::to_cbor(j), fds);
+}
+
+TEST(ZygoteWireTest, MalformedRequestsAreRefused) {
+  std::vector<std::function<void(json&)>> changes = {
+      [](json& j) { j["argv"] = json::array(); },
+      [](json& j) { j["argv"][0] = 5; },
+      [](json& j) { j["argv"][1] = std::string("a\0b", 3); },
+      [](json& j) { j.erase("search_path"); },
+      [](json& j) { j["fds"][0][0] = 8; },   // past the message's fds
+      [](json& j) { j["fds"][0][0] = -1; },  // a map entry needs an fd
+      [](json& j) { j["fds"][0][1] = 99999; },
+      [](json& j) { j["fds"][0] = {1}; },
+      [](json& j) {
+        j["stdio"] = {0, 1};
+      },
+      [](json& j) { j["cgroup_procs"][0] = "x"; },
+      [](json& j) { j["nice"] = 40; },
+      [](json& j) { j["confine"]["exec"] = -1; },
+      [](json& j) {
+        j["confine"]["limits"][0] = {RLIM_NLIMITS, 1};
+      },
+      [](json& j) {
+        j["confine"]["limits"][0] = {1, -1};
+      },
+      [](json& j) {
+        j["confine"]["filter"] = json::binary({1, 2, 3});
+      },
+      [](json& j) { j["confine"]["filter"] = json::binary({}); },
+      [](json& j) { j["confine"]["filter"] = "text"; },
+      [](json& j) { j["queue"]["target"] = 2; },
+      [](json& j) { j["queue"].erase("fallback_argv"); },
+      [](json& j) { j["queue"] = 1; },
+      [](json& j) { j = json::array(); },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    auto r = DecodeChanged(changes[i]);
+    EXPECT_FALSE(r) << "change " << i << " was accepted";
+    if (!r) {
+      EXPECT_EQ(r.error().code, Errc::kInvalidArgument) << i;
+    }
+  }
+}
+
+TEST(ZygoteWireTest, TruncatedOrGarbageBytesAreRefused) {
+  std::vector<int> fds;
+  auto bytes = zygote::EncodeRequest(Sample(), fds);
+  for (size_t n = 0; n < bytes.size(); n += 7) {
+    EXPECT_FALSE(zygote::DecodeRequest(std::span(bytes.data(), n), fds)) << n;
+  }
+  std::vector<uint8_t> garbage(64, 0xff);
+  EXPECT_FALSE(zygote::DecodeRequest(garbage, fds));
+}
+
+TEST(ZygoteWireTest, ARepliesFdsMustAddUp) {
+  zygote::Reply ok;
+  ok.ok = true;
+  ok.has_queue = true;
+  ok.handed_over = 2;
+  auto bytes = zygote::EncodeReply(ok);
+  auto back = zygote::DecodeReply(bytes, 6);  // three pidfds, the queue, two handed over
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_TRUE(back->ok);
+  EXPECT_TRUE(back->has_queue);
+  EXPECT_EQ(back->handed_over, 2u);
+  EXPECT_FALSE(zygote::DecodeReply(bytes, 5));
+  EXPECT_FALSE(zygote::DecodeReply(bytes, 7));
+
+  zygote::Reply failed;
+  failed.error = Error{Errc::kState, EINVAL, "launch failed at seccomp filter"};
+  failed.handed_over = 3;
+  back = zygote::DecodeReply(zygote::EncodeReply(failed), 3);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_FALSE(back->ok);
+  EXPECT_EQ(back->error.code, Errc::kState);
+  EXPECT_EQ(back->error.sys_errno, EINVAL);
+  EXPECT_EQ(back->error.what, "launch failed at seccomp filter");
+  failed.has_queue = true;  // a failed launch hands no queue over
+  EXPECT_FALSE(zygote::DecodeReply(zygote::EncodeReply(failed), 4));
+  std::vector<uint8_t> garbage = {0xa1, 0x61};
+  EXPECT_FALSE(zygote::DecodeReply(garbage, 0));
+}
+
+}  // namespace
+}  // namespace sbx
