@@ -899,25 +899,28 @@ namespace {
 
 // The slot's snapshot with its live process's cgroup figures, read from the cgroup now.
 // The slot's snapshot with what only the live process knows: its channels and its cgroup.
-RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now) {
+RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now, bool read_usage = true) {
   RendererSnapshot s = host.Snapshot(now);
   const RendererProcess* p = host.process();
   if (p != nullptr) s.ipc = p->Ipc(now);
   if (p != nullptr && p->cgroup().valid()) {
     s.cgroup_path = p->cgroup().path();
     s.memory_limit = p->cgroup().limits().memory_bytes;
-    s.cgroup_usage = p->cgroup().Usage();
+    s.cgroup_files = p->cgroup().UsageFiles();
+    if (read_usage) s.cgroup_usage = s.cgroup_files.Read();
   }
   return s;
 }
 
 }  // namespace
 
-std::vector<RendererSnapshot> Broker::List() const {
+std::vector<RendererSnapshot> Broker::List(bool read_cgroup_usage) const {
   std::vector<RendererSnapshot> out;
   int64_t now = MonotonicNs();
   for (const auto& [id, host] : hosts_) {
-    if (host->state() != RendererState::kClosed) out.push_back(LiveSnapshot(*host, now));
+    if (host->state() != RendererState::kClosed) {
+      out.push_back(LiveSnapshot(*host, now, read_cgroup_usage));
+    }
   }
   return out;
 }

@@ -142,7 +142,8 @@ struct RendererSnapshot {
   // Its cgroup: empty path when it has none (then the usage figures are -1).
   std::string cgroup_path;
   uint64_t memory_limit = 0;
-  CgroupUsage cgroup_usage;
+  CgroupUsage cgroup_usage;        // -1 throughout when List was told not to read it
+  CgroupUsageFiles cgroup_files;   // where to read it later, on any thread
   std::optional<IpcSnapshot> ipc;  // the live process's channels
 };
 
@@ -309,7 +310,10 @@ class Broker final : private RendererHostEnv {
   bool shutting_down() const { return shutting_down_; }
   bool finished() const { return shutting_down_ && hosts_.empty(); }
 
-  std::vector<RendererSnapshot> List() const;
+  // Every slot's snapshot. The cgroup figures cost a few file reads per renderer; a caller on a
+  // thread that must not wait for them (the window's GUI thread) asks for none and reads them
+  // from cgroup_files elsewhere.
+  std::vector<RendererSnapshot> List(bool read_cgroup_usage = true) const;
   std::optional<RendererSnapshot> Get(int id) const;
   // The renderer's current frame buffer (replaced at each restart), or null.
   const FrameReader* Frames(int id) const;

@@ -404,21 +404,26 @@ std::vector<int> RendererCgroup::procs_fds() const {
   return out;
 }
 
-CgroupUsage RendererCgroup::Usage() const {
+CgroupUsageFiles RendererCgroup::UsageFiles() const {
+  if (dirs_.empty()) return {};
+  return {mode_, path_, dirs_};
+}
+
+CgroupUsage CgroupUsageFiles::Read() const {
   CgroupUsage u;
-  if (dirs_.empty()) return u;
-  if (mode_ == CgroupMode::kV2) {
-    u.memory_bytes = ReadNumber(path_ + "/memory.current");
-    u.pids = ReadNumber(path_ + "/pids.current");
-    u.throttled_us = ReadNumber(path_ + "/cpu.stat", "throttled_usec");
-    u.oom_kills = OomKills();
+  if (mode == CgroupMode::kV2) {
+    u.memory_bytes = ReadNumber(path + "/memory.current");
+    u.pids = ReadNumber(path + "/pids.current");
+    u.throttled_us = ReadNumber(path + "/cpu.stat", "throttled_usec");
+    u.oom_kills = ReadNumber(path + "/memory.events", "oom_kill");
     return u;
   }
-  u.memory_bytes = ReadNumber(dirs_[0] + "/memory.usage_in_bytes");
-  u.pids = ReadNumber(dirs_[1] + "/pids.current");
-  int64_t throttled_ns = ReadNumber(dirs_[2] + "/cpu.stat", "throttled_time");
+  if (dirs.size() < 3) return u;
+  u.memory_bytes = ReadNumber(dirs[0] + "/memory.usage_in_bytes");
+  u.pids = ReadNumber(dirs[1] + "/pids.current");
+  int64_t throttled_ns = ReadNumber(dirs[2] + "/cpu.stat", "throttled_time");
   u.throttled_us = throttled_ns < 0 ? -1 : throttled_ns / 1000;
-  u.oom_kills = OomKills();
+  u.oom_kills = ReadNumber(dirs[0] + "/memory.oom_control", "oom_kill");
   return u;
 }
 

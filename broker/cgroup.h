@@ -69,6 +69,16 @@ struct CgroupUsage {
   int64_t oom_kills = -1;     // times the kernel killed in it for the memory limit
 };
 
+// Where one cgroup's usage figures are read from: a copy, so a reader on another thread (the
+// window's sampler) needs nothing of the broker's. Once the cgroup is removed every figure
+// reads -1.
+struct CgroupUsageFiles {
+  CgroupMode mode = CgroupMode::kNone;
+  std::string path;               // v2: the directory
+  std::vector<std::string> dirs;  // v1: memory, pids, cpu
+  CgroupUsage Read() const;
+};
+
 // One renderer's cgroup directories, limits written. Move-only; destruction removes them (they
 // are empty once the renderer is reaped: only the renderer itself joined).
 class RendererCgroup {
@@ -85,7 +95,8 @@ class RendererCgroup {
   // The memory hierarchy's directory (v2: the only one), as the report shows it.
   const std::string& path() const { return path_; }
   const CgroupLimits& limits() const { return limits_; }
-  CgroupUsage Usage() const;
+  CgroupUsage Usage() const { return UsageFiles().Read(); }
+  CgroupUsageFiles UsageFiles() const;
   // Usage().oom_kills alone: one file, for the exit path.
   int64_t OomKills() const;
   // The CPU share it gets under contention: a quarter of the broker's, and an eighth of that

@@ -181,7 +181,7 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
   const RendererSnapshot& s = r.snap;
   if (role == kIdRole) return s.id;
   if (index.column() >= kCgroupMemory && index.column() <= kCgroupThrottled) {
-    return CgroupData(s, index.column(), role);
+    return CgroupData(r, index.column(), role);
   }
   if (role == Qt::ForegroundRole && index.column() == kState) return QBrush(StateColor(s.state));
   if (role == Qt::TextAlignmentRole) {
@@ -265,10 +265,12 @@ QVariant RendererModel::data(const QModelIndex& index, int role) const {
 
 // The cgroup columns: the core's figures (Broker::List) of the renderer's own cgroup, or, when
 // the broker runs without cgroups, that it has none and why.
-QVariant RendererModel::CgroupData(const RendererSnapshot& s, int column, int role) const {
+QVariant RendererModel::CgroupData(const RendererRow& r, int column, int role) const {
   if (role == Qt::TextAlignmentRole) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  const RendererSnapshot& s = r.snap;
   bool none = s.cgroup_path.empty();
-  const CgroupUsage& u = s.cgroup_usage;
+  static const CgroupUsage kUnknown;
+  const CgroupUsage& u = r.cgroup_pid == s.pid && s.pid > 0 ? r.cgroup_usage : kUnknown;
   int64_t figure = column == kCgroupMemory  ? u.memory_bytes
                    : column == kCgroupTasks ? u.pids
                                             : u.throttled_us;
@@ -328,7 +330,9 @@ void RendererModel::SampleCounters(RendererRow& row, int64_t now_ns) {
 }
 
 void RendererModel::Refresh() {
-  std::vector<RendererSnapshot> list = bridge_->broker().List();
+  // No cgroup figures: at 500 renderers their 2000 file reads would hold the GUI thread for tens
+  // of milliseconds each second. The sampler reads them.
+  std::vector<RendererSnapshot> list = bridge_->broker().List(/*read_cgroup_usage=*/false);
   std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::vector<int> ids;
   for (const auto& s : list) ids.push_back(s.id);
@@ -361,6 +365,7 @@ void RendererModel::Refresh() {
     s.id = r.snap.id;
     s.pid = r.snap.pid;
     s.inspect_sandbox = r.snap.pid != r.sandbox_pid && r.snap.state == RendererState::kRunning;
+    s.cgroup_files = r.snap.cgroup_files;
     wanted.push_back(std::move(s));
   }
   const Broker& b = bridge_->broker();
@@ -380,6 +385,7 @@ std::vector<RendererModel::ProcSample> RendererModel::ReadProc(std::vector<ProcS
                                                                std::string note) {
   for (ProcSample& s : wanted) {
     if (auto stats = ReadProcStats(s.pid)) s.stats = *stats;
+    if (s.cgroup_files.mode != CgroupMode::kNone) s.cgroup_usage = s.cgroup_files.Read();
     s.at_ns = MonotonicNs();
     if (s.inspect_sandbox) {
       auto report = InspectSandbox(s.pid, level, note);
@@ -411,6 +417,8 @@ void RendererModel::ApplyProc(std::vector<ProcSample> samples) {
     if (row_index < 0) continue;
     RendererRow& row = rows_[static_cast<size_t>(row_index)];
     if (row.snap.pid != s.pid) continue;  // restarted while we read: the figures are stale
+    row.cgroup_usage = s.cgroup_usage;
+    row.cgroup_pid = s.pid;
     if (s.inspect_sandbox) {
       row.sandbox_pid = s.pid;
       if (s.sandbox) {
@@ -449,7 +457,7 @@ void RendererModel::ApplyProc(std::vector<ProcSample> samples) {
     }
   }
   if (!rows_.empty()) {
-    emit dataChanged(index(0, kCpu), index(static_cast<int>(rows_.size()) - 1, kSandbox));
+    emit dataChanged(index(0, kCpu), index(static_cast<int>(rows_.size()) - 1, kColumnCount - 1));
   }
   emit refreshed();
 }

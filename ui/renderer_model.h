@@ -49,6 +49,10 @@ struct RendererRow {
   pid_t cpu_pid = 0;
   int64_t cpu_at_ns = 0;
   uint64_t cpu_ns = 0;
+  // The cgroup's figures, read by the sampler (Broker::List reads none for the window): of
+  // the process cgroup_pid, -1 until the first sample of it.
+  CgroupUsage cgroup_usage;
+  pid_t cgroup_pid = 0;
 };
 
 class RendererModel : public QAbstractTableModel {
@@ -114,6 +118,8 @@ class RendererModel : public QAbstractTableModel {
     bool inspect_sandbox = false;
     std::optional<SandboxReport> sandbox;
     std::string sandbox_error;
+    CgroupUsageFiles cgroup_files;  // read here, off the GUI thread, into cgroup_usage
+    CgroupUsage cgroup_usage;
   };
   static std::vector<ProcSample> ReadProc(std::vector<ProcSample> wanted, sandbox::Level level,
                                           std::string note);
@@ -122,7 +128,7 @@ class RendererModel : public QAbstractTableModel {
   void Upsert(const RendererSnapshot& snap);
   void RemoveId(int id);
   void SampleCounters(RendererRow& row, int64_t now_ns);
-  QVariant CgroupData(const RendererSnapshot& s, int column, int role) const;
+  QVariant CgroupData(const RendererRow& r, int column, int role) const;
 
   BrokerBridge* bridge_;
   std::vector<RendererRow> rows_;  // sorted by id

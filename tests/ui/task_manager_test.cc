@@ -6,6 +6,7 @@
 
 #include <QFontMetrics>
 #include <QLabel>
+#include <QSignalSpy>
 #include <QTableView>
 
 #include "tests/ui/ui_test_util.h"
@@ -53,24 +54,36 @@ TEST(TaskManagerTest, CgroupColumnsHoldTheCoresFiguresForALiveRenderer) {
   }
   int id = env.SpawnDrawing();
   RendererModel* model = env.window->model();
-  model->Refresh();
+  // The figures are read by the model's sampler thread, off the GUI thread: refresh until a
+  // sample of this process has come back.
+  QSignalSpy sampled(model, &RendererModel::refreshed);
+  const RendererRow* shown = nullptr;
+  for (int i = 0; i < 20; ++i) {
+    model->Refresh();
+    shown = model->Find(id);
+    if (shown != nullptr && shown->snap.pid > 0 && shown->cgroup_pid == shown->snap.pid) break;
+    ASSERT_TRUE(sampled.wait(10000)) << "no sample came back";
+  }
   int row = model->RowForId(id);
   ASSERT_GE(row, 0);
   auto core = env.broker->Get(id);
   ASSERT_TRUE(core);
   ASSERT_FALSE(core->cgroup_path.empty());
-  const RendererSnapshot& shown = model->Find(id)->snap;
-  EXPECT_EQ(shown.cgroup_path, core->cgroup_path);
-  EXPECT_EQ(shown.memory_limit, core->memory_limit);
-  ASSERT_GT(shown.cgroup_usage.memory_bytes, 0);
-  ASSERT_GT(shown.cgroup_usage.pids, 0);
-  ASSERT_GE(shown.cgroup_usage.throttled_us, 0);
+  shown = model->Find(id);
+  ASSERT_NE(shown, nullptr);
+  ASSERT_EQ(shown->cgroup_pid, shown->snap.pid) << "no sample of the renderer's cgroup";
+  EXPECT_EQ(shown->snap.cgroup_path, core->cgroup_path);
+  EXPECT_EQ(shown->snap.memory_limit, core->memory_limit);
+  const CgroupUsage& usage = shown->cgroup_usage;
+  ASSERT_GT(usage.memory_bytes, 0);
+  ASSERT_GT(usage.pids, 0);
+  ASSERT_GE(usage.throttled_us, 0);
   // The cells are those figures, of the limits the broker set (256 MiB and 32 tasks by default).
-  double used_mib = static_cast<double>(shown.cgroup_usage.memory_bytes) / (1024.0 * 1024.0);
+  double used_mib = static_cast<double>(usage.memory_bytes) / (1024.0 * 1024.0);
   EXPECT_EQ(Cell(model, row, RendererModel::kCgroupMemory),
             QStringLiteral("%1 of 256 MiB").arg(used_mib, 0, 'f', 1));
   EXPECT_EQ(Cell(model, row, RendererModel::kCgroupTasks),
-            QStringLiteral("%1 of 32").arg(shown.cgroup_usage.pids));
+            QStringLiteral("%1 of 32").arg(usage.pids));
   EXPECT_FALSE(Cell(model, row, RendererModel::kCgroupThrottled).isEmpty());
   EXPECT_NE(Cell(model, row, RendererModel::kCgroupThrottled), QStringLiteral("-"));
   EXPECT_TRUE(Cell(model, row, RendererModel::kCgroupMemory, Qt::ToolTipRole)
