@@ -156,6 +156,7 @@ Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool resta
   options.inspector = config.inspector;
   options.cgroups = config.cgroups;
   options.spare = config.spare;
+  options.zygote = config.zygote;
   // Every kill must restart at once, as a first crash does; the default policy would back off
   // from the second crash on and declare a crash loop after five within 30 s.
   options.restart_policy.max_crashes = INT_MAX;
@@ -715,6 +716,20 @@ Result<Measurement> SpawnNoSpare(const BenchConfig& config) {
   m->note =
       "spawn_to_first_frame again with no spare renderer (--no-spare): the difference is "
       "the launch a spare has made ahead of need; " +
+      m->note;
+  return m;
+}
+
+Result<Measurement> SpawnNoZygote(const BenchConfig& config) {
+  BenchConfig without = config;
+  without.spare = false;
+  without.zygote = false;
+  auto m = SpawnToFirstFrame(without);
+  if (!m) return std::unexpected(m.error());
+  m->note =
+      "spawn_no_spare again with the broker forking each launch itself (--no-zygote): against "
+      "spawn_no_spare, what launching from the small zygote process saves; the bench's broker "
+      "is small, the window is not (docs/ARCHITECTURE.md, \"The zygote\"); " +
       m->note;
   return m;
 }

@@ -26,6 +26,7 @@ struct BenchConfig {
   bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
   bool cgroups = true;        // false: no cgroup per renderer (--no-cgroup)
   bool spare = true;          // false: no spare renderer (the *_no_spare figures)
+  bool zygote = true;         // false: the broker forks each launch (spawn_no_zygote)
   // The `scale` figures (--scale N, --scale-visible K, --scale-seconds S).
   int scale_renderers = 500;
   int scale_visible = 16;
@@ -182,6 +183,7 @@ Result<KillCycleResult> KillCycle(const BenchConfig& config);
 Result<Measurement> RecoveryNoCgroup(const BenchConfig& config);
 // spawn_to_first_frame and recovery again with no spare renderer: every launch starts a process.
 Result<Measurement> SpawnNoSpare(const BenchConfig& config);
+Result<Measurement> SpawnNoZygote(const BenchConfig& config);
 Result<Measurement> RecoveryNoSpare(const BenchConfig& config);
 
 // For the lecture's table (lecture.cc): a `kB` field of /proc/PID/status such as VmPTE.

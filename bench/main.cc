@@ -102,6 +102,8 @@ constexpr FigureDef kFigures[] = {
      Check::kNone, 0},
     {"spawn_no_spare", &SpawnNoSpare, nullptr, nullptr, nullptr, "fork_exec", "fork_exec_renderer",
      kContext, Check::kNone, 0},
+    {"spawn_no_zygote", &SpawnNoZygote, nullptr, nullptr, nullptr, "fork_exec", "", kContext,
+     Check::kNone, 0},
     {"ping_no_load", nullptr, nullptr, nullptr, nullptr, "", "", kBaseline, Check::kNone, 0,
      nullptr, "us", false, &PingLoadResult::idle},
     {"ping_under_load", nullptr, nullptr, nullptr, nullptr, "ping_no_load", "", "p99 < 10 ms",

@@ -580,6 +580,10 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
   if (holder_)
     root.children.push_back(
         InspectProcess({ProcessRole::kHolder, holder_->pid(), 0, {}, true}, hook));
+  if (zygote_ && zygote_->ok()) {
+    root.children.push_back(
+        InspectProcess({ProcessRole::kZygote, zygote_->pid(), 0, {}, true}, hook));
+  }
   for (const auto& [hid, h] : hosts_) {
     if (h->process() != nullptr && h->process()->alive()) {
       root.children.push_back(InspectRenderer(ends(*h), hook));

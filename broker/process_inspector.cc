@@ -255,6 +255,8 @@ std::string_view ProcessRoleName(ProcessRole role) {
       return "broker";
     case ProcessRole::kHolder:
       return "namespace-holder";
+    case ProcessRole::kZygote:
+      return "zygote";
     case ProcessRole::kInit:
       return "init";
     case ProcessRole::kRenderer:

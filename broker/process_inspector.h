@@ -20,7 +20,7 @@
 
 namespace sbx {
 
-enum class ProcessRole { kBroker, kHolder, kInit, kRenderer };
+enum class ProcessRole { kBroker, kHolder, kZygote, kInit, kRenderer };
 // "broker", "namespace-holder", "init", "renderer".
 std::string_view ProcessRoleName(ProcessRole role);
 

@@ -40,7 +40,7 @@ bool WantsHelp(int argc, char** argv) {
 
 // Whether every renderer has drawn at least one frame: --measure-latency starts then.
 bool AllDrawing(sbx::Broker& broker) {
-  auto list = broker.List();
+  auto list = broker.List(/*read_cgroup_usage=*/false);
   if (list.empty()) return false;
   for (const auto& s : list) {
     if (s.frames == 0) return false;

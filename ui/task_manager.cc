@@ -155,6 +155,8 @@ QString ProcessName(const ProcessInfo& p) {
       return QStringLiteral("broker (%1)").arg(Text(p.name));
     case ProcessRole::kHolder:
       return QStringLiteral("namespace holder");
+    case ProcessRole::kZygote:
+      return QStringLiteral("zygote");
     case ProcessRole::kInit:
       return QStringLiteral("init of renderer %1").arg(p.id);
     case ProcessRole::kRenderer:

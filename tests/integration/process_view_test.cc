@@ -92,10 +92,11 @@ TEST(ProcessViewTest, TheWholeTreeHasTheBrokerTheHolderAndEachInitWithItsRendere
   for (const char* ns : {"user", "pid", "net", "ipc", "mnt", "uts"}) {
     EXPECT_EQ(Verdict(root, ns), "shared") << ns;
   }
-  json holder;
+  json holder, zygote;
   std::set<int> ids;
   for (const auto& c : root["children"]) {
     if (c["role"] == "namespace-holder") holder = c;
+    if (c["role"] == "zygote") zygote = c;
     if (c["role"] == "init") {
       ASSERT_EQ(c["children"].size(), 1u);
       EXPECT_EQ(c["children"][0].value("id", 0), c.value("id", -1));
@@ -110,6 +111,13 @@ TEST(ProcessViewTest, TheWholeTreeHasTheBrokerTheHolderAndEachInitWithItsRendere
   EXPECT_EQ(Verdict(holder, "pid"), "shared");
   const json& renderer = root["children"].back()["children"][0];
   EXPECT_EQ(renderer["namespaces"]["user"]["inode"], holder["namespaces"]["user"]["inode"]);
+  // The zygote lives in the holder's namespaces and the broker's pid namespace.
+  ASSERT_TRUE(zygote.is_object()) << root["children"].dump();
+  EXPECT_EQ(zygote.value("ppid", 0), b.pid());
+  for (const char* ns : {"user", "net", "mnt"}) {
+    EXPECT_EQ(zygote["namespaces"][ns]["inode"], holder["namespaces"][ns]["inode"]) << ns;
+  }
+  EXPECT_EQ(Verdict(zygote, "pid"), "shared");
 }
 
 TEST(ProcessViewTest, AStoppedRendererShowsT) {
