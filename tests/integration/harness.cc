@@ -249,6 +249,21 @@ bool ProcessAlive(pid_t pid) {
          close_paren[2] != 'X';
 }
 
+nlohmann::json StatsObject(BrokerProcess& b, const std::string& key) {
+  nlohmann::json stats = b.Ctl("stats");
+  return stats.contains(key) ? stats[key] : nlohmann::json::object();
+}
+
+int WaitForStatsPid(BrokerProcess& b, const std::string& key, int not_pid,
+                    std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int pid = StatsObject(b, key).value("pid", 0);
+    if (pid > 0 && pid != not_pid) return pid;
+  }
+  return 0;
+}
+
 bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout) {
   auto pidfd = PidfdOpen(pid);
   if (!pidfd) return !ProcessAlive(pid);

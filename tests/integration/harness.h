@@ -75,6 +75,14 @@ class BrokerProcess {
   bool reaped_ = false;
 };
 
+// `stats`' object `key` ("spare", "zygote"), or an empty object.
+nlohmann::json StatsObject(BrokerProcess& b, const std::string& key);
+// The `pid` of `stats`' object `key` once it is set and not `not_pid` (a replacement): 0 if none
+// shows within timeout. There is no event for either process (neither belongs to a slot), so
+// each look is a `stats` round trip.
+int WaitForStatsPid(BrokerProcess& b, const std::string& key, int not_pid,
+                    std::chrono::milliseconds timeout);
+
 // Connection that stays open across commands (to prove a bad command leaves it usable).
 class ControlConnection {
  public:

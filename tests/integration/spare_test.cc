@@ -21,26 +21,16 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr auto kTimeout = 10s;
 
 int PidOf(const json& event) { return event.value("pid", 0); }
 
-json SpareOf(BrokerProcess& b) {
-  json stats = b.Ctl("stats");
-  return stats.contains("spare") ? stats["spare"] : json::object();
-}
+json SpareOf(BrokerProcess& b) { return StatsObject(b, "spare"); }
 
 // The pid of the spare waiting now, once it is not `not_pid`: 0 if none comes within kTimeout.
-// There is no event for a spare (it belongs to no slot), so each look is a `stats` round trip.
 int WaitForSpare(BrokerProcess& b, int not_pid = 0) {
-  auto deadline = Clock::now() + kTimeout;
-  while (Clock::now() < deadline) {
-    int pid = SpareOf(b).value("pid", 0);
-    if (pid > 0 && pid != not_pid) return pid;
-  }
-  return 0;
+  return WaitForStatsPid(b, "spare", not_pid, kTimeout);
 }
 
 std::string CmdlineOf(int pid) {

@@ -25,24 +25,15 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr auto kTimeout = 10s;
 
-json ZygoteOf(BrokerProcess& b) {
-  json stats = b.Ctl("stats");
-  return stats.contains("zygote") ? stats["zygote"] : json::object();
-}
+json ZygoteOf(BrokerProcess& b) { return StatsObject(b, "zygote"); }
 
 // The zygote's pid once it is not `not_pid` (a replacement starts at the next launch): 0 if none
 // shows within kTimeout.
 int WaitForZygote(BrokerProcess& b, int not_pid = 0) {
-  auto deadline = Clock::now() + kTimeout;
-  while (Clock::now() < deadline) {
-    int pid = ZygoteOf(b).value("pid", 0);
-    if (pid > 0 && pid != not_pid) return pid;
-  }
-  return 0;
+  return WaitForStatsPid(b, "zygote", not_pid, kTimeout);
 }
 
 std::string Ns(int pid, const char* name) {
