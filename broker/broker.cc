@@ -429,18 +429,20 @@ Result<LaunchSite> Broker::PrepareLaunch() {
 
 namespace {
 
-std::string ZygotePath(const std::string& renderer_path) {
-  std::vector<std::string> dirs;
-  if (auto self = SelfExePath()) dirs.push_back(self->substr(0, self->rfind('/') + 1));
-  // A test or a bench runs from its own directory; the zygote is built beside the renderer.
-  if (size_t slash = renderer_path.rfind('/'); slash != std::string::npos) {
-    dirs.push_back(renderer_path.substr(0, slash + 1));
+// sbx-zygote beside this program, and only there: it runs unsandboxed, with our uid, so it must
+// be ours (or root's) and writable by nobody else. Empty if there is no such file.
+std::string ZygotePath() {
+  auto self = SelfExePath();
+  if (!self) return "";
+  std::string path = self->substr(0, self->rfind('/') + 1) + "sbx-zygote";
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  if ((st.st_uid != 0 && st.st_uid != ::geteuid()) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    std::fprintf(stderr, "sbx: %s is not the broker's own (owner or mode): not run\n",
+                 path.c_str());
+    return "";
   }
-  for (const auto& dir : dirs) {
-    std::string path = dir + "sbx-zygote";
-    if (::access(path.c_str(), X_OK) == 0) return path;
-  }
-  return "";
+  return ::access(path.c_str(), X_OK) == 0 ? path : "";
 }
 
 }  // namespace
@@ -452,10 +454,10 @@ Result<void> Broker::EnsureZygote() {
   constexpr int kMaxFailures = 3;
   if (zygote_failures_ >= kMaxFailures) return MakeError(Errc::kState, zygote_note_);
   if (!holder_) return MakeError(Errc::kState, "no namespace holder");
-  std::string path = ZygotePath(renderer_path_);
+  std::string path = ZygotePath();
   if (path.empty()) {
     zygote_failures_ = kMaxFailures;
-    zygote_note_ = "no sbx-zygote beside the broker or the renderer: the broker forks each launch";
+    zygote_note_ = "no usable sbx-zygote beside the broker: the broker forks each launch";
     std::fprintf(stderr, "sbx: %s\n", zygote_note_.c_str());
     return MakeError(Errc::kNotFound, zygote_note_);
   }
@@ -496,15 +498,14 @@ Result<LaunchedChild> Broker::Launch(const LaunchSpec& spec) {
     zygote_failures_ = 0;
     return child;
   }
-  // A launch that failed is the launch's failure; a zygote that failed is not: this one is made
-  // here, and the next starts a new zygote.
+  // A zygote that failed fails this launch too (its processes are killed and reaped; the slot's
+  // restart makes a new one with fresh pipes and cgroup); the next launch starts a new zygote.
   if (child.error().code != Errc::kPeerClosed && child.error().code != Errc::kTimeout) return child;
   ++zygote_failures_;
   zygote_note_ = "the zygote failed (" + child.error().ToString() + ")";
-  std::fprintf(stderr, "sbx: WARNING: %s; the broker forks this launch itself\n",
-               zygote_note_.c_str());
+  std::fprintf(stderr, "sbx: WARNING: %s; the next launch starts another\n", zygote_note_.c_str());
   DropZygote();
-  return sbx::Launch(spec);
+  return child;
 }
 
 Result<void> Broker::EnsureNamespaceHolder() {

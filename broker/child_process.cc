@@ -20,8 +20,6 @@ namespace sbx {
 
 namespace {
 
-ChildProcess::HandOverSink g_hand_over = nullptr;
-
 // How often KillAndReap looks for strays while it waits.
 constexpr int kStraySweepMs = 20;
 
@@ -43,7 +41,6 @@ std::optional<siginfo_t> WaitNoHang(int pidfd) {
   siginfo_t si{};
   int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, kWaitFlags | WNOHANG); });
   if (r != 0) {
-    si.si_errno = errno;
     si.si_code = CLD_KILLED;
     si.si_status = SIGKILL;
     return si;
@@ -177,16 +174,10 @@ Result<void> ChildProcess::Signal(int sig) {
   return SendSignal(pidfd_.get(), sig);
 }
 
-void ChildProcess::SetHandOver(HandOverSink sink) { g_hand_over = sink; }
-
 std::optional<ExitInfo> ChildProcess::TryReap(KillReason reason) {
   if (!valid()) return std::nullopt;
   auto si = WaitNoHang(pidfd_.get());
   if (!si) return std::nullopt;
-  if (si->si_errno == ECHILD && g_hand_over != nullptr) {
-    (void)SendSignal(pidfd_.get(), SIGKILL);
-    g_hand_over(std::move(pidfd_));
-  }
   pidfd_.reset();
   return ClassifyExit(si->si_code, si->si_status, reason);
 }

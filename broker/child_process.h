@@ -46,13 +46,6 @@ class ChildProcess {
   // Readable once the child has exited: watch it in the event loop, then TryReap.
   int pidfd() const { return pidfd_.get(); }
 
-  // For a process that launches on its parent's behalf (the zygote): what it clones with
-  // CLONE_PARENT is its parent's child, which only the parent can reap. Once a sink is set, a
-  // ChildProcess that finds it cannot reap its process (ECHILD) SIGKILLs it and passes its pidfd
-  // to the sink, which hands it to the parent, instead of counting it as reaped.
-  using HandOverSink = void (*)(UniqueFd pidfd);
-  static void SetHandOver(HandOverSink sink);
-
   // Gives the pidfd up without killing: the caller reaps the child from now on.
   UniqueFd Release() { return std::move(pidfd_); }
 

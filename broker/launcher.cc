@@ -581,12 +581,21 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, const LaunchOri
   // and reap them, the program before the init.
   LaunchedChild child;
   child.joiner = ChildProcess(static_cast<pid_t>(pid), UniqueFd(joiner_fd));
+  if (origin.on_child) origin.on_child(LaunchRole::kJoiner, child.joiner.pid(), joiner_fd);
   sync->write.reset();
   report->write.reset();
   self.reset();
 
   int32_t pids[2] = {0, 0};  // the init's and the program's
   int reported = ReadJoinerReport(report->read.get(), pids);
+  if (origin.on_child) {
+    for (int i = 0; i < reported; ++i) {
+      if (pids[i] <= 0) continue;
+      auto fd = PidfdOpen(pids[i]);
+      origin.on_child(i == 0 ? LaunchRole::kInit : LaunchRole::kProgram, pids[i],
+                      fd ? fd->get() : -1);
+    }
+  }
   if (reported < 2 || pids[0] <= 0 || pids[1] <= 0) {
     // The joiner failed or stalled. Whatever it started is ours to end: SIGKILL to the init takes
     // its pid namespace with it. (A program cloned in the instant before the joiner died, and not
@@ -715,6 +724,7 @@ Result<LaunchedChild> Launch(const LaunchSpec& given, const LaunchOrigin& origin
 
   LaunchedChild child;
   child.process = ChildProcess(static_cast<pid_t>(pid), UniqueFd(pidfd));
+  if (origin.on_child) origin.on_child(LaunchRole::kProgram, child.process.pid(), pidfd);
   sync->write.reset();
   // On a failure the recipe has exited (127) or is about to; the destructor reaps it.
   if (auto r = ReadSyncReport(sync->read.get()); !r) return std::unexpected(r.error());

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -152,6 +153,9 @@ enum class LaunchStep : int {
 };
 const char* LaunchStepName(LaunchStep step);
 
+// The processes of one launch, in the order they come to exist.
+enum class LaunchRole : int { kJoiner = 0, kInit = 1, kProgram = 2 };
+
 // Where a launch is made from. The default is the broker itself, which becomes the parent of
 // every process the launch makes. The zygote (zygote.h) launches for the broker instead: its
 // clones are CLONE_PARENT, so each process it makes is the broker's child, reaped and signalled
@@ -163,6 +167,10 @@ struct LaunchOrigin {
   // The caller already lives in the namespaces the holder keeps (as root of its user
   // namespace): the joiner does not join them, and NamespaceSpec::holder_pidfd is unused.
   bool in_namespaces = false;
+  // Called as soon as each process of the launch exists, with its pid and a pidfd (-1 if none
+  // could be opened; the fd stays the caller's): so that the parent owns it whatever happens to
+  // the launch, or to the launcher, afterwards. Only the parent can reap it.
+  std::function<void(LaunchRole, pid_t, int)> on_child;
 };
 
 // Reads, once, what later launches take from /proc (where this process's title lives): for a
@@ -171,8 +179,8 @@ void PrimeLauncher();
 
 // Returns once the program has exec'd. If any step of the recipe fails, every process it made is
 // reaped and the error says which step and errno (Errc::kState for a recipe failure, kSystem for
-// a failure in the parent such as EAGAIN from clone3). From a LaunchOrigin with a parent, a
-// process that cannot be reaped here is killed and given to ChildProcess::SetHandOver's sink.
+// a failure in the parent such as EAGAIN from clone3). From a LaunchOrigin with a parent, the
+// processes are killed here but reaped by that parent, which on_child told of each.
 Result<LaunchedChild> Launch(const LaunchSpec& spec, const LaunchOrigin& origin = {});
 
 }  // namespace sbx

@@ -31,9 +31,10 @@ using nlohmann::json;
 
 namespace {
 
-// Longer than the launcher's own bound on a joiner (5 s), so a slow launch is the launcher's
-// error, reported, and not the zygote's silence.
-constexpr int kReplyTimeoutMs = 10'000;
+// Between two messages of one launch. Longer than the launcher's own bounds on a joiner (5 s for
+// its pids, 5 s for its queue), so a slow launch is the launcher's error, reported, and not the
+// zygote's silence.
+constexpr int kAnswerTimeoutMs = 15'000;
 constexpr int kReadyTimeoutMs = 5'000;
 // ExecProgram's bound on the fd map, plus the three stdio fds.
 constexpr size_t kMaxFdMap = 16;
@@ -145,20 +146,6 @@ std::unexpected<Error> Malformed(const char* what) {
 }
 
 }  // namespace
-
-Result<pid_t> PidOfPidfd(int pidfd) {
-  auto info = ReadSmallFile("/proc/self/fdinfo/" + std::to_string(pidfd));
-  if (!info) return std::unexpected(info.error());
-  std::string_view s(*info);
-  size_t at = s.find("\nPid:");
-  if (at == std::string_view::npos) return MakeError(Errc::kNotFound, "not a pidfd");
-  s.remove_prefix(at + 5);
-  s.remove_prefix(std::min(s.find_first_not_of(" \t"), s.size()));
-  int pid = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
-  if (ec != std::errc() || p == s.data()) return MakeError(Errc::kNotFound, "not a pidfd");
-  return static_cast<pid_t>(pid);
-}
 
 namespace zygote {
 
@@ -305,6 +292,11 @@ Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const
   return spec;
 }
 
+std::vector<uint8_t> EncodeChild(const Child& child) {
+  json j = {{"child", static_cast<int>(child.role)}, {"pid", child.pid}};
+  return json::to_cbor(j);
+}
+
 std::vector<uint8_t> EncodeReply(const Reply& reply) {
   json j;
   j["ok"] = reply.ok;
@@ -313,15 +305,23 @@ std::vector<uint8_t> EncodeReply(const Reply& reply) {
   j["what"] = reply.error.what;
   j["queue_errno"] = reply.queue_errno;
   j["queue"] = reply.has_queue;
-  j["handed_over"] = reply.handed_over;
   return json::to_cbor(j);
 }
 
-Result<Reply> DecodeReply(std::span<const uint8_t> bytes, size_t nfds) {
-  auto bad = [] { return MakeError(Errc::kProtocol, "malformed reply from the zygote"); };
+Result<Answer> DecodeAnswer(std::span<const uint8_t> bytes, size_t nfds) {
+  auto bad = [] { return MakeError(Errc::kProtocol, "malformed answer from the zygote"); };
   json j = json::from_cbor(bytes.begin(), bytes.end(), true, false);
   if (j.is_discarded() || !j.is_object()) return bad();
-  Reply r;
+  Answer a;
+  if (const json* child = Field(j, "child")) {
+    auto role = Int(*child, 0, static_cast<int>(LaunchRole::kProgram));
+    auto pid =
+        j.contains("pid") ? Int(j["pid"], 1, std::numeric_limits<pid_t>::max()) : std::nullopt;
+    if (!role || !pid || nfds > 1) return bad();
+    a.child = Child{static_cast<LaunchRole>(*role), static_cast<pid_t>(*pid)};
+    return a;
+  }
+  Reply& r = a.reply;
   const json* ok = Field(j, "ok");
   const json* queue = Field(j, "queue");
   const json* what = Field(j, "what");
@@ -333,27 +333,22 @@ Result<Reply> DecodeReply(std::span<const uint8_t> bytes, size_t nfds) {
       j.contains("code") ? Int(j["code"], 0, static_cast<int>(Errc::kTimeout)) : std::nullopt;
   auto err = j.contains("errno") ? Int(j["errno"], 0, 4095) : std::nullopt;
   auto queue_errno = j.contains("queue_errno") ? Int(j["queue_errno"], 0, 4095) : std::nullopt;
-  auto handed = j.contains("handed_over") ? Int(j["handed_over"], 0, kMaxFds) : std::nullopt;
-  if (!code || !err || !queue_errno || !handed) return bad();
+  if (!code || !err || !queue_errno) return bad();
   r.ok = ok->get<bool>();
-  r.error = Error{static_cast<Errc>(*code), static_cast<int>(*err), what->get<std::string>()};
+  // A launch's failure relayed must never read as the zygote's own (kPeerClosed, kTimeout).
+  auto errc = static_cast<Errc>(*code);
+  if (errc == Errc::kPeerClosed || errc == Errc::kTimeout) errc = Errc::kState;
+  r.error = Error{errc, static_cast<int>(*err), what->get<std::string>()};
   r.queue_errno = static_cast<int>(*queue_errno);
   r.has_queue = queue->get<bool>();
-  r.handed_over = static_cast<size_t>(*handed);
-  size_t expected = (r.ok ? 3 : 0) + (r.has_queue ? 1 : 0) + r.handed_over;
-  if (nfds != expected || (!r.ok && r.has_queue) || (r.ok && r.has_queue && r.queue_errno != 0)) {
+  if (nfds != (r.has_queue ? 1u : 0u) || (!r.ok && r.has_queue) ||
+      (r.has_queue && r.queue_errno != 0)) {
     return bad();
   }
-  return r;
+  return a;
 }
 
 namespace {
-
-std::vector<UniqueFd>* g_handed_over = nullptr;
-
-void HandOver(UniqueFd pidfd) {
-  if (g_handed_over != nullptr) g_handed_over->push_back(std::move(pidfd));
-}
 
 void SendReady(bool ok, const std::string& what, int err) {
   json j = {{"ready", ok}, {"what", what}, {"errno", err}};
@@ -368,42 +363,45 @@ int StartFailed(const std::string& what) {
   return 1;
 }
 
-// One request: its launch, and the reply with every pidfd it made.
+// One request: a message for each process its launch makes, the moment it exists, then the
+// reply.
 void ServeOne(Message request, int parent_pidfd) {
   std::vector<int> raw;
   for (const auto& fd : request.fds) raw.push_back(fd.get());
-  std::vector<UniqueFd> handed_over;
-  g_handed_over = &handed_over;
   Reply reply;
-  std::vector<UniqueFd> out;
+  UniqueFd queue;
   auto spec = DecodeRequest(request.bytes, raw);
   if (!spec) {
     reply.error = spec.error();
   } else if (!Zygote::CanLaunch(*spec)) {
     reply.error = Error{Errc::kInvalidArgument, 0, "the zygote makes confined launches only"};
   } else {
-    auto child = Launch(*spec, LaunchOrigin{parent_pidfd, /*in_namespaces=*/true});
+    LaunchOrigin origin{parent_pidfd, /*in_namespaces=*/true, nullptr};
+    origin.on_child = [](LaunchRole role, pid_t pid, int pidfd) {
+      std::vector<int> fds;
+      if (pidfd >= 0) fds.push_back(pidfd);
+      (void)SendMessage(kSocketFd, EncodeChild({role, pid}), fds);  // a broker gone: EOF next
+    };
+    auto child = Launch(*spec, origin);
     if (!child) {
       reply.error = child.error();
     } else {
       reply.ok = true;
-      out.push_back(child->joiner.Release());
-      out.push_back(child->init.Release());
-      out.push_back(child->process.Release());
+      // The broker owns them now (on_child): ours close without a kill.
+      (void)child->joiner.Release();
+      (void)child->init.Release();
+      (void)child->process.Release();
       reply.queue_errno = child->queue_errno;
       if (child->queue) {
         reply.has_queue = true;
-        out.push_back(std::move(child->queue));
+        queue = std::move(child->queue);
       }
     }
   }
-  g_handed_over = nullptr;
   request.fds.clear();  // the request's fds close before the reply: nothing of it stays here
-  reply.handed_over = handed_over.size();
-  for (auto& fd : handed_over) out.push_back(std::move(fd));
   std::vector<int> send;
-  for (const auto& fd : out) send.push_back(fd.get());
-  (void)SendMessage(kSocketFd, EncodeReply(reply), send);  // a broker gone: EOF comes next
+  if (queue) send.push_back(queue.get());
+  (void)SendMessage(kSocketFd, EncodeReply(reply), send);
 }
 
 }  // namespace
@@ -432,7 +430,6 @@ int Serve(const std::string& empty_root) {
   }
   // Nothing of the same uid (the renderers map to it) may ptrace us or read our memory.
   if (::prctl(PR_SET_DUMPABLE, 0) != 0) return StartFailed("PR_SET_DUMPABLE");
-  ChildProcess::SetHandOver(HandOver);
   SendReady(true, "", 0);
   for (;;) {
     auto request = ReceiveMessage(kSocketFd, -1);
@@ -492,51 +489,60 @@ Result<LaunchedChild> Zygote::Launch(const LaunchSpec& spec,
     Fail();
     return std::unexpected(Error{Errc::kPeerClosed, s.error().sys_errno, s.error().what});
   }
-  auto reply = ReceiveMessage(socket_.get(), kReplyTimeoutMs);
-  if (!reply) {
-    Fail();
-    Error e = reply.error();
-    if (e.code != Errc::kTimeout) e.code = Errc::kPeerClosed;
-    return std::unexpected(e);
-  }
-  // Every pidfd is a child of ours: owned (and so, on any failure below, killed and reaped)
-  // before the reply is believed.
-  std::vector<ChildProcess> children;
-  for (auto& fd : reply->fds) {
-    auto pid = PidOfPidfd(fd.get());
-    if (pid && *pid > 0) {
-      children.emplace_back(*pid, std::move(fd));
-    } else {
-      children.emplace_back();  // not a pidfd (the queue), or one already reaped
+  // Each process of the launch, owned the moment it is announced; on any failure below every one
+  // is killed and given to reap_later.
+  ChildProcess children[3];
+  auto give_up = [&](Error e, bool zygote_failed) {
+    if (zygote_failed) Fail();
+    // The program first: a namespace's init cannot finish exiting while it is unreaped.
+    for (int i = 2; i >= 0; --i) {
+      ChildProcess& c = children[i];
+      if (!c.valid()) continue;
+      (void)c.Signal(SIGKILL);
+      reap_later(std::move(c));
     }
-  }
-  auto r = zygote::DecodeReply(reply->bytes, reply->fds.size());
-  if (!r) {
-    Fail();
-    for (auto& c : children) {
-      if (c.valid()) reap_later(std::move(c));
+    return std::unexpected(std::move(e));
+  };
+  for (;;) {
+    auto message = ReceiveMessage(socket_.get(), kAnswerTimeoutMs);
+    if (!message) {
+      Error e = message.error();
+      if (e.code != Errc::kTimeout) e.code = Errc::kPeerClosed;
+      return give_up(std::move(e), true);
     }
-    return std::unexpected(Error{Errc::kPeerClosed, 0, r.error().what});
-  }
-  const size_t first_handed = reply->fds.size() - r->handed_over;
-  for (size_t i = first_handed; i < children.size(); ++i) {
-    if (children[i].valid()) reap_later(std::move(children[i]));
-  }
-  if (!r->ok) return std::unexpected(r->error);
-  ++launches_;
-  LaunchedChild out;
-  if (!children[0].valid() || !children[1].valid() || !children[2].valid()) {
-    for (size_t i = 0; i < 3; ++i) {
-      if (children[i].valid()) reap_later(std::move(children[i]));
+    auto answer = zygote::DecodeAnswer(message->bytes, message->fds.size());
+    if (!answer) return give_up(Error{Errc::kPeerClosed, 0, answer.error().what}, true);
+    if (answer->child) {
+      auto& slot = children[static_cast<int>(answer->child->role)];
+      pid_t pid = answer->child->pid;
+      if (slot.valid()) {
+        return give_up(Error{Errc::kPeerClosed, 0, "the zygote announced a process twice"}, true);
+      }
+      // Our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
+      if (!message->fds.empty()) {
+        slot = ChildProcess(pid, std::move(message->fds[0]));
+      } else if (auto adopted = ChildProcess::Adopt(pid)) {
+        slot = std::move(*adopted);
+      } else {
+        ChildProcess::KillAndReapPid(pid);
+      }
+      continue;
     }
-    return MakeError(Errc::kState, "the zygote's launch ended before it was handed over");
+    const zygote::Reply& r = answer->reply;
+    if (!r.ok) return give_up(r.error, false);
+    if (!children[0].valid() || !children[1].valid() || !children[2].valid()) {
+      return give_up(Error{Errc::kState, 0, "the zygote's launch lost one of its processes"},
+                     false);
+    }
+    ++launches_;
+    LaunchedChild out;
+    out.joiner = std::move(children[0]);
+    out.init = std::move(children[1]);
+    out.process = std::move(children[2]);
+    out.queue_errno = r.queue_errno;
+    if (r.has_queue) out.queue = std::move(message->fds[0]);
+    return out;
   }
-  out.joiner = std::move(children[0]);
-  out.init = std::move(children[1]);
-  out.process = std::move(children[2]);
-  out.queue_errno = r->queue_errno;
-  if (r->has_queue) out.queue = std::move(reply->fds[3]);
-  return out;
 }
 
 }  // namespace sbx

@@ -17,8 +17,8 @@
 // is the launcher's own (launcher.h), so a renderer from the zygote has every layer, in the same
 // order, that a renderer launched by the broker has.
 //
-// It trusts nobody but the broker: only the broker holds its socket. Requests and replies are
-// validated all the same (a malformed one is an error, never a crash).
+// It trusts nobody but the broker: only the broker holds its socket. Requests and answers are
+// validated all the same: a malformed one is an error.
 #pragma once
 
 #include <sys/types.h>
@@ -53,18 +53,31 @@ std::vector<uint8_t> EncodeRequest(const LaunchSpec& spec, std::vector<int>& fds
 // (NamespaceSpec::holder_pidfd -1) and its root as "/" (the zygote is already in the empty root).
 Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const int> fds);
 
-// A reply. Its fds: the joiner's, the init's and the program's pidfds, then the queue's read end
-// (when made), then every process the zygote killed but could not reap (`handed_over` of them).
+// The zygote's answer to a request is one message per process the launch makes, sent the moment
+// the process exists (its role and pid, its pidfd beside it), then the reply. So the broker owns
+// every process of a launch however the launch, or the zygote, ends.
+struct Child {
+  LaunchRole role = LaunchRole::kJoiner;
+  pid_t pid = 0;
+};
+std::vector<uint8_t> EncodeChild(const Child& child);
+
+// The last message: the launch's outcome, and the queue's read end beside it when made.
 struct Reply {
   bool ok = false;
   Error error;          // when !ok
   int queue_errno = 0;  // LaunchedChild::queue_errno
   bool has_queue = false;
-  size_t handed_over = 0;
 };
 std::vector<uint8_t> EncodeReply(const Reply& reply);
-// `nfds`: how many fds came with the message; they must add up with what the reply says.
-Result<Reply> DecodeReply(std::span<const uint8_t> bytes, size_t nfds);
+
+// Either message. `nfds`: how many fds came with it; they must add up with what it says (a child
+// comes with its pidfd or, if the zygote could open none, with no fd).
+struct Answer {
+  std::optional<Child> child;  // set: a child message; else a reply
+  Reply reply;
+};
+Result<Answer> DecodeAnswer(std::span<const uint8_t> bytes, size_t nfds);
 
 // The zygote's side: joins the holder's namespaces, enters `empty_root`, reports ready on the
 // socket and serves until the broker closes it. Returns the exit status for main.
@@ -84,9 +97,9 @@ class Zygote {
 
   // The launch sbx::Launch(spec) would make, made by the zygote: the same processes, our children,
   // reaped through the pidfds returned. `spec` must be a namespaced, confined launch (the zygote
-  // sees no file system: it execs by fd). Processes the zygote gave up (a failed launch's) go to
-  // `reap_later`. An error with Errc::kPeerClosed or kTimeout means the zygote itself failed
-  // (it is then unusable: ok() is false).
+  // sees no file system: it execs by fd). On any failure every process the launch made has been
+  // SIGKILLed and goes to `reap_later`. An error with Errc::kPeerClosed or kTimeout means the
+  // zygote itself failed (it is then unusable: ok() is false).
   Result<LaunchedChild> Launch(const LaunchSpec& spec,
                                const std::function<void(ChildProcess)>& reap_later);
 
@@ -107,9 +120,5 @@ class Zygote {
   UniqueFd socket_;
   uint64_t launches_ = 0;
 };
-
-// The pid a pidfd refers to, as this process sees it ("Pid:" of /proc/self/fdinfo): -1 once the
-// process is reaped, kNotFound if the fd is not a pidfd.
-Result<pid_t> PidOfPidfd(int pidfd);
 
 }  // namespace sbx

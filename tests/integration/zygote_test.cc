@@ -223,7 +223,9 @@ TEST(ZygoteLaunchTest, AFailedLaunchComesBackWithEveryProcessItMade) {
   EXPECT_TRUE(zygote->ok()) << "a failed launch is not a failed zygote";
   EXPECT_EQ(handed.size(), 3u) << "the joiner, the init and the program";
   for (auto& p : handed) EXPECT_EQ(ParentOf(p.pid()), ::getpid()) << p.pid();
-  handed.clear();  // each kills (already done) and reaps
+  // Each kills (already done) and reaps, in the order handed: the program first, since its init
+  // cannot finish exiting while the program is unreaped.
+  for (auto& p : handed) p = ChildProcess();
   for (int pid : Children()) {
     EXPECT_TRUE(pid == holder->pid() || pid == zygote->pid()) << "left behind: " << pid;
   }

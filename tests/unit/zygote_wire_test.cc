@@ -137,33 +137,58 @@ TEST(ZygoteWireTest, TruncatedOrGarbageBytesAreRefused) {
   EXPECT_FALSE(zygote::DecodeRequest(garbage, fds));
 }
 
-TEST(ZygoteWireTest, ARepliesFdsMustAddUp) {
+TEST(ZygoteWireTest, AChildComesWithItsPidfdOrNone) {
+  auto bytes = zygote::EncodeChild({LaunchRole::kInit, 1234});
+  for (size_t fds : {0u, 1u}) {
+    auto back = zygote::DecodeAnswer(bytes, fds);
+    ASSERT_TRUE(back) << back.error().ToString();
+    ASSERT_TRUE(back->child);
+    EXPECT_EQ(back->child->role, LaunchRole::kInit);
+    EXPECT_EQ(back->child->pid, 1234);
+  }
+  EXPECT_FALSE(zygote::DecodeAnswer(bytes, 2));
+  for (json bad : {json{{"child", 3}, {"pid", 5}}, json{{"child", 0}, {"pid", 0}},
+                   json{{"child", 0}}, json{{"child", "joiner"}, {"pid", 5}}}) {
+    EXPECT_FALSE(zygote::DecodeAnswer(json::to_cbor(bad), 1)) << bad.dump();
+  }
+}
+
+TEST(ZygoteWireTest, AReplysFdsMustAddUp) {
   zygote::Reply ok;
   ok.ok = true;
   ok.has_queue = true;
-  ok.handed_over = 2;
   auto bytes = zygote::EncodeReply(ok);
-  auto back = zygote::DecodeReply(bytes, 6);  // three pidfds, the queue, two handed over
+  auto back = zygote::DecodeAnswer(bytes, 1);  // the queue's read end
   ASSERT_TRUE(back) << back.error().ToString();
-  EXPECT_TRUE(back->ok);
-  EXPECT_TRUE(back->has_queue);
-  EXPECT_EQ(back->handed_over, 2u);
-  EXPECT_FALSE(zygote::DecodeReply(bytes, 5));
-  EXPECT_FALSE(zygote::DecodeReply(bytes, 7));
+  EXPECT_FALSE(back->child);
+  EXPECT_TRUE(back->reply.ok);
+  EXPECT_TRUE(back->reply.has_queue);
+  EXPECT_FALSE(zygote::DecodeAnswer(bytes, 0));
+  EXPECT_FALSE(zygote::DecodeAnswer(bytes, 2));
 
   zygote::Reply failed;
   failed.error = Error{Errc::kState, EINVAL, "launch failed at seccomp filter"};
-  failed.handed_over = 3;
-  back = zygote::DecodeReply(zygote::EncodeReply(failed), 3);
+  back = zygote::DecodeAnswer(zygote::EncodeReply(failed), 0);
   ASSERT_TRUE(back) << back.error().ToString();
-  EXPECT_FALSE(back->ok);
-  EXPECT_EQ(back->error.code, Errc::kState);
-  EXPECT_EQ(back->error.sys_errno, EINVAL);
-  EXPECT_EQ(back->error.what, "launch failed at seccomp filter");
+  EXPECT_FALSE(back->reply.ok);
+  EXPECT_EQ(back->reply.error.code, Errc::kState);
+  EXPECT_EQ(back->reply.error.sys_errno, EINVAL);
+  EXPECT_EQ(back->reply.error.what, "launch failed at seccomp filter");
   failed.has_queue = true;  // a failed launch hands no queue over
-  EXPECT_FALSE(zygote::DecodeReply(zygote::EncodeReply(failed), 4));
+  EXPECT_FALSE(zygote::DecodeAnswer(zygote::EncodeReply(failed), 1));
   std::vector<uint8_t> garbage = {0xa1, 0x61};
-  EXPECT_FALSE(zygote::DecodeReply(garbage, 0));
+  EXPECT_FALSE(zygote::DecodeAnswer(garbage, 0));
+}
+
+// A launch's own failure relayed by the zygote never reads as the zygote failing, which would
+// make the broker kill a healthy zygote.
+TEST(ZygoteWireTest, ARelayedTimeoutIsTheLaunchsNotTheZygotes) {
+  zygote::Reply failed;
+  failed.error = Error{Errc::kTimeout, 0, "the namespace joiner did not hand the queue over"};
+  auto back = zygote::DecodeAnswer(zygote::EncodeReply(failed), 0);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->reply.error.code, Errc::kState);
+  EXPECT_EQ(back->reply.error.what, failed.error.what);
 }
 
 }  // namespace
