@@ -588,21 +588,19 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, const LaunchOri
 
   int32_t pids[2] = {0, 0};  // the init's and the program's
   int reported = ReadJoinerReport(report->read.get(), pids);
-  if (origin.on_child) {
-    for (int i = 0; i < reported; ++i) {
-      if (pids[i] <= 0) continue;
-      auto fd = PidfdOpen(pids[i]);
-      origin.on_child(i == 0 ? LaunchRole::kInit : LaunchRole::kProgram, pids[i],
-                      fd ? fd->get() : -1);
-    }
-  }
   if (reported < 2 || pids[0] <= 0 || pids[1] <= 0) {
     // The joiner failed or stalled. Whatever it started is ours to end: SIGKILL to the init takes
     // its pid namespace with it. (A program cloned in the instant before the joiner died, and not
     // yet reported, would stay an unreaped zombie, and the init's KillAndReap would give up at
     // its deadline; only a SIGKILL from outside gets there.)
     (void)child.joiner.KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
-    if (reported >= 1 && pids[0] > 0) ChildProcess::KillAndReapPid(pids[0]);
+    if (reported >= 1 && pids[0] > 0) {
+      if (origin.on_child) {
+        auto fd = PidfdOpen(pids[0]);
+        origin.on_child(LaunchRole::kInit, pids[0], fd ? fd->get() : -1);
+      }
+      ChildProcess::KillAndReapPid(pids[0]);
+    }
     // Its sync report says where it failed, if it did.
     return std::unexpected(LaunchError(sync->read.get(), "the namespace joiner did not report"));
   }
@@ -611,8 +609,12 @@ Result<LaunchedChild> LaunchInNamespaces(const LaunchSpec& spec, const LaunchOri
   // The program is owned (or, out of fds, reaped) first: the init cannot finish exiting while
   // the program is unreaped.
   auto program = ChildProcess::Adopt(pids[1]);
-  if (!program) ChildProcess::KillAndReapPid(pids[1]);
   auto init = ChildProcess::Adopt(pids[0]);
+  if (origin.on_child) {
+    origin.on_child(LaunchRole::kInit, pids[0], init ? init->pidfd() : -1);
+    origin.on_child(LaunchRole::kProgram, pids[1], program ? program->pidfd() : -1);
+  }
+  if (!program) ChildProcess::KillAndReapPid(pids[1]);
   if (!init) {
     if (program) (void)program->KillAndReap(MonotonicNs() + ChildProcess::kReapBoundNs);
     ChildProcess::KillAndReapPid(pids[0]);
