@@ -97,7 +97,7 @@ class RendererCgroup {
   const CgroupLimits& limits() const { return limits_; }
   CgroupUsage Usage() const { return UsageFiles().Read(); }
   CgroupUsageFiles UsageFiles() const;
-  // Usage().oom_kills alone: one file, for the exit path.
+  // Usage().oom_kills alone, for the exit path: one read of a file held open.
   int64_t OomKills() const;
   // The CPU share it gets under contention: a quarter of the broker's, and an eighth of that
   // while its page is hidden (cpu.shares 256 / 32 on v1, cpu.weight 25 / 3 on v2). The renderer
@@ -113,6 +113,7 @@ class RendererCgroup {
   std::string path_;
   std::vector<std::string> dirs_;  // v1: memory, pids, cpu
   std::vector<UniqueFd> procs_;
+  UniqueFd oom_file_;  // memory.events (v2) or memory.oom_control (v1)
 };
 
 }  // namespace sbx

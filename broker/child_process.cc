@@ -37,9 +37,10 @@ Result<void> SendSignal(int pidfd, int sig) {
 
 // waitid(P_PIDFD, WNOHANG): the exit if there is one, nullopt while it runs. A child already
 // reaped (ECHILD) is reported as killed: it is gone, and we never learned how.
-std::optional<siginfo_t> WaitNoHang(int pidfd) {
+std::optional<siginfo_t> WaitNoHang(int pidfd, int extra_flags = 0) {
   siginfo_t si{};
-  int r = HandleEintr([&] { return ::waitid(P_PIDFD, pidfd, &si, kWaitFlags | WNOHANG); });
+  int r = HandleEintr(
+      [&] { return ::waitid(P_PIDFD, pidfd, &si, kWaitFlags | WNOHANG | extra_flags); });
   if (r != 0) {
     si.si_code = CLD_KILLED;
     si.si_status = SIGKILL;
@@ -155,6 +156,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     if (valid()) (void)KillAndReap(MonotonicNs() + kReapBoundNs);
     pid_ = other.pid_;
+    exited_ = other.exited_;
     pidfd_ = std::move(other.pidfd_);
   }
   return *this;
@@ -179,6 +181,14 @@ std::optional<ExitInfo> ChildProcess::TryReap(KillReason reason) {
   auto si = WaitNoHang(pidfd_.get());
   if (!si) return std::nullopt;
   pidfd_.reset();
+  return ClassifyExit(si->si_code, si->si_status, reason);
+}
+
+std::optional<ExitInfo> ChildProcess::TryWait(KillReason reason) {
+  if (!valid()) return std::nullopt;
+  auto si = WaitNoHang(pidfd_.get(), WNOWAIT);
+  if (!si) return std::nullopt;
+  exited_ = true;
   return ClassifyExit(si->si_code, si->si_status, reason);
 }
 

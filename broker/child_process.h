@@ -42,6 +42,8 @@ class ChildProcess {
 
   // True until it has been reaped.
   bool valid() const { return pidfd_.valid(); }
+  // True once TryWait has seen it exit (it may still await its reap).
+  bool exited() const { return exited_; }
   pid_t pid() const { return pid_; }
   // Readable once the child has exited: watch it in the event loop, then TryReap.
   int pidfd() const { return pidfd_.get(); }
@@ -54,6 +56,10 @@ class ChildProcess {
   // Reaps the child if it has exited and returns how it ended (ClassifyExit with `reason`); an
   // empty optional while it runs. Never blocks. A child somebody else reaped counts as killed.
   std::optional<ExitInfo> TryReap(KillReason reason = KillReason::kNone);
+  // As TryReap, but leaves an exited child unreaped (WNOWAIT) until TryReap, KillAndReap or the
+  // destructor: reaping frees the child's /proc entries, which costs tens of microseconds once
+  // anything has read them, so whoever reports an exit can report first and reap after.
+  std::optional<ExitInfo> TryWait(KillReason reason = KillReason::kNone);
   // SIGKILL, then waits for the exit until deadline_ns (CLOCK_MONOTONIC) and reaps it. While it
   // waits it also reaps strays (ReapStrayChildren): a namespace's init cannot finish exiting
   // while a process of its namespace is unreaped. kTimeout if the deadline passed; the child is
@@ -63,6 +69,7 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  bool exited_ = false;
 };
 
 // A launched program may create processes of its own with CLONE_PARENT (any --renderer-path

@@ -39,7 +39,7 @@ ExitInfo LaunchFailedExit(const Error& e) {
 std::optional<ExitInfo> DetectDeath(ChildProcess& process, KillReason reason,
                                     std::string_view kill_note,
                                     const std::vector<std::string>& cmd_prefix) {
-  auto exit = process.TryReap(reason);
+  auto exit = process.TryWait(reason);
   if (!exit) return std::nullopt;
   return ExplainExit(std::move(*exit), kill_note, cmd_prefix);
 }

@@ -3,10 +3,12 @@
 // A renderer is always the broker's direct child (sandboxed too: the launcher starts it with
 // CLONE_PARENT), so the pidfd clone3 returned for it turns readable the moment it exits. The
 // event loop watches that pidfd like any other fd; there is no SIGCHLD handler. When it fires,
-// RendererProcess calls DetectDeath: waitid(P_PIDFD) reaps (ChildProcess::TryReap),
-// ClassifyExit names the status (exit_status.h), and ExplainExit adds why. The process then
-// releases every kernel object it held, and its slot (RendererHost::OnExit) decides what
-// follows: a restart, `failed` after a crash loop, or `closed`.
+// RendererProcess calls DetectDeath: waitid(P_PIDFD, WNOWAIT) reads the status without reaping
+// (ChildProcess::TryWait), ClassifyExit names it (exit_status.h), and ExplainExit adds why. The
+// process then releases every kernel object it held, and its slot (RendererHost::OnExit) decides
+// what follows: a restart, `failed` after a crash loop, or `closed`. The reap itself comes after
+// that, when the process object goes: it frees the renderer's /proc entries, which the broker's
+// reports have read, and that is the slowest step of the exit path.
 //
 // A launch that fails is a death too (LaunchFailedExit), handled and restarted like any other.
 // A closed pipe is not a death, only a sign of one: the process gets kPipeClosedGraceNs for its
@@ -42,8 +44,8 @@ ExitInfo ClassifyCgroupOom(ExitInfo info, int64_t oom_kills, uint64_t limit_byte
 // The exit a failed launch is reported as.
 ExitInfo LaunchFailedExit(const Error& e);
 
-// Reaps `process` if it has exited (never blocks) and returns its explained exit; nullopt while
-// it runs. `reason` is why the broker signalled it, if it did.
+// Returns the explained exit of `process` once it has exited (never blocks), leaving it to be
+// reaped later; nullopt while it runs. `reason` is why the broker signalled it, if it did.
 std::optional<ExitInfo> DetectDeath(ChildProcess& process, KillReason reason,
                                     std::string_view kill_note,
                                     const std::vector<std::string>& cmd_prefix);

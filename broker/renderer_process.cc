@@ -252,13 +252,15 @@ RendererProcess::RendererProcess(Key, RendererHostEnv& env, int id, Delegate& de
 
 RendererProcess::~RendererProcess() {
   ReleaseKernelObjects();
-  if (process_.valid()) {
+  if (alive()) {
     // Bounded (ChildProcess), the renderer before its init, which cannot finish exiting while
     // the renderer is unreaped. The owner is going away, so nothing is left to reap later.
     process_ = {};
     init_ = {};
     return;
   }
+  // Its exit has been handled: reap it now (a zombie, so this does not wait).
+  (void)process_.TryReap();
   // With the renderer gone, the namespace's init has nothing left to do. Its exit tears down a
   // copy of our address space, so it is reaped whenever it is done, off this path. Then the
   // frame buffer is unmapped (a member), also off the detection path.
@@ -491,7 +493,7 @@ void RendererProcess::StartPipeClosedGrace(std::string what, int64_t now) {
 }
 
 Result<void> RendererProcess::Signal(int sig, KillReason reason) {
-  if (!process_.valid()) return MakeError(Errc::kState, "renderer has no live process");
+  if (!alive()) return MakeError(Errc::kState, "renderer has no live process");
   if (reason != KillReason::kNone && kill_reason_ == KillReason::kNone) kill_reason_ = reason;
   // A renderer that exited and awaits reaping is not an error; its pidfd will report the exit.
   auto r = process_.Signal(sig);

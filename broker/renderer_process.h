@@ -125,8 +125,8 @@ class RendererProcess {
   // run does not blame the renderer for its own delay; the watchdog calls it before a verdict.
   void ReadPendingHeartbeats();
 
-  // True until it has been reaped.
-  bool alive() const { return process_.valid(); }
+  // True until its exit has been seen (it is reaped only when this object goes).
+  bool alive() const { return process_.valid() && !process_.exited(); }
   // Whether the broker has already signalled it for a reason of its own.
   bool being_killed() const { return kill_reason_ != KillReason::kNone; }
   bool has_frame() const { return first_frame_ns_ != 0; }

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <string>
 #include <vector>
@@ -15,6 +16,13 @@
 
 namespace sbx {
 namespace {
+
+// Whether `pid` is a child of ours that waitid could still reap (WNOWAIT: it stays so).
+bool StillUnreaped(pid_t pid) {
+  siginfo_t si{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+  return si.si_pid == pid;
+}
 
 ExitInfo Reaped(ExitStatus status, std::string detail = "") {
   ExitInfo info;
@@ -65,7 +73,31 @@ TEST(DeathDetectionTest, ReapsARealChildOnlyOnceItIsDead) {
   ASSERT_TRUE(death);
   EXPECT_EQ(death->status, ExitStatus::kBadMessage);
   EXPECT_EQ(death->detail, "sent garbage");
+  // Seen, not reaped: the reap comes after the exit has been reported.
+  EXPECT_TRUE(child.exited());
+  EXPECT_TRUE(StillUnreaped(c.pid));
+  auto reaped = child.TryReap();
+  ASSERT_TRUE(reaped);
+  EXPECT_EQ(reaped->signal, SIGKILL);
   EXPECT_FALSE(child.valid());
+  EXPECT_FALSE(StillUnreaped(c.pid));
+}
+
+TEST(DeathDetectionTest, AnExitSeenButNotReapedIsReapedByItsOwner) {
+  test::Child c = test::ForkChild([] { ::pause(); });
+  ASSERT_TRUE(c.pidfd.valid());
+  {
+    ChildProcess child(c.pid, std::move(c.pidfd));
+    ASSERT_TRUE(child.Signal(SIGKILL));
+    ASSERT_TRUE(*WaitReadable(child.pidfd(), test::kDeadlineMs));
+    ASSERT_TRUE(DetectDeath(child, KillReason::kNone, "", {}));
+    // Seen twice, as a level-triggered watch could: the same exit, still unreaped.
+    auto again = child.TryWait();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->signal, SIGKILL);
+    EXPECT_TRUE(StillUnreaped(c.pid));
+  }
+  EXPECT_FALSE(StillUnreaped(c.pid));
 }
 
 }  // namespace
