@@ -273,7 +273,7 @@ Result<std::unique_ptr<Broker>> Broker::Create(BrokerOptions options) {
     }
   }
   b->SetUpCgroups();
-  b->SetMaxRenderers();
+  b->SetMaxRenderers(RaiseFdLimit());
   if (auto r = b->PrepareConfinement(); !r) return std::unexpected(r.error());
   b->Tick();
   return b;
@@ -301,7 +301,20 @@ void Broker::SetUpCgroups() {
   }
 }
 
-RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc) {
+uint64_t RaiseFdLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  // An unbounded hard limit cannot be the soft one (the kernel caps it at fs.nr_open).
+  rlim_t want = lim.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : lim.rlim_max;
+  if (lim.rlim_cur < want) {
+    rlimit raised{want, lim.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim.rlim_cur = want;
+  }
+  return lim.rlim_cur;
+}
+
+RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc,
+                                  uint64_t nofile) {
   RendererBound b{kMaxRenderersCap, "at most " + std::to_string(kMaxRenderersCap) + " by default"};
   if (memory_bytes > 0) {
     uint64_t each = frame_bytes + kRendererOverheadBytes;
@@ -320,11 +333,19 @@ RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, u
               std::to_string(kTasksPerRenderer) + " tasks per renderer";
     }
   }
+  if (nofile != RLIM_INFINITY) {
+    uint64_t n = nofile > kFdsReserved ? (nofile - kFdsReserved) / kFdsPerRenderer : 0;
+    if (n < static_cast<uint64_t>(b.max)) {
+      b.max = static_cast<int>(n);
+      b.why = "RLIMIT_NOFILE (" + std::to_string(nofile) + " descriptors) at " +
+              std::to_string(kFdsPerRenderer) + " per renderer";
+    }
+  }
   b.max = std::max(b.max, 1);
   return b;
 }
 
-void Broker::SetMaxRenderers() {
+void Broker::SetMaxRenderers(uint64_t nofile) {
   if (options_.max_renderers > 0) {
     max_renderers_ = {options_.max_renderers, "--max-renderers"};
     return;
@@ -336,7 +357,7 @@ void Broker::SetMaxRenderers() {
   rlimit nproc{RLIM_INFINITY, RLIM_INFINITY};
   (void)::getrlimit(RLIMIT_NPROC, &nproc);
   uint64_t frames = 2 * options_.geometry.buffer_span() + 4096;  // both buffers and the header
-  max_renderers_ = DefaultMaxRenderers(memory, frames, nproc.rlim_cur);
+  max_renderers_ = DefaultMaxRenderers(memory, frames, nproc.rlim_cur, nofile);
 }
 
 int Broker::LiveSlots() const {

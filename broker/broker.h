@@ -6,6 +6,7 @@
 // created a child exits).
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -188,11 +189,24 @@ inline constexpr int kMaxRenderersCap = 1000;
 // Tasks one sandboxed renderer takes for good: the renderer's two threads and its namespace's
 // init; plus one launch child while it starts. Unsandboxed: the two threads.
 inline constexpr int kTasksPerRenderer = 4;
+// Descriptors the broker holds for one renderer: its three pipes, its and its init's pidfds, its
+// frame memory and message queue, and up to four cgroup files (v1: three cgroup.procs and the OOM
+// counter), with one to spare.
+inline constexpr int kFdsPerRenderer = 12;
+// Descriptors kept for everything else: the control socket and its clients, the telnet listener,
+// the event loop, and the window's own (X, fonts, the GPU).
+inline constexpr int kFdsReserved = 256;
 // memory_bytes: what renderers may use (the memory budget, or less if the broker's own cgroup
 // says so); frame_bytes: one renderer's frame buffers, shared with the broker; nproc:
 // RLIMIT_NPROC's soft limit (RLIM_INFINITY: no bound). Half of the process limit stays for the
-// rest of the user's processes.
-RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc);
+// rest of the user's processes. nofile: RLIMIT_NOFILE's soft limit, which the broker has raised
+// to its hard limit (RaiseFdLimit).
+RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc,
+                                  uint64_t nofile = RLIM_INFINITY);
+// Raises this process's soft RLIMIT_NOFILE to its hard limit (Debian's default soft limit, 1024,
+// holds fewer than 90 renderers). Safe for the broker: it never uses select(), and a renderer's
+// own limits are set by the launcher. Returns the soft limit in effect afterwards.
+uint64_t RaiseFdLimit();
 
 // Where and how a renderer is launched: the binary, the sandbox level and, at the full level,
 // the namespaces to join and the empty root to chroot into.
@@ -372,7 +386,7 @@ class Broker final : private RendererHostEnv {
   // Runs queued launches for at most kLaunchSliceNs (at least one), then yields to the loop.
   void DrainLaunchQueue();
   // --max-renderers, or the default from memory and RLIMIT_NPROC.
-  void SetMaxRenderers();
+  void SetMaxRenderers(uint64_t nofile);  // nofile: the soft RLIMIT_NOFILE in effect
   int LiveSlots() const;
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.

@@ -197,6 +197,34 @@ TEST(ScaleTest, MoreRenderersThanTheMaximumAreRefusedAtStart) {
   for (const auto& e : b.history()) EXPECT_NE(e.value("event", ""), "spawned") << e.dump();
 }
 
+// A hard descriptor limit of 400 leaves room for (400 - 256) / 12 = 12 renderers, and the
+// broker says which limit decided when more are asked for.
+TEST(ScaleTest, TheDescriptorLimitBoundsRenderersAndIsNamed) {
+  auto err = MakePipe(false);
+  ASSERT_TRUE(err);
+  std::string broker = BinPath("sbx-broker");
+  std::string control = "/tmp/sbx-nofile-" + std::to_string(::getpid()) + ".sock";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Only the broker gets the lowered limit, which an unprivileged process cannot raise back.
+    rlimit low{400, 400};
+    if (::setrlimit(RLIMIT_NOFILE, &low) != 0) ::_exit(99);
+    ::dup2(err->write.get(), STDERR_FILENO);
+    ::execl(broker.c_str(), broker.c_str(), "--renderers", "13", "--control", control.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(98);
+  }
+  err->write.reset();
+  std::string said = ReadAll(err->read.get(), 10s);  // to EOF: the broker has exited
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << said;
+  EXPECT_NE(said.find("--renderers 13 is more than the 12"), std::string::npos) << said;
+  EXPECT_NE(said.find("RLIMIT_NOFILE (400"), std::string::npos) << said;
+}
+
 // SIGTERM while most launches still wait: they are dropped, every slot closes, and every process
 // the broker had started is gone with it.
 TEST(ScaleTest, ShutdownWithLaunchesQueuedLeavesNothing) {
