@@ -385,7 +385,7 @@ class Broker final : private RendererHostEnv {
   void Enqueue(int id);
   // Runs queued launches for at most kLaunchSliceNs (at least one), then yields to the loop.
   void DrainLaunchQueue();
-  // --max-renderers, or the default from memory and RLIMIT_NPROC.
+  // --max-renderers, or the default from memory, RLIMIT_NPROC and RLIMIT_NOFILE.
   void SetMaxRenderers(uint64_t nofile);  // nofile: the soft RLIMIT_NOFILE in effect
   int LiveSlots() const;
 
