@@ -189,10 +189,10 @@ inline constexpr int kMaxRenderersCap = 1000;
 // Tasks one sandboxed renderer takes for good: the renderer's two threads and its namespace's
 // init; plus one launch child while it starts. Unsandboxed: the two threads.
 inline constexpr int kTasksPerRenderer = 4;
-// Descriptors the broker holds for one renderer: its three pipes, its and its init's pidfds, its
-// frame memory and message queue, and up to four cgroup files (v1: three cgroup.procs and the OOM
-// counter), with one to spare.
-inline constexpr int kFdsPerRenderer = 12;
+// Descriptors the broker holds for one running renderer: its three pipes, its and its init's
+// pidfds, its frame memory, its message queue and its cgroup's OOM counter, with two to spare.
+// (The cgroup.procs files, three on v1, are open only while it launches.)
+inline constexpr int kFdsPerRenderer = 10;
 // Descriptors kept for everything else: the control socket and its clients, the telnet listener,
 // the event loop, and the window's own (X, fonts, the GPU).
 inline constexpr int kFdsReserved = 256;

@@ -92,6 +92,9 @@ class RendererCgroup {
   bool valid() const { return !dirs_.empty(); }
   // Open for writing, one per hierarchy: the launcher's child writes "0" to each before exec.
   std::vector<int> procs_fds() const;
+  // Closes them once the launch is over (joined or failed): three descriptors fewer per
+  // renderer on v1, for as long as it runs.
+  void CloseProcsFds() { procs_.clear(); }
   // The memory hierarchy's directory (v2: the only one), as the report shows it.
   const std::string& path() const { return path_; }
   const CgroupLimits& limits() const { return limits_; }

@@ -73,7 +73,7 @@ const char* CommandLineHelp() {
          "  --max-renderers N          live renderers at most; past it spawn is refused (default:\n"
          "                             what the memory budget or the broker's cgroup allows at\n"
          "                             frame buffers + 4 MiB each, half of RLIMIT_NPROC at 4\n"
-         "                             tasks each, and RLIMIT_NOFILE less 256 at 12 descriptors\n"
+         "                             tasks each, and RLIMIT_NOFILE less 256 at 10 descriptors\n"
          "                             each, at most 1000)\n"
          "  --page URL                 page for new renderers (default sbx://plasma)\n"
          "  --control PATH             control socket (default $XDG_RUNTIME_DIR/sbx/control,\n"

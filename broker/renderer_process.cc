@@ -316,6 +316,7 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   }
   spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
   auto child = env_.Launch(spec);
+  cgroup_.CloseProcsFds();
   if (!child) return std::unexpected(child.error());
   if (queue_in_namespace && !child->queue) {
     fallback_reason_ = "mq_open in the renderer's IPC namespace: " +

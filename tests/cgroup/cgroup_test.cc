@@ -133,6 +133,16 @@ TEST(CgroupTest, TheRendererRunsInItsCgroupUnderItsLimitsAndAboveTheBrokerForThe
   EXPECT_EQ(ReadInt(snap->cgroup_path + limit_file), int64_t{96} << 20);
   EXPECT_EQ(ReadInt("/proc/" + std::to_string(snap->pid) + "/oom_score_adj"), 300);
   EXPECT_LT(ReadInt("/proc/self/oom_score_adj"), 300);
+  // Once it runs, the broker holds the OOM counter of its cgroup and none of its cgroup.procs.
+  int procs_open = 0, oom_open = 0;
+  // (On v1 the pids and cpu hierarchies' cgroup.procs lie outside cgroup_path.)
+  for (const auto& target : RendererSideFds(::getpid())) {
+    procs_open += target.ends_with("/cgroup.procs");
+    if (!target.starts_with(snap->cgroup_path + "/")) continue;
+    oom_open += target.ends_with("/memory.events") || target.ends_with("/memory.oom_control");
+  }
+  EXPECT_EQ(procs_open, 0);
+  EXPECT_EQ(oom_open, 1);
   b->RemoveObserver(&rec);
 }
 

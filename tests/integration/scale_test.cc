@@ -197,7 +197,7 @@ TEST(ScaleTest, MoreRenderersThanTheMaximumAreRefusedAtStart) {
   for (const auto& e : b.history()) EXPECT_NE(e.value("event", ""), "spawned") << e.dump();
 }
 
-// A hard descriptor limit of 400 leaves room for (400 - 256) / 12 = 12 renderers, and the
+// A hard descriptor limit of 400 leaves room for (400 - 256) / 10 = 14 renderers, and the
 // broker says which limit decided when more are asked for.
 TEST(ScaleTest, TheDescriptorLimitBoundsRenderersAndIsNamed) {
   auto err = MakePipe(false);
@@ -211,7 +211,7 @@ TEST(ScaleTest, TheDescriptorLimitBoundsRenderersAndIsNamed) {
     rlimit low{400, 400};
     if (::setrlimit(RLIMIT_NOFILE, &low) != 0) ::_exit(99);
     ::dup2(err->write.get(), STDERR_FILENO);
-    ::execl(broker.c_str(), broker.c_str(), "--renderers", "13", "--control", control.c_str(),
+    ::execl(broker.c_str(), broker.c_str(), "--renderers", "15", "--control", control.c_str(),
             static_cast<char*>(nullptr));
     ::_exit(98);
   }
@@ -221,7 +221,7 @@ TEST(ScaleTest, TheDescriptorLimitBoundsRenderersAndIsNamed) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 1) << said;
-  EXPECT_NE(said.find("--renderers 13 is more than the 12"), std::string::npos) << said;
+  EXPECT_NE(said.find("--renderers 15 is more than the 14"), std::string::npos) << said;
   EXPECT_NE(said.find("RLIMIT_NOFILE (400"), std::string::npos) << said;
 }
 

@@ -17,7 +17,7 @@ TEST(MaxRenderersTest, TheTightestBoundDecidesAndIsNamed) {
   RendererBound none = DefaultMaxRenderers(0, 2 * kMiB, RLIM_INFINITY, RLIM_INFINITY);
   EXPECT_EQ(none.max, kMaxRenderersCap);
 
-  // 1024 descriptors, Debian's default soft limit: (1024 - 256) / 12 = 64 renderers.
+  // 1024 descriptors, Debian's default soft limit: (1024 - 256) / 10 = 76 renderers.
   RendererBound fds = DefaultMaxRenderers(0, 2 * kMiB, RLIM_INFINITY, 1024);
   EXPECT_EQ(fds.max, (1024 - kFdsReserved) / kFdsPerRenderer);
   EXPECT_NE(fds.why.find("RLIMIT_NOFILE (1024"), std::string::npos) << fds.why;
