@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 #include <mqueue.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -278,6 +280,19 @@ std::string ProcText(pid_t pid, const char* name) {
   return *text;
 }
 
+// The command line of a program Launch has just started. Launch returns once the exec can no
+// longer fail, which is a moment before the kernel has set up the new argument area that
+// /proc/PID/cmdline reads, so an empty answer is waited out (with a deadline).
+std::string ExecedCmdline(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::string text = ProcText(pid, "cmdline");
+  while (text.empty() && std::chrono::steady_clock::now() < deadline) {
+    ::sched_yield();
+    text = ProcText(pid, "cmdline");
+  }
+  return text;
+}
+
 // A process group of its own keeps the terminal's Ctrl+C away; the session stays ours, since a
 // session is also a scheduler autogroup, and a renderer in one of its own would compete with
 // the broker as a peer group (its wake-ups were measured to wait 100 times longer).
@@ -312,7 +327,7 @@ TEST(LauncherTest, TheHolderAndTheInitSayWhatTheyAreInArgvAndComm) {
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
   EXPECT_EQ(ProcText(child->init.pid(), "cmdline"), "sbx: renderer init");
   EXPECT_EQ(ProcText(child->init.pid(), "comm"), "sbx: init");
-  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 1000");
+  EXPECT_EQ(ExecedCmdline(child->process.pid()), "/bin/sleep 1000");
   // Neither is in our process group: the terminal's Ctrl+C reaches neither.
   EXPECT_NE(::getpgid(child->init.pid()), ::getpgid(0));
   EXPECT_NE(::getpgid(child->process.pid()), ::getpgid(0));
@@ -336,7 +351,7 @@ TEST(LauncherTest, AQueueMadeInTheNamespaceJoinsTheProgramToItsLauncher) {
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
   ASSERT_TRUE(child->queue.valid());
   EXPECT_EQ(child->queue_errno, 0);
-  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 1000");
+  EXPECT_EQ(ExecedCmdline(child->process.pid()), "/bin/sleep 1000");
   mq_attr attr{};
   ASSERT_EQ(::mq_getattr(child->queue.get(), &attr), 0);
   EXPECT_EQ(attr.mq_maxmsg, 8);
@@ -366,7 +381,7 @@ TEST(LauncherTest, AQueueThatCannotBeMadeStartsTheProgramOnItsFallbackArgv) {
   ASSERT_TRUE(child.has_value()) << child.error().ToString();
   EXPECT_FALSE(child->queue.valid());
   EXPECT_EQ(child->queue_errno, EMFILE);
-  EXPECT_EQ(ProcText(child->process.pid(), "cmdline"), "/bin/sleep 999");
+  EXPECT_EQ(ExecedCmdline(child->process.pid()), "/bin/sleep 999");
   std::string fd6 = "/proc/" + std::to_string(child->process.pid()) + "/fd/6";
   EXPECT_NE(::access(fd6.c_str(), F_OK), 0) << "no queue, so no fd 6";
 }
