@@ -105,8 +105,9 @@ const IpcRecord* IpcInspector::Record(int64_t now, Mechanism m, uint16_t type, u
   IpcRecord& r = Count(now, m, type, seq, size);
   va_list ap;
   va_start(ap, fmt);
-  std::vsnprintf(r.summary.data(), r.summary.size(), fmt, ap);
+  std::vsnprintf(r.data.data(), r.data.size(), fmt, ap);
   va_end(ap);
+  r.payload_size = -1;
   return &r;
 }
 
@@ -115,14 +116,26 @@ const IpcRecord* IpcInspector::RecordPipe(int64_t now, Mechanism m, MsgType type
   if (!enabled_) return nullptr;
   auto size = static_cast<uint32_t>(sizeof(protocol::MessageHeader) + p.size());
   IpcRecord& r = Count(now, m, static_cast<uint16_t>(type), seq, size);
-  char* s = r.summary.data();
-  const size_t cap = r.summary.size();
+  size_t kept = std::min(p.size(), r.data.size());
+  if (kept > 0) std::memcpy(r.data.data(), p.data(), kept);
+  r.payload_size = static_cast<int8_t>(kept);
+  return &r;
+}
+
+std::string IpcRecord::Summary() const {
+  if (payload_size < 0) return std::string(data.data(), ::strnlen(data.data(), data.size()));
+  std::span<const uint8_t> p(reinterpret_cast<const uint8_t*>(data.data()),
+                             static_cast<size_t>(payload_size));
+  char s[64];
+  const size_t cap = sizeof s;
   char text[48];
-  switch (type) {
+  s[0] = '\0';
+  switch (static_cast<MsgType>(type)) {
     case MsgType::kHello:
       std::snprintf(s, cap, "pid %u, %u fps, broker pid %u", U32At(p, 0), U32At(p, 4), U32At(p, 8));
       break;
     case MsgType::kNavigate:
+    case MsgType::kDrillReport:
       StrAt(p, 0, text, sizeof text);
       std::snprintf(s, cap, "%s", text);
       break;
@@ -147,14 +160,10 @@ const IpcRecord* IpcInspector::RecordPipe(int64_t now, Mechanism m, MsgType type
       std::snprintf(s, cap, "%llu frames, %u fps (on the pipe)",
                     static_cast<unsigned long long>(U64At(p, 8)), U32At(p, 36));
       break;
-    case MsgType::kDrillReport:
-      StrAt(p, 0, text, sizeof text);
-      std::snprintf(s, cap, "%s", text);
-      break;
     default:
-      s[0] = '\0';
+      break;
   }
-  return &r;
+  return s;
 }
 
 IpcCounterView IpcInspector::Counter(Mechanism m, int64_t now) const {
@@ -219,7 +228,7 @@ nlohmann::json IpcRecordToJson(int id, const IpcRecord& r, int64_t origin_ns) {
           {"type", std::string(r.TypeName())},
           {"seq", r.seq},
           {"size", r.size},
-          {"summary", std::string(r.summary.data())}};
+          {"summary", r.Summary()}};
 }
 
 }  // namespace sbx

@@ -110,7 +110,7 @@ QVariant IpcModel::data(const QModelIndex& index, int role) const {
     case kSize:
       return QString::number(r.size);
     case kSummary:
-      return QString::fromUtf8(r.summary.data());
+      return QString::fromStdString(r.Summary());
   }
   return {};
 }
@@ -123,7 +123,7 @@ QString IpcModel::Describe(int row) const {
            r.to_renderer() ? QStringLiteral("broker \u2192 renderer")
                            : QStringLiteral("renderer \u2192 broker"),
            ToQString(r.TypeName()), QString::number(r.seq), QString::number(r.size),
-           QString::fromUtf8(r.summary.data()));
+           QString::fromStdString(r.Summary()));
 }
 
 void IpcModel::SetRenderer(int id) {

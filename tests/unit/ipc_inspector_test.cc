@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "ipc/codec.h"
 
@@ -51,7 +53,7 @@ TEST(IpcInspectorTest, RingStaysBoundedUnderAFlood) {
   ASSERT_EQ(recent.size(), IpcInspector::kRingSize);
   EXPECT_EQ(recent.front().seq, kFlood - IpcInspector::kRingSize + 1);
   EXPECT_EQ(recent.back().seq, kFlood);
-  EXPECT_EQ(std::string(recent.back().summary.data()), "n " + std::to_string(kFlood));
+  EXPECT_EQ(recent.back().Summary(), "n " + std::to_string(kFlood));
   EXPECT_EQ(in.Recent(3).size(), 3u);
   EXPECT_EQ(in.Recent(3).back().seq, kFlood);
   EXPECT_EQ(in.Snapshot(0).counters[size_t(Mechanism::kPipeToBroker)].messages, kFlood);
@@ -64,20 +66,43 @@ TEST(IpcInspectorTest, DecodesPipeMessagesEvenInvalidOnes) {
   const IpcRecord* r =
       in.RecordPipe(1, Mechanism::kPipeToBroker, protocol::MsgType::kFrameReady, 9, w.data());
   ASSERT_NE(r, nullptr);
-  EXPECT_STREQ(r->summary.data(), "buffer 1, frame 42");
+  EXPECT_EQ(r->Summary(), "buffer 1, frame 42");
   EXPECT_EQ(r->size, 16u + 12u);
   EXPECT_EQ(r->TypeName(), "frame-ready");
   PayloadWriter url;
   url.Str("sbx://text/\x01hi");
   r = in.RecordPipe(2, Mechanism::kPipeToRenderer, protocol::MsgType::kNavigate, 2, url.data());
-  EXPECT_STREQ(r->summary.data(), "sbx://text/?hi");
+  EXPECT_EQ(r->Summary(), "sbx://text/?hi");
   EXPECT_TRUE(r->to_renderer());
   // A string that claims more bytes than there are, and a payload too short for its fields.
   uint8_t lying[6] = {0xff, 0xff, 0, 0, 'a', 'b'};
   r = in.RecordPipe(3, Mechanism::kPipeToBroker, protocol::MsgType::kDrillReport, 3, lying);
-  EXPECT_STREQ(r->summary.data(), "ab");
+  EXPECT_EQ(r->Summary(), "ab");
   r = in.RecordPipe(4, Mechanism::kPipeToBroker, protocol::MsgType::kPong, 4, {});
-  EXPECT_STREQ(r->summary.data(), "token 0");
+  EXPECT_EQ(r->Summary(), "token 0");
+}
+
+// The payload is kept, not pointed to, and decoded when read: a long one is cut to what a slot
+// holds, and the buffer it came from may be reused at once.
+TEST(IpcInspectorTest, KeepsWhatItNeedsOfAPayloadAndDecodesItWhenRead) {
+  IpcInspector in(true);
+  PayloadWriter url;
+  url.Str("sbx://text/" + std::string(200, 'x'));
+  std::vector<uint8_t> bytes(url.data().begin(), url.data().end());
+  const IpcRecord* r =
+      in.RecordPipe(1, Mechanism::kPipeToRenderer, protocol::MsgType::kNavigate, 1, bytes);
+  std::fill(bytes.begin(), bytes.end(), uint8_t{0});
+  EXPECT_EQ(r->size, 16u + 4u + 211u);
+  EXPECT_EQ(r->Summary(), "sbx://text/" + std::string(36, 'x'));
+  PayloadWriter ping;
+  ping.U64(7);
+  in.RecordPipe(2, Mechanism::kPipeToRenderer, protocol::MsgType::kPing, 2, ping.data());
+  in.Record(3, Mechanism::kSignal, 15, 0, 0, "%s", "SIGTERM");
+  auto recent = in.Recent();
+  ASSERT_EQ(recent.size(), 3u);
+  EXPECT_EQ(recent[1].Summary(), "token 7");
+  EXPECT_EQ(recent[2].Summary(), "SIGTERM");
+  EXPECT_EQ(IpcRecordToJson(1, recent[1], 0).value("summary", ""), "token 7");
 }
 
 TEST(IpcInspectorTest, OffRecordsNothing) {
