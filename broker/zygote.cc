@@ -108,6 +108,52 @@ Result<Message> ReceiveMessage(int sock, int timeout_ms) {
   return m;
 }
 
+// nlohmann's CBOR reader, fed a hostile message, takes its process down two ways: it goes one
+// call deeper per nesting level, so a message of nested arrays (256 KiB of 0x81 bytes)
+// overflowed the stack; and its tree builder throws, whatever allow_exceptions says, on an array
+// or map whose declared length passes what a vector can hold (found by fuzz_zygote_wire). No
+// message here nests more than four levels, and no real count exceeds the largest message's bytes:
+// a builder that refuses either stops the reader before it does harm.
+constexpr int kMaxDepth = 8;
+
+class BoundedDom : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  explicit BoundedDom(json& out) : json_sax_dom_parser(out, /*allow_exceptions_=*/false) {}
+  bool start_object(std::size_t n) {
+    return ++depth_ <= kMaxDepth && Fits(n) && json_sax_dom_parser::start_object(n);
+  }
+  bool start_array(std::size_t n) {
+    return ++depth_ <= kMaxDepth && Fits(n) && json_sax_dom_parser::start_array(n);
+  }
+  bool end_object() {
+    --depth_;
+    return json_sax_dom_parser::end_object();
+  }
+  bool end_array() {
+    --depth_;
+    return json_sax_dom_parser::end_array();
+  }
+
+ private:
+  // A declared element count (-1: an indefinite length, ended by a break byte).
+  static bool Fits(std::size_t n) {
+    return n == static_cast<std::size_t>(-1) || n <= zygote::kMaxMessage;
+  }
+  int depth_ = 0;
+};
+
+// The message decoded, or a discarded value when it is not one CBOR item or nests too deep.
+json ParseCbor(std::span<const uint8_t> bytes) {
+  json out;
+  BoundedDom dom(out);
+  if (!json::sax_parse(bytes.begin(), bytes.end(), &dom, json::input_format_t::cbor,
+                       /*strict=*/true) ||
+      dom.is_errored()) {
+    return json(json::value_t::discarded);
+  }
+  return out;
+}
+
 // Checked reads of a decoded message: nlohmann's get<> would throw on a wrong type.
 std::optional<int64_t> Int(const json& j, int64_t lo, int64_t hi) {
   int64_t v = 0;
@@ -191,7 +237,7 @@ std::vector<uint8_t> EncodeRequest(const LaunchSpec& spec, std::vector<int>& fds
 }
 
 Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const int> fds) {
-  json j = json::from_cbor(bytes.begin(), bytes.end(), /*strict=*/true, /*allow_exceptions=*/false);
+  json j = ParseCbor(bytes);
   if (j.is_discarded() || !j.is_object()) return Malformed("not a CBOR map");
   auto fd_at = [&](const json* e) -> std::optional<int> {
     if (e == nullptr) return std::nullopt;
@@ -310,7 +356,7 @@ std::vector<uint8_t> EncodeReply(const Reply& reply) {
 
 Result<Answer> DecodeAnswer(std::span<const uint8_t> bytes, size_t nfds) {
   auto bad = [] { return MakeError(Errc::kProtocol, "malformed answer from the zygote"); };
-  json j = json::from_cbor(bytes.begin(), bytes.end(), true, false);
+  json j = ParseCbor(bytes);
   if (j.is_discarded() || !j.is_object()) return bad();
   Answer a;
   if (const json* child = Field(j, "child")) {
@@ -460,7 +506,7 @@ Result<Zygote> Zygote::Start(const std::string& path, const NamespaceHolder& hol
   Zygote z(std::move(child->process), std::move(ours));
   auto ready = ReceiveMessage(z.socket_.get(), kReadyTimeoutMs);
   if (!ready) return std::unexpected(ready.error());  // z's destructor kills and reaps it
-  json j = json::from_cbor(ready->bytes.begin(), ready->bytes.end(), true, false);
+  json j = ParseCbor(ready->bytes);
   if (j.is_discarded() || !j.is_object() || !j.contains("ready") || !j["ready"].is_boolean()) {
     return MakeError(Errc::kProtocol, "the zygote's first message is not a ready report");
   }

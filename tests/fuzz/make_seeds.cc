@@ -1,7 +1,11 @@
 // Writes the seed corpora of tests/fuzz/corpus from docs/PROTOCOL.md's examples: every message of
 // both directions with the values the document uses, whole sessions in the documented order, each
 // violation its last section lists, the frame header page, and the commands and options the
-// README shows. Run `sbx-fuzz-seeds tests/fuzz/corpus` after a change to the protocol.
+// README shows; and the zygote's messages as its encoders write them (the zygote's wire is
+// internal, so it has no document). Run `sbx-fuzz-seeds tests/fuzz/corpus` after a change to
+// the protocol.
+#include <linux/filter.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -12,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/zygote.h"
 #include "ipc/codec.h"
 #include "ipc/frame_buffer.h"
 #include "ipc/protocol.h"
@@ -315,6 +320,50 @@ void CommandLines() {
   Write("fuzz_command_line", "fps-241", args({"--fps", "241"}));
 }
 
+// A zygote message with, as the target reads it, its descriptor count in the first byte.
+Bytes ZygoteSeed(size_t fds, const Bytes& message) {
+  Bytes out{static_cast<uint8_t>(fds)};
+  out.insert(out.end(), message.begin(), message.end());
+  return out;
+}
+
+void ZygoteMessages() {
+  Write("fuzz_zygote_wire", "child-init",
+        ZygoteSeed(1, zygote::EncodeChild({LaunchRole::kInit, 2})));
+  Write("fuzz_zygote_wire", "child-without-pidfd",
+        ZygoteSeed(0, zygote::EncodeChild({LaunchRole::kProgram, 1203})));
+  zygote::Reply ok;
+  ok.ok = true;
+  ok.has_queue = true;
+  Write("fuzz_zygote_wire", "reply-with-queue", ZygoteSeed(1, zygote::EncodeReply(ok)));
+  zygote::Reply failed;
+  failed.error = Error{Errc::kSystem, EACCES, "launch failed at mount the empty root"};
+  failed.queue_errno = EMFILE;
+  Write("fuzz_zygote_wire", "reply-failed", ZygoteSeed(0, zygote::EncodeReply(failed)));
+
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer", "--type=renderer", "--id=1", "--page=sbx://plasma"};
+  spec.fds = {{40, 3}, {41, 4}, {42, 5}};
+  spec.stdio = {43, 44, 44};
+  spec.namespaces = NamespaceSpec{45};
+  spec.cgroup_procs = {46, 47, 48};
+  spec.nice = 5;
+  Confinement c;
+  c.exec_fd = 49;
+  c.limits = {{RLIMIT_NOFILE, 16}, {RLIMIT_FSIZE, 0}};
+  c.filter = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)};
+  spec.confine = c;
+  spec.queue = NamespaceQueue{6, 8, 64, {"sbx-renderer", "--heartbeat=pipe"}};
+  std::vector<int> fds;
+  Bytes request = zygote::EncodeRequest(spec, fds);
+  Write("fuzz_zygote_wire", "request-renderer", ZygoteSeed(fds.size(), request));
+  LaunchSpec bare;
+  bare.argv = {"/bin/true"};
+  fds.clear();
+  request = zygote::EncodeRequest(bare, fds);
+  Write("fuzz_zygote_wire", "request-bare", ZygoteSeed(fds.size(), request));
+}
+
 }  // namespace
 }  // namespace sbx
 
@@ -331,5 +380,6 @@ int main(int argc, char** argv) {
   sbx::FrameHeaders();
   sbx::ControlLines();
   sbx::CommandLines();
+  sbx::ZygoteMessages();
   return sbx::g_ok ? 0 : 1;
 }

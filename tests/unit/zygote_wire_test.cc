@@ -137,6 +137,30 @@ TEST(ZygoteWireTest, TruncatedOrGarbageBytesAreRefused) {
   EXPECT_FALSE(zygote::DecodeRequest(garbage, fds));
 }
 
+// The reader of CBOR recurses per nesting level: a message of nothing but nested arrays, as
+// large as the socket carries, once took the broker down with a stack overflow.
+TEST(ZygoteWireTest, AMessageNestedDeeperThanAnyRealOneIsRefusedNotFollowed) {
+  std::vector<uint8_t> deep(zygote::kMaxMessage - 1, 0x81);  // [[[[...
+  deep.push_back(0x00);
+  EXPECT_FALSE(zygote::DecodeAnswer(deep, 0));
+  std::vector<int> none;
+  EXPECT_FALSE(zygote::DecodeRequest(deep, none));
+  // Nine levels are refused too, where the deepest real message (a request) has four.
+  json nine = json::array();
+  for (int i = 0; i < 8; ++i) nine = json::array({nine});
+  EXPECT_FALSE(zygote::DecodeAnswer(json::to_cbor(json{{"child", 0}, {"pid", 5}, {"x", nine}}), 1));
+  // An array that claims 2^63 elements (the reader's tree builder threw on it, and the broker
+  // ended in std::terminate), and a map that claims more entries than the message has bytes.
+  std::vector<uint8_t> huge = {0xa1, 0x61, 'x',  0x9b, 0x7f, 0xff,
+                               0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(zygote::DecodeAnswer(huge, 0));
+  EXPECT_FALSE(zygote::DecodeRequest(huge, none));
+  std::vector<uint8_t> long_map = {0xba, 0x00, 0x10, 0x00, 0x00};  // a map of 2^20 pairs
+  EXPECT_FALSE(zygote::DecodeAnswer(long_map, 0));
+  json four = json::array({json::array({json::array()})});
+  EXPECT_TRUE(zygote::DecodeAnswer(json::to_cbor(json{{"child", 0}, {"pid", 5}, {"x", four}}), 1));
+}
+
 TEST(ZygoteWireTest, AChildComesWithItsPidfdOrNone) {
   auto bytes = zygote::EncodeChild({LaunchRole::kInit, 1234});
   for (size_t fds : {0u, 1u}) {
