@@ -611,6 +611,14 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
       root.children.push_back(InspectRenderer(ends(*h), hook));
     }
   }
+  // Last, as Chrome's task manager lists its spare renderer: confined and waiting, no id yet.
+  if (const auto& spare = spare_->process; spare && spare->alive()) {
+    ProcessInfo s = InspectRenderer(spare->ends(dev_null_.get()), hook);
+    for (ProcessInfo* p = &s; p != nullptr; p = p->children.empty() ? nullptr : &p->children[0]) {
+      p->spare = true;
+    }
+    root.children.push_back(std::move(s));
+  }
   return root;
 }
 

@@ -338,6 +338,7 @@ ProcessInfo InspectRenderer(const RendererEnds& e, const InspectStepHook& hook) 
 json ProcessInfoToJson(const ProcessInfo& p) {
   json j = {{"role", std::string(ProcessRoleName(p.role))}, {"pid", p.pid}};
   if (p.id != 0) j["id"] = p.id;
+  if (p.spare) j["spare"] = true;
   if (p.gone) j["gone"] = true;
   j["nspid"] = p.nspid;
   j["name"] = p.name;

@@ -70,6 +70,7 @@ struct ProcessInfo {
 
   ProcessRole role = ProcessRole::kRenderer;
   int id = 0;
+  bool spare = false;        // the spare renderer (or its init): started ahead of need, no id yet
   pid_t pid = 0;             // as the broker sees it
   std::vector<pid_t> nspid;  // NSpid: the broker's view first, the innermost namespace's last
   // It exited before or while it was read (a zombie, or reaped): what was read may be partial.

@@ -158,8 +158,10 @@ QString ProcessName(const ProcessInfo& p) {
     case ProcessRole::kZygote:
       return QStringLiteral("zygote");
     case ProcessRole::kInit:
+      if (p.spare) return QStringLiteral("init of the spare renderer");
       return QStringLiteral("init of renderer %1").arg(p.id);
     case ProcessRole::kRenderer:
+      if (p.spare) return QStringLiteral("spare renderer (waits for the next spawn)");
       return QStringLiteral("renderer %1").arg(p.id);
   }
   return {};

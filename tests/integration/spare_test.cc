@@ -1,7 +1,7 @@
 // The spare renderer, end to end: one renderer started and sandboxed ahead of need, taken by
 // the next spawn or restart and replaced in the background (docs/ARCHITECTURE.md, "The spare").
 // Every event is read from a real broker's --json output; the spare itself is seen through
-// `stats`, the only place it shows before a slot takes it.
+// `stats` and `inspect`, the places it shows before a slot takes it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -112,6 +112,40 @@ TEST(SpareTest, NoSpareMeansNone) {
   auto again = b.WaitForEvent("ready", 1, kTimeout);
   ASSERT_TRUE(again);
   EXPECT_EQ(SpareOf(b).value("taken", -1), 0);
+}
+
+// The spare renderer in `inspect`'s tree: a child of the broker (under its init when sandboxed),
+// marked spare, with no id; once a slot takes it, it is that slot's renderer and is not marked.
+TEST(SpareTest, InspectShowsTheSpareWithNoIdUntilASlotTakesIt) {
+  BrokerProcess b({"--renderers", "1"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, kTimeout));
+  int spare = WaitForSpare(b);
+  ASSERT_GT(spare, 0);
+  json root = b.Ctl("inspect")["process"];
+  json shown;
+  int marked = 0;
+  for (const auto& c : root["children"]) {
+    if (!c.value("spare", false)) continue;
+    ++marked;
+    shown = c["role"] == "init" ? c["children"][0] : c;
+    EXPECT_FALSE(c.contains("id")) << c.dump();
+  }
+  ASSERT_EQ(marked, 1) << root["children"].dump();
+  EXPECT_EQ(shown.value("role", ""), "renderer");
+  EXPECT_EQ(shown.value("pid", 0), spare);
+  EXPECT_TRUE(shown.value("spare", false));
+  EXPECT_FALSE(shown.contains("id"));
+
+  json reply = b.Ctl("spawn");
+  ASSERT_EQ(reply.value("id", 0), 2) << reply.dump();
+  auto ready = b.WaitForEvent("ready", 2, kTimeout);
+  ASSERT_TRUE(ready);
+  ASSERT_EQ(PidOf(*ready), spare);
+  json taken = b.Ctl("inspect 2")["process"];
+  json renderer = taken["role"] == "init" ? taken["children"][0] : taken;
+  EXPECT_EQ(renderer.value("pid", 0), spare);
+  EXPECT_EQ(renderer.value("id", 0), 2);
+  EXPECT_FALSE(renderer.contains("spare")) << renderer.dump();
 }
 
 TEST(SpareTest, ASpareKilledWhileWaitingIsReplacedAndNoSlotHearsOfIt) {

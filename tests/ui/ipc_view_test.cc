@@ -157,5 +157,39 @@ TEST(IpcViewTest, TheProcessTreeShowsTheBrokerTheHolderTheInitAndAStoppedRendere
   EXPECT_TRUE(WaitUntil([&] { return renderer_state() != QStringLiteral("T"); }, 5s));
 }
 
+// The spare renderer waits under an init of its own, named for what it is, until a spawn takes
+// it; then that row is the new renderer's and another spare appears.
+TEST(IpcViewTest, TheProcessTreeShowsTheSpareRendererWaitingForTheNextSpawn) {
+  WindowEnv env;
+  env.SpawnDrawing();
+  TaskManager* tm = env.window->task_manager();
+  QStandardItemModel* m = tm->process_model();
+  auto spare_pid = [&]() -> QString {
+    tm->RefreshProcesses();
+    if (m->rowCount() != 1) return {};
+    QStandardItem* broker = m->item(0, 0);
+    for (int r = 0; r < broker->rowCount(); ++r) {
+      // Sandboxed, the spare sits under its init; the pid is each row's second column.
+      QStandardItem* parent = broker;
+      int at = r;
+      if (broker->child(r, 0)->text() == QStringLiteral("init of the spare renderer")) {
+        parent = broker->child(r, 0);
+        at = 0;
+        if (parent->rowCount() != 1) continue;
+      }
+      if (parent->child(at, 0)->text().startsWith(QStringLiteral("spare renderer"))) {
+        return parent->child(at, 1)->text();
+      }
+    }
+    return {};
+  };
+  QString first;
+  ASSERT_TRUE(WaitUntil([&] { return !(first = spare_pid()).isEmpty(); }, 10s));
+  int id = env.SpawnDrawing();
+  EXPECT_EQ(QString::number(env.broker->Get(id)->pid), first) << "the spawn took the spare";
+  QString next;
+  EXPECT_TRUE(WaitUntil([&] { return !(next = spare_pid()).isEmpty() && next != first; }, 10s));
+}
+
 }  // namespace
 }  // namespace sbx::ui::testing
