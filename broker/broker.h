@@ -204,8 +204,8 @@ inline constexpr int kFdsReserved = 256;
 RendererBound DefaultMaxRenderers(uint64_t memory_bytes, uint64_t frame_bytes, uint64_t nproc,
                                   uint64_t nofile = RLIM_INFINITY);
 // Raises this process's soft RLIMIT_NOFILE to its hard limit (Debian's default soft limit, 1024,
-// holds fewer than 90 renderers). Safe for the broker: it never uses select(), and a renderer's
-// own limits are set by the launcher. Returns the soft limit in effect afterwards.
+// holds 76 renderers at kFdsPerRenderer). Safe for the broker: it never uses select(), and a
+// renderer's own limits are set by the launcher. Returns the soft limit in effect afterwards.
 uint64_t RaiseFdLimit();
 
 // Where and how a renderer is launched: the binary, the sandbox level and, at the full level,

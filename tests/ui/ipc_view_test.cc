@@ -125,6 +125,13 @@ TEST(IpcViewTest, TheDiagramDrawsAnArrowPerMessageInItsMechanismsColour) {
   EXPECT_FALSE(view->paused());
 }
 
+// The process tree read afresh: the broker's row, the root of everything else, or null.
+QStandardItem* FreshBrokerRow(TaskManager* tm) {
+  tm->RefreshProcesses();
+  QStandardItemModel* m = tm->process_model();
+  return m->rowCount() == 1 ? m->item(0, 0) : nullptr;
+}
+
 TEST(IpcViewTest, TheProcessTreeShowsTheBrokerTheHolderTheInitAndAStoppedRendererAsT) {
   WindowEnv env;
   int id = env.SpawnDrawing();
@@ -134,9 +141,8 @@ TEST(IpcViewTest, TheProcessTreeShowsTheBrokerTheHolderTheInitAndAStoppedRendere
   QStandardItemModel* m = tm->process_model();
   // The broker's row, then (sandboxed) the holder and the init with the renderer below it.
   auto renderer_state = [&]() -> QString {
-    tm->RefreshProcesses();
-    if (m->rowCount() != 1) return {};
-    QStandardItem* broker = m->item(0, 0);
+    QStandardItem* broker = FreshBrokerRow(tm);
+    if (broker == nullptr) return {};
     for (int r = 0; r < broker->rowCount(); ++r) {
       QStandardItem* init = broker->child(r, 0);
       if (!init->text().startsWith(QStringLiteral("init")) || init->rowCount() != 1) continue;
@@ -163,11 +169,9 @@ TEST(IpcViewTest, TheProcessTreeShowsTheSpareRendererWaitingForTheNextSpawn) {
   WindowEnv env;
   env.SpawnDrawing();
   TaskManager* tm = env.window->task_manager();
-  QStandardItemModel* m = tm->process_model();
   auto spare_pid = [&]() -> QString {
-    tm->RefreshProcesses();
-    if (m->rowCount() != 1) return {};
-    QStandardItem* broker = m->item(0, 0);
+    QStandardItem* broker = FreshBrokerRow(tm);
+    if (broker == nullptr) return {};
     for (int r = 0; r < broker->rowCount(); ++r) {
       // Sandboxed, the spare sits under its init; the pid is each row's second column.
       QStandardItem* parent = broker;
