@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "ipc/posix.h"
@@ -19,6 +21,33 @@
 namespace sbx {
 
 namespace {
+
+// The pids every ChildProcess of this process holds, so the stray sweep can pass over them
+// without reading their /proc entries. An owned pid is an unreaped child, so it cannot be reused
+// while it is listed. A mutex, because the window destroys processes on more than one thread.
+class OwnedPids {
+ public:
+  static OwnedPids& Get() {
+    static OwnedPids owned;
+    return owned;
+  }
+  void Add(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    pids_.insert(pid);
+  }
+  void Remove(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    pids_.erase(pid);
+  }
+  bool Has(pid_t pid) {
+    std::lock_guard lock(mutex_);
+    return pids_.contains(pid);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<pid_t> pids_;
+};
 
 // How often KillAndReap looks for strays while it waits.
 constexpr int kStraySweepMs = 20;
@@ -129,6 +158,15 @@ bool IsStray(const std::string& pid, int64_t our_group, size_t our_depth) {
 
 }  // namespace
 
+ChildProcess::ChildProcess(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {
+  if (pidfd_.valid()) OwnedPids::Get().Add(pid_);
+}
+
+UniqueFd ChildProcess::Release() {
+  if (pidfd_.valid()) OwnedPids::Get().Remove(pid_);
+  return std::move(pidfd_);
+}
+
 Result<ChildProcess> ChildProcess::Adopt(pid_t pid) {
   auto fd = PidfdOpen(pid);
   if (!fd) return std::unexpected(fd.error());
@@ -154,7 +192,9 @@ void ChildProcess::KillAndReapPid(pid_t pid) {
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
-    if (valid()) (void)KillAndReap(MonotonicNs() + kReapBoundNs);
+    if (valid() && !KillAndReap(MonotonicNs() + kReapBoundNs)) {
+      OwnedPids::Get().Remove(pid_);  // left to the stray sweep
+    }
     pid_ = other.pid_;
     exited_ = other.exited_;
     pidfd_ = std::move(other.pidfd_);
@@ -165,6 +205,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 ChildProcess::~ChildProcess() {
   if (!valid()) return;
   if (auto r = KillAndReap(MonotonicNs() + kReapBoundNs); !r) {
+    OwnedPids::Get().Remove(pid_);  // left to the stray sweep
     // Nothing more can be done without blocking; say so rather than hang.
     std::fprintf(stderr, "sbx: child %d did not exit within %lld ms of SIGKILL; leaving it\n",
                  static_cast<int>(pid_), static_cast<long long>(kReapBoundNs / 1'000'000));
@@ -181,6 +222,7 @@ std::optional<ExitInfo> ChildProcess::TryReap(KillReason reason) {
   auto si = WaitNoHang(pidfd_.get());
   if (!si) return std::nullopt;
   pidfd_.reset();
+  OwnedPids::Get().Remove(pid_);
   return ClassifyExit(si->si_code, si->si_status, reason);
 }
 
@@ -210,11 +252,13 @@ int ReapStrayChildren() {
   size_t our_depth = NamespacePids("self").size();
   int seen = 0;
   for (const std::string& pid : OurChildren()) {
+    auto number = ParseInt(pid);
+    if (!number) continue;
+    if (OwnedPids::Get().Has(static_cast<pid_t>(*number))) continue;
     if (!IsStray(pid, our_group, our_depth)) continue;
     ++seen;
     // Our unreaped child: its pid cannot have been reused between the listing and here.
-    auto number = ParseInt(pid);
-    auto pidfd = number ? PidfdOpen(static_cast<pid_t>(*number)) : MakeError(Errc::kNotFound, pid);
+    auto pidfd = PidfdOpen(static_cast<pid_t>(*number));
     if (!pidfd) continue;
     (void)SendSignal(pidfd->get(), SIGKILL);  // best effort: the next sweep tries again
     (void)WaitNoHang(pidfd->get());           // reaps it if it is dead already

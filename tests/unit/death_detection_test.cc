@@ -17,13 +17,6 @@
 namespace sbx {
 namespace {
 
-// Whether `pid` is a child of ours that waitid could still reap (WNOWAIT: it stays so).
-bool StillUnreaped(pid_t pid) {
-  siginfo_t si{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
-  return si.si_pid == pid;
-}
-
 ExitInfo Reaped(ExitStatus status, std::string detail = "") {
   ExitInfo info;
   info.status = status;
@@ -75,12 +68,12 @@ TEST(DeathDetectionTest, ReapsARealChildOnlyOnceItIsDead) {
   EXPECT_EQ(death->detail, "sent garbage");
   // Seen, not reaped: the reap comes after the exit has been reported.
   EXPECT_TRUE(child.exited());
-  EXPECT_TRUE(StillUnreaped(c.pid));
+  EXPECT_TRUE(test::StillUnreaped(c.pid));
   auto reaped = child.TryReap();
   ASSERT_TRUE(reaped);
   EXPECT_EQ(reaped->signal, SIGKILL);
   EXPECT_FALSE(child.valid());
-  EXPECT_FALSE(StillUnreaped(c.pid));
+  EXPECT_FALSE(test::StillUnreaped(c.pid));
 }
 
 TEST(DeathDetectionTest, AnExitSeenButNotReapedIsReapedByItsOwner) {
@@ -95,9 +88,9 @@ TEST(DeathDetectionTest, AnExitSeenButNotReapedIsReapedByItsOwner) {
     auto again = child.TryWait();
     ASSERT_TRUE(again);
     EXPECT_EQ(again->signal, SIGKILL);
-    EXPECT_TRUE(StillUnreaped(c.pid));
+    EXPECT_TRUE(test::StillUnreaped(c.pid));
   }
-  EXPECT_FALSE(StillUnreaped(c.pid));
+  EXPECT_FALSE(test::StillUnreaped(c.pid));
 }
 
 }  // namespace

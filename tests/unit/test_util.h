@@ -75,6 +75,13 @@ inline std::optional<siginfo_t> WaitForExit(int pidfd, int timeout_ms = kDeadlin
   return si;
 }
 
+// Whether `pid` is a child of ours that waitid could still reap (WNOWAIT: it stays so).
+inline bool StillUnreaped(pid_t pid) {
+  siginfo_t si{};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+  return si.si_pid == pid;
+}
+
 // A forked child. If a test ends early (a failed ASSERT), the destructor kills and reaps it, so
 // no child outlives its test; once WaitForExit has reaped it, that is a harmless no-op.
 struct Child {
