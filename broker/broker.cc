@@ -597,24 +597,29 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
     }
     return InspectRenderer(ends(**h), hook);
   }
-  ProcessInfo root = InspectProcess(
-      {ProcessRole::kBroker, ::getpid(), 0, {{dev_null_.get(), "/dev/null"}}, false}, hook);
-  if (holder_)
+  return ReadPlan(PlanInspect(), hook);
+}
+
+InspectPlan Broker::PlanInspect() const {
+  InspectPlan root = PlanProcess(
+      {ProcessRole::kBroker, ::getpid(), 0, {{dev_null_.get(), "/dev/null"}}, false}, -1);
+  if (holder_) {
     root.children.push_back(
-        InspectProcess({ProcessRole::kHolder, holder_->pid(), 0, {}, true}, hook));
+        PlanProcess({ProcessRole::kHolder, holder_->pid(), 0, {}, true}, holder_->pidfd()));
+  }
   if (zygote_ && zygote_->ok()) {
     root.children.push_back(
-        InspectProcess({ProcessRole::kZygote, zygote_->pid(), 0, {}, true}, hook));
+        PlanProcess({ProcessRole::kZygote, zygote_->pid(), 0, {}, true}, zygote_->pidfd()));
   }
   for (const auto& [hid, h] : hosts_) {
     if (h->process() != nullptr && h->process()->alive()) {
-      root.children.push_back(InspectRenderer(ends(*h), hook));
+      root.children.push_back(PlanRenderer(h->process()->ends(dev_null_.get())));
     }
   }
   // Last, as Chrome's task manager lists its spare renderer: confined and waiting, no id yet.
   if (const auto& spare = spare_->process; spare && spare->alive()) {
-    ProcessInfo s = InspectRenderer(spare->ends(dev_null_.get()), hook);
-    for (ProcessInfo* p = &s; p != nullptr; p = p->children.empty() ? nullptr : &p->children[0]) {
+    InspectPlan s = PlanRenderer(spare->ends(dev_null_.get()));
+    for (InspectPlan* p = &s; p != nullptr; p = p->children.empty() ? nullptr : &p->children[0]) {
       p->spare = true;
     }
     root.children.push_back(std::move(s));
@@ -931,7 +936,6 @@ void Broker::Shutdown() {
 
 namespace {
 
-// The slot's snapshot with its live process's cgroup figures, read from the cgroup now.
 // The slot's snapshot with what only the live process knows: its channels and its cgroup.
 RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now, bool read_usage = true) {
   RendererSnapshot s = host.Snapshot(now);
@@ -959,10 +963,10 @@ std::vector<RendererSnapshot> Broker::List(bool read_cgroup_usage) const {
   return out;
 }
 
-std::optional<RendererSnapshot> Broker::Get(int id) const {
+std::optional<RendererSnapshot> Broker::Get(int id, bool read_cgroup_usage) const {
   auto h = Find(id);
   if (!h) return std::nullopt;
-  return LiveSnapshot(**h, MonotonicNs());
+  return LiveSnapshot(**h, MonotonicNs(), read_cgroup_usage);
 }
 
 std::vector<IpcRecord> Broker::IpcRecent(int id, size_t max) const {

@@ -328,7 +328,8 @@ class Broker final : private RendererHostEnv {
   // thread that must not wait for them (the window's GUI thread) asks for none and reads them
   // from cgroup_files elsewhere.
   std::vector<RendererSnapshot> List(bool read_cgroup_usage = true) const;
-  std::optional<RendererSnapshot> Get(int id) const;
+  // As List(): without read_cgroup_usage, the cgroup's usage files are named but not read.
+  std::optional<RendererSnapshot> Get(int id, bool read_cgroup_usage = true) const;
   // The renderer's current frame buffer (replaced at each restart), or null.
   const FrameReader* Frames(int id) const;
   BrokerStats Stats() const;
@@ -349,6 +350,9 @@ class Broker final : private RendererHostEnv {
   // An id with no live process is an error.
   Result<ProcessInfo> Inspect(std::optional<int> id = std::nullopt,
                               const InspectStepHook& hook = {}) const;
+  // What Inspect() without an id reads, as a plan ReadPlan() can read on another thread: the
+  // window does, since at 500 renderers the reads take a third of a second.
+  InspectPlan PlanInspect() const;
   // The namespace holder's pid (0 when there is none).
   pid_t holder_pid() const { return holder_ ? holder_->pid() : 0; }
   // Where renderer cgroups go, or why there are none; and the budget their limits share.

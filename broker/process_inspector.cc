@@ -188,20 +188,37 @@ std::vector<std::string> Seals(int fd) {
   return out;
 }
 
+// The identity of what the broker's descriptor refers to, and a memfd's seals.
+std::optional<InspectPlan::Object> Resolve(const KnownFd& k) {
+  struct stat mine;
+  if (k.broker_fd < 0 || ::fstat(k.broker_fd, &mine) != 0) return std::nullopt;
+  InspectPlan::Object o{k.label, mine.st_dev, mine.st_ino, {}};
+  if (S_ISREG(mine.st_mode)) o.seals = Seals(k.broker_fd);
+  return o;
+}
+
+using Objects = std::vector<InspectPlan::Object>;
+
 // Names one fd of the process by what the broker holds: the same file is the same object.
-void LabelFd(const ProcessTarget& t, const struct stat& st, ProcessInfo::Fd& fd) {
+void LabelFd(const Objects& known, const struct stat& st, ProcessInfo::Fd& fd) {
   fd.label = "unknown";
-  for (const KnownFd& k : t.known) {
-    struct stat mine;
-    if (k.broker_fd < 0 || ::fstat(k.broker_fd, &mine) != 0) continue;
-    if (mine.st_dev != st.st_dev || mine.st_ino != st.st_ino) continue;
-    fd.label = k.label;
-    if (S_ISREG(mine.st_mode)) fd.seals = Seals(k.broker_fd);
+  for (const InspectPlan::Object& o : known) {
+    if (o.dev != st.st_dev || o.ino != st.st_ino) continue;
+    fd.label = o.label;
+    fd.seals = o.seals;
     return;
   }
 }
 
-void ReadFds(const ProcessTarget& t, Reader& r, ProcessInfo& p) {
+// Exited since the plan was made (its pidfd readable): whatever the pid shows now may be
+// another process's.
+bool ExitedSince(const UniqueFd& pidfd) {
+  if (!pidfd.valid()) return false;
+  auto ready = WaitReadable(pidfd.get(), 0);
+  return ready && *ready;
+}
+
+void ReadFds(const ProcessTarget& t, const Objects& known, Reader& r, ProcessInfo& p) {
   if (!r.Step("fd")) return;
   auto fds = NumberedEntries(r.dir() + "/fd");
   if (!fds) return r.Failed("fd", errno);
@@ -223,7 +240,7 @@ void ReadFds(const ProcessTarget& t, Reader& r, ProcessInfo& p) {
     ProcessInfo::Fd fd;
     fd.fd = static_cast<int>(n);
     fd.target = PrintableName({target, static_cast<size_t>(len)}, 128);
-    LabelFd(t, st, fd);
+    LabelFd(known, st, fd);
     p.fds.push_back(std::move(fd));
   }
 }
@@ -245,6 +262,28 @@ void MarkIfEnded(Reader& r, ProcessInfo& p) {
     p.state = 'Z';
     p.gone = true;
   }
+}
+
+ProcessInfo ReadTarget(const ProcessTarget& target, const Objects& known,
+                       const InspectStepHook& hook) {
+  ProcessInfo p;
+  p.role = target.role;
+  p.id = target.id;
+  p.pid = target.pid;
+  if (target.pid <= 0) {
+    p.gone = true;
+    return p;
+  }
+  Reader r(target, hook, p);
+  ReadStat(r, p);
+  ReadStatus(r, p);
+  ReadThreads(r, p);
+  ReadUids(r, p);
+  ReadNamespaces(r, p);
+  ReadFds(target, known, r, p);
+  ReadLimits(r, p);
+  MarkIfEnded(r, p);
+  return p;
 }
 
 }  // namespace
@@ -300,27 +339,33 @@ long MapUidInside(std::string_view uid_map, long outside) {
 }
 
 ProcessInfo InspectProcess(const ProcessTarget& target, const InspectStepHook& hook) {
-  ProcessInfo p;
-  p.role = target.role;
-  p.id = target.id;
-  p.pid = target.pid;
-  if (target.pid <= 0) {
-    p.gone = true;
-    return p;
+  return ReadPlan(PlanProcess(target, -1), hook);
+}
+
+InspectPlan PlanProcess(ProcessTarget target, int pidfd) {
+  InspectPlan plan;
+  for (const KnownFd& k : target.known) {
+    if (auto o = Resolve(k)) plan.objects.push_back(std::move(*o));
   }
-  Reader r(target, hook, p);
-  ReadStat(r, p);
-  ReadStatus(r, p);
-  ReadThreads(r, p);
-  ReadUids(r, p);
-  ReadNamespaces(r, p);
-  ReadFds(target, r, p);
-  ReadLimits(r, p);
-  MarkIfEnded(r, p);
+  target.known.clear();
+  plan.target = std::move(target);
+  if (pidfd >= 0) plan.pidfd = UniqueFd(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
+  return plan;
+}
+
+ProcessInfo ReadPlan(const InspectPlan& plan, const InspectStepHook& hook) {
+  ProcessInfo p = ReadTarget(plan.target, plan.objects, hook);
+  if (ExitedSince(plan.pidfd)) p.gone = true;
+  p.spare = plan.spare;
+  for (const InspectPlan& child : plan.children) p.children.push_back(ReadPlan(child, hook));
   return p;
 }
 
 ProcessInfo InspectRenderer(const RendererEnds& e, const InspectStepHook& hook) {
+  return ReadPlan(PlanRenderer(e), hook);
+}
+
+InspectPlan PlanRenderer(const RendererEnds& e) {
   ProcessTarget renderer{ProcessRole::kRenderer, e.pid, e.id, {}, true};
   renderer.known = {{e.dev_null, "/dev/null"},
                     {e.log, "log pipe: stdout and stderr, to the broker"},
@@ -328,9 +373,9 @@ ProcessInfo InspectRenderer(const RendererEnds& e, const InspectStepHook& hook) 
                     {e.messages, "control pipe: messages to the broker"},
                     {e.frames, "frames memfd"},
                     {e.queue, "heartbeat queue"}};
-  ProcessInfo r = InspectProcess(renderer, hook);
+  InspectPlan r = PlanProcess(std::move(renderer), e.pidfd);
   if (e.init_pid <= 0) return r;
-  ProcessInfo init = InspectProcess({ProcessRole::kInit, e.init_pid, e.id, {}, true}, hook);
+  InspectPlan init = PlanProcess({ProcessRole::kInit, e.init_pid, e.id, {}, true}, e.init_pidfd);
   init.children.push_back(std::move(r));
   return init;
 }

@@ -14,9 +14,12 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "ipc/unique_fd.h"
 
 namespace sbx {
 
@@ -103,23 +106,50 @@ using InspectStepHook = std::function<void(std::string_view step)>;
 // Reads one process. Never fails: a pid that is gone gives `gone` and what was read before.
 ProcessInfo InspectProcess(const ProcessTarget& target, const InspectStepHook& hook = {});
 
+// Reading a process tree is some fifty system calls a process: at 500 renderers, a thousand
+// processes and a third of a second. A plan lets that happen on another thread. It is made on
+// the thread that owns the broker's descriptors and holds only copies: each known fd reduced to
+// the identity of its object, and a duplicate of each process's pidfd, so that a pid reaped and
+// reused while the reads run is shown `gone`, never as the new process.
+struct InspectPlan {
+  // A KnownFd reduced to what reading needs: the identity of the object and a memfd's seals.
+  struct Object {
+    std::string label;
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    std::vector<std::string> seals;
+  };
+  ProcessTarget target;  // its `known` left empty: `objects` says the same
+  std::vector<Object> objects;
+  UniqueFd pidfd;      // a copy; invalid when the process has none (the broker itself)
+  bool spare = false;  // ProcessInfo::spare
+  std::vector<InspectPlan> children;
+};
+// On the owner's thread: `pidfd` (borrowed, -1 for none) is duplicated.
+InspectPlan PlanProcess(ProcessTarget target, int pidfd);
+// On any thread: touches nothing but the plan.
+ProcessInfo ReadPlan(const InspectPlan& plan, const InspectStepHook& hook = {});
+
 // The broker's own descriptors for what one renderer process was given (-1: none), and its
 // pids (0: none). Valid only while the broker holds them: read on the loop thread.
 struct RendererEnds {
   int id = 0;
   pid_t pid = 0;
   pid_t init_pid = 0;  // sandboxed: pid 1 of its pid namespace
-  int dev_null = -1;   // its fd 0
-  int log = -1;        // the read end of its fds 1 and 2
-  int commands = -1;   // the write end of its fd 3
-  int messages = -1;   // the read end of its fd 4
-  int frames = -1;     // the memfd of its fd 5
-  int queue = -1;      // the queue of its fd 6
+  int pidfd = -1;      // the renderer's and the init's, while unreaped
+  int init_pidfd = -1;
+  int dev_null = -1;  // its fd 0
+  int log = -1;       // the read end of its fds 1 and 2
+  int commands = -1;  // the write end of its fd 3
+  int messages = -1;  // the read end of its fd 4
+  int frames = -1;    // the memfd of its fd 5
+  int queue = -1;     // the queue of its fd 6
 };
 
 // One renderer: its init with the renderer below it (pid 1 and 2 of their pid namespace), or the
 // renderer alone when it has no init (no namespaces).
 ProcessInfo InspectRenderer(const RendererEnds& ends, const InspectStepHook& hook = {});
+InspectPlan PlanRenderer(const RendererEnds& ends);
 
 // Its JSON, children included (docs/PROTOCOL.md, "The process view").
 nlohmann::json ProcessInfoToJson(const ProcessInfo& p);

@@ -388,6 +388,8 @@ RendererEnds RendererProcess::ends(int dev_null) const {
   e.id = id_;
   e.pid = process_.valid() ? process_.pid() : 0;
   e.init_pid = init_.valid() ? init_.pid() : 0;
+  e.pidfd = process_.pidfd();
+  e.init_pidfd = init_.pidfd();
   e.dev_null = dev_null;
   e.log = log_ ? log_->fd() : -1;
   e.commands = channel_ ? channel_->out_fd() : -1;

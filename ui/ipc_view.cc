@@ -139,7 +139,7 @@ void IpcModel::SetRenderer(int id) {
 }
 
 void IpcModel::Refresh() {
-  auto snap = id_ != 0 ? broker_.Get(id_) : std::nullopt;
+  auto snap = id_ != 0 ? broker_.Get(id_, /*read_cgroup_usage=*/false) : std::nullopt;
   if (!snap || !snap->ipc || snap->pid <= 0) {
     counters_.reset();
     return;

@@ -4,7 +4,6 @@
 
 #include <QBrush>
 #include <QFont>
-#include <QSemaphore>
 #include <algorithm>
 
 #include "ipc/posix.h"
@@ -83,26 +82,13 @@ QVariant HeaderToolTip(int section) {
 RendererModel::RendererModel(BrokerBridge* bridge, QObject* parent)
     : QAbstractTableModel(parent), bridge_(bridge) {
   connect(bridge_, &BrokerBridge::brokerEvent, this, &RendererModel::OnBrokerEvent);
-  sampler_thread_.setObjectName(QStringLiteral("sbx-proc-sampler"));
-  sampler_ = new QObject;
-  sampler_->moveToThread(&sampler_thread_);
-  connect(&sampler_thread_, &QThread::finished, sampler_, &QObject::deleteLater);
-  sampler_thread_.start();
-  // Returns only once the thread runs its event loop, so its creation is over before the
-  // broker spawns anything (see the class comment).
-  QSemaphore running;
-  QMetaObject::invokeMethod(sampler_, [&running] { running.release(); });
-  running.acquire();
   connect(&timer_, &QTimer::timeout, this, &RendererModel::Refresh);
   timer_.start(kRefreshMs);
   Refresh();  // renderers spawned before the model existed
 }
 
-RendererModel::~RendererModel() {
-  // Waits for a sample in progress; its queued result dies with this object.
-  sampler_thread_.quit();
-  sampler_thread_.wait();
-}
+// The sampler (a member) waits for a sample in progress; its queued result dies with this object.
+RendererModel::~RendererModel() = default;
 
 int RendererModel::rowCount(const QModelIndex& parent) const {
   return parent.isValid() ? 0 : static_cast<int>(rows_.size());
@@ -370,8 +356,8 @@ void RendererModel::Refresh() {
   }
   const Broker& b = bridge_->broker();
   sampling_ = true;
-  QMetaObject::invokeMethod(sampler_, [this, wanted = std::move(wanted), level = b.sandbox_level(),
-                                       note = b.sandbox_note()]() mutable {
+  sampler_.Post([this, wanted = std::move(wanted), level = b.sandbox_level(),
+                 note = b.sandbox_note()]() mutable {
     auto samples = ReadProc(std::move(wanted), level, std::move(note));
     QMetaObject::invokeMethod(
         this, [this, samples = std::move(samples)]() mutable { ApplyProc(std::move(samples)); },
@@ -487,7 +473,7 @@ void RendererModel::RemoveId(int id) {
 
 void RendererModel::OnBrokerEvent(const BrokerEvent& event) {
   if (event.type == EventType::kClosed) return RemoveId(event.id);
-  auto snap = bridge_->broker().Get(event.id);
+  auto snap = bridge_->broker().Get(event.id, /*read_cgroup_usage=*/false);
   if (!snap) return RemoveId(event.id);
   bool existed = RowForId(event.id) >= 0;
   Upsert(*snap);

@@ -4,17 +4,14 @@
 // CPU, memory and the sandbox verdict. Checked under QAbstractItemModelTester
 // (tests/ui/renderer_model_test.cc).
 //
-// /proc is read on a worker thread: for 32 renderers it took 7-15 ms per second here
-// (smaps_rollup walks each process's page tables), which would show up as event-loop latency.
-// The worker gets only pids and copies; results are matched back by (id, pid) on this thread.
-// It is one long-lived thread, fully started before the constructor returns, never a pool that
-// creates threads on demand: a thread glibc is still starting when the broker clone3()s a
-// renderer leaves the child's setresgid() waiting on it forever (see the ui report).
+// /proc is read on a worker thread (WorkerThread): for 32 renderers it took 7-15 ms per second
+// here (smaps_rollup walks each process's page tables), which would show up as event-loop
+// latency. The worker gets only pids and copies; results are matched back by (id, pid) on this
+// thread.
 #pragma once
 
 #include <QAbstractTableModel>
 #include <QString>
-#include <QThread>
 #include <QTimer>
 #include <cstdint>
 #include <optional>
@@ -23,6 +20,7 @@
 #include "broker/broker.h"
 #include "broker/proc_stats.h"
 #include "broker/sandbox_report.h"
+#include "ui/worker_thread.h"
 
 namespace sbx::ui {
 
@@ -133,8 +131,7 @@ class RendererModel : public QAbstractTableModel {
   BrokerBridge* bridge_;
   std::vector<RendererRow> rows_;  // sorted by id
   QTimer timer_;
-  QThread sampler_thread_;
-  QObject* sampler_ = nullptr;  // lives on sampler_thread_
+  WorkerThread sampler_{QStringLiteral("sbx-proc-sampler")};  // started before the first Refresh
   bool sampling_ = false;
   ProcStats self_;
   int64_t self_at_ns_ = 0;

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <csignal>
 #include <functional>
+#include <memory>
 
 #include "ui/broker_bridge.h"
 #include "ui/renderer_model.h"
@@ -263,10 +264,20 @@ QTreeView* TaskManager::MakeProcessTree() {
 }
 
 void TaskManager::RefreshProcesses() {
-  auto tree = bridge_->broker().Inspect();
-  if (!tree) return;
+  // One read at a time: a read slower than the refresh skips a refresh rather than queue up.
+  if (reading_) return;
+  reading_ = true;
+  reader_.Post([this, plan = bridge_->broker().PlanInspect(), hook = read_hook_] {
+    auto tree = std::make_shared<ProcessInfo>(ReadPlan(plan, hook));
+    QMetaObject::invokeMethod(
+        this, [this, tree] { ShowProcesses(*tree); }, Qt::QueuedConnection);
+  });
+}
+
+void TaskManager::ShowProcesses(const ProcessInfo& tree) {
+  reading_ = false;
   std::vector<const ProcessInfo*> flat;
-  Flatten(*tree, flat);
+  Flatten(tree, flat);
   std::vector<std::tuple<int, int, int>> rows;
   for (const ProcessInfo* p : flat) rows.emplace_back(static_cast<int>(p->role), p->id, p->pid);
   if (rows == process_rows_) {
@@ -283,6 +294,7 @@ void TaskManager::RefreshProcesses() {
       }
     };
     update(process_model_->invisibleRootItem(), i);
+    emit processesShown();
     return;
   }
   process_rows_ = std::move(rows);
@@ -295,8 +307,9 @@ void TaskManager::RefreshProcesses() {
     parent->appendRow(items);
     for (const auto& c : p.children) add(items[0], c);
   };
-  add(process_model_->invisibleRootItem(), *tree);
+  add(process_model_->invisibleRootItem(), tree);
   processes_->expandAll();
+  emit processesShown();
 }
 
 int TaskManager::selected_id() const {

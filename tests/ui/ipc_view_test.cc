@@ -11,8 +11,12 @@
 #include <QImage>
 #include <QPushButton>
 #include <QScrollBar>
+#include <QSemaphore>
 #include <QStandardItemModel>
+#include <QThread>
+#include <QTimer>
 #include <QTreeView>
+#include <atomic>
 #include <set>
 
 #include "tests/ui/ui_test_util.h"
@@ -125,7 +129,8 @@ TEST(IpcViewTest, TheDiagramDrawsAnArrowPerMessageInItsMechanismsColour) {
   EXPECT_FALSE(view->paused());
 }
 
-// The process tree read afresh: the broker's row, the root of everything else, or null.
+// The process tree as last shown, after asking for a fresh read (shown when it is done, so
+// callers wait with WaitUntil): the broker's row, the root of everything else, or null.
 QStandardItem* FreshBrokerRow(TaskManager* tm) {
   tm->RefreshProcesses();
   QStandardItemModel* m = tm->process_model();
@@ -161,6 +166,46 @@ TEST(IpcViewTest, TheProcessTreeShowsTheBrokerTheHolderTheInitAndAStoppedRendere
   EXPECT_TRUE(holder);
   ASSERT_TRUE(SignalPid(pid, SIGCONT));
   EXPECT_TRUE(WaitUntil([&] { return renderer_state() != QStringLiteral("T"); }, 5s));
+}
+
+// At 500 renderers the tree is a thousand processes and a third of a second of reads: they run
+// on a thread of their own, and the GUI thread goes on while they are held.
+TEST(IpcViewTest, TheProcessTreeIsReadWithoutHoldingTheGuiThread) {
+  // Before the window: a read still running when the test ends may call the hook until the task
+  // manager's reader has finished it.
+  QSemaphore inside_a_read, go_on;
+  std::atomic<bool> first{true};
+  std::atomic<bool> read_on_gui_thread{false};
+  WindowEnv env;
+  env.SpawnDrawing();
+  TaskManager* tm = env.window->task_manager();
+  int shown = 0;
+  QObject::connect(tm, &TaskManager::processesShown, tm, [&] { ++shown; });
+  QThread* gui = QThread::currentThread();
+  tm->SetReadHookForTest([&, gui](std::string_view) {
+    if (QThread::currentThread() == gui) read_on_gui_thread = true;
+    if (first.exchange(false)) {
+      inside_a_read.release();
+      (void)go_on.tryAcquire(1, 10'000);  // bounded: a read on the GUI thread would wait forever
+    }
+  });
+  // A read begun before the hook was set finishes first; the next one takes the hook.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        tm->RefreshProcesses();
+        return inside_a_read.tryAcquire();
+      },
+      10s));
+  shown = 0;
+  bool fired = false;
+  QTimer::singleShot(0, tm, [&] { fired = true; });
+  EXPECT_TRUE(WaitUntil([&] { return fired; }, 5s)) << "the GUI thread waited for the read";
+  EXPECT_EQ(shown, 0);
+  go_on.release();
+  EXPECT_TRUE(WaitUntil([&] { return shown > 0; }, 10s));
+  EXPECT_NE(FreshBrokerRow(tm), nullptr);
+  EXPECT_FALSE(read_on_gui_thread);
+  tm->SetReadHookForTest({});
 }
 
 // The spare renderer waits under an init of its own, named for what it is, until a spawn takes

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +145,35 @@ TEST(ProcessInspectorTest, NamesAProcessGivesItselfArrivePrintableAndFdsAreMatch
   EXPECT_EQ(nlohmann::json::parse(dumped)["name"], p.name);
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// A plan is read on another thread while the broker goes on: it holds copies, so a descriptor
+// the broker closes meanwhile still names its object, and a process that exits meanwhile (whose
+// pid may then be another's) reads as gone.
+TEST(ProcessInspectorTest, APlanNeedsNothingTheBrokerMayCloseOrReap) {
+  pid_t pid = StartChild();
+  ASSERT_GT(pid, 0);
+  Reaper reaper{pid};
+  int dup0 = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+  ASSERT_GE(dup0, 0);
+  InspectPlan plan = PlanProcess({ProcessRole::kRenderer, pid, 1, {{dup0, "stdin"}}, true}, -1);
+  ASSERT_EQ(::close(dup0), 0);
+  ProcessInfo p = ReadPlan(plan);
+  EXPECT_FALSE(p.gone);
+  bool named = false;
+  for (const auto& f : p.fds) named |= f.fd == 0 && f.label == "stdin";
+  EXPECT_TRUE(named) << "the object was forgotten with the broker's descriptor";
+
+  // The plan's pidfd is of a process that has exited since: whatever the pid shows is not it.
+  pid_t other = StartChild();
+  ASSERT_GT(other, 0);
+  int other_pidfd = static_cast<int>(::syscall(SYS_pidfd_open, other, 0));
+  ASSERT_GE(other_pidfd, 0);
+  InspectPlan stale = PlanProcess({ProcessRole::kRenderer, pid, 1, {}, true}, other_pidfd);
+  ::close(other_pidfd);
+  KillAndReap(other);
+  EXPECT_TRUE(ReadPlan(stale).gone);
+  EXPECT_FALSE(ReadPlan(PlanProcess({ProcessRole::kRenderer, pid, 1, {}, true}, -1)).gone);
 }
 
 TEST(ProcessInspectorTest, ParsesLimitsUidMapsAndBoundsNames) {
