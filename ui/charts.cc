@@ -31,6 +31,13 @@ constexpr QRgb kPalette[] = {0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f,
 constexpr int kPaletteSize = static_cast<int>(std::size(kPalette));
 // Bounds the per-second sample buffers if ticks stall (the window is busy).
 constexpr size_t kMaxSamples = 4096;
+// Lines drawn per chart: past about sixteen they cannot be told apart, and at 500 renderers
+// laying out and painting a thousand series held the GUI thread for tens of milliseconds a
+// second. The Task Manager lists every renderer.
+constexpr size_t kMaxLines = 16;
+// Renderers pinged per second for the round-trip line: a sample, taken in turn, rather than a
+// burst of 500 pipe writes and 500 pongs each second.
+constexpr size_t kMaxPings = 32;
 
 double Mean(const std::vector<int64_t>& v) {
   if (v.empty()) return -1;
@@ -174,6 +181,7 @@ void ChartsPanel::Show(Chart& chart, std::map<int, Line>& lines, double t, doubl
   if (!isVisible()) return;
   double top = min_top;
   for (const auto& [id, line] : lines) {
+    if (line.series == nullptr) continue;
     for (const QPointF& p : line.points) top = std::max(top, p.y());
   }
   top = NiceCeiling(top * 1.1);
@@ -181,6 +189,7 @@ void ChartsPanel::Show(Chart& chart, std::map<int, Line>& lines, double t, doubl
     chart.y->setRange(0, top);
   }
   for (auto& [id, line] : lines) {
+    if (line.series == nullptr) continue;
     QList<QPointF> shifted;
     shifted.reserve(line.points.size());
     for (const QPointF& p : line.points) shifted.append(QPointF(p.x() - t, p.y()));
@@ -198,34 +207,27 @@ void ChartsPanel::showEvent(QShowEvent* event) {
 void ChartsPanel::Tick(double loop_p99_ms) {
   double t = static_cast<double>(bridge_->broker().NowMs()) / 1000.0;
   last_t_ = t;
-  // Per-renderer series follow the model's rows: new ids get a line, closed ids lose theirs.
+  // Per-renderer lines follow the model's rows: new ids get a line, closed ids lose theirs.
   std::map<int, const RendererRow*> rows;
   for (const auto& r : model_->rows()) rows.emplace(r.snap.id, &r);
   for (auto* lines : {&cpu_, &mem_}) {
-    Chart& chart = lines == &cpu_ ? cpu_chart_ : mem_chart_;
     for (auto it = lines->begin(); it != lines->end();) {
-      if (rows.count(it->first) == 0) {
-        chart.chart->removeSeries(it->second.series);
-        delete it->second.series;
-        it = lines->erase(it);
-      } else {
+      if (rows.count(it->first) != 0) {
         ++it;
+        continue;
       }
-    }
-    for (const auto& [id, row] : rows) {
-      if (lines->count(id) == 0) {
-        (*lines)[id].series =
-            AddSeries(chart, QStringLiteral("#%1").arg(id), PenFor(StyleFor(id - 1)));
-      }
+      Unchart(lines == &cpu_ ? cpu_chart_ : mem_chart_, it->second);
+      it = lines->erase(it);
     }
   }
-  UpdateRendererLegend();
   for (const auto& [id, row] : rows) {
     if (row->snap.pid <= 0) continue;  // a dead renderer leaves a gap rather than a zero
     if (row->cpu_percent >= 0) Append(cpu_[id], t, row->cpu_percent);
     uint64_t bytes = row->pss_bytes.value_or(row->rss_bytes);
     if (bytes > 0) Append(mem_[id], t, static_cast<double>(bytes) / (1 << 20));
   }
+  ChooseCharted(rows);
+  UpdateRendererLegend();
   double rtt = Mean(rtt_ns_);
   double hb = Mean(heartbeat_ns_);
   rtt_ns_.clear();
@@ -238,13 +240,50 @@ void ChartsPanel::Tick(double loop_p99_ms) {
   Show(cpu_chart_, cpu_, t, kMinCpuTop);
   Show(mem_chart_, mem_, t, kMinMemoryTop);
   Show(latency_chart_, latency_, t, kMinLatencyTop);
-  PingAll();
+  PingSome();
+}
+
+// The kMaxLines renderers that took the most CPU in the last sample (the lowest ids first among
+// equals, so idle renderers do not trade places) have lines; every renderer keeps its points, so
+// one that becomes busy is drawn with its past.
+void ChartsPanel::ChooseCharted(const std::map<int, const RendererRow*>& rows) {
+  std::vector<std::pair<double, int>> by_cpu;
+  for (const auto& [id, row] : rows) by_cpu.emplace_back(-row->cpu_percent, id);
+  std::sort(by_cpu.begin(), by_cpu.end());
+  charted_.clear();
+  for (size_t i = 0; i < by_cpu.size() && i < kMaxLines; ++i) charted_.insert(by_cpu[i].second);
+  uncharted_ = static_cast<int>(rows.size() - charted_.size());
+  for (auto* lines : {&cpu_, &mem_}) {
+    Chart& chart = lines == &cpu_ ? cpu_chart_ : mem_chart_;
+    for (auto& [id, line] : *lines) {
+      if (!charted_.contains(id)) Unchart(chart, line);
+    }
+    for (int id : charted_) {
+      Line& line = (*lines)[id];
+      if (line.series == nullptr) {
+        line.series = AddSeries(chart, QStringLiteral("#%1").arg(id), PenFor(StyleFor(id - 1)));
+      }
+    }
+  }
+}
+
+void ChartsPanel::Unchart(Chart& chart, Line& line) {
+  if (line.series == nullptr) return;
+  chart.chart->removeSeries(line.series);
+  delete line.series;
+  line.series = nullptr;
 }
 
 void ChartsPanel::UpdateRendererLegend() {
   QStringList entries;
-  for (const auto& [id, line] : cpu_)
-    entries << LegendEntry(StyleFor(id - 1), QStringLiteral("#%1").arg(id));
+  for (int id : charted_) entries << LegendEntry(StyleFor(id - 1), QStringLiteral("#%1").arg(id));
+  if (uncharted_ > 0) {
+    entries << QStringLiteral(
+                   "<span style='color:#5f6368'>and %1 more (busiest %2 drawn; the "
+                   "Task Manager lists all)</span>")
+                   .arg(uncharted_)
+                   .arg(charted_.size());
+  }
   QString text = entries.isEmpty() ? QStringLiteral("No renderers")
                                    : entries.join(QStringLiteral("&nbsp;&nbsp; "));
   if (text != renderer_legend_->text()) renderer_legend_->setText(text);
@@ -252,21 +291,27 @@ void ChartsPanel::UpdateRendererLegend() {
 
 QStringList ChartsPanel::renderer_legend() const {
   QStringList ids;
-  for (const auto& [id, line] : cpu_) ids << QStringLiteral("#%1").arg(id);
+  for (int id : charted_) ids << QStringLiteral("#%1").arg(id);
   return ids;
 }
 
-void ChartsPanel::PingAll() {
+void ChartsPanel::PingSome() {
   QPointer<ChartsPanel> self(this);
+  std::vector<int> running;
   for (const auto& r : model_->rows()) {
-    if (r.snap.state != RendererState::kRunning) continue;
+    if (r.snap.state == RendererState::kRunning) running.push_back(r.snap.id);
+  }
+  const size_t n = std::min(running.size(), kMaxPings);
+  for (size_t i = 0; i < n; ++i) {
+    int id = running[(ping_cursor_ + i) % running.size()];
     // The callback may run after this panel is gone (the broker outlives the window).
-    (void)bridge_->broker().Ping(r.snap.id, [self](Result<int64_t> rtt) {
+    (void)bridge_->broker().Ping(id, [self](Result<int64_t> rtt) {
       if (!self || !rtt) return;
       ++self->pongs_;
       if (self->rtt_ns_.size() < kMaxSamples) self->rtt_ns_.push_back(*rtt);
     });
   }
+  ping_cursor_ = running.empty() ? 0 : (ping_cursor_ + n) % running.size();
 }
 
 }  // namespace sbx::ui

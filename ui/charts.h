@@ -1,6 +1,7 @@
-// Charts for what people would rather look at than read (Qt Charts): CPU and memory of each
-// renderer over the last 60 s, and latency over time: control round trip (a ping to every live
-// renderer each second), heartbeat delivery, and the window's own event-loop lateness.
+// Charts for what people would rather look at than read (Qt Charts): CPU and memory of the
+// busiest renderers (at most sixteen lines) over the last 60 s, and latency over time: control
+// round trip (a ping to up to 32 live renderers each second, in turn), heartbeat delivery, and
+// the window's own event-loop lateness.
 #pragma once
 
 #include <QList>
@@ -9,6 +10,7 @@
 #include <QStringList>
 #include <QWidget>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "broker/broker.h"
@@ -23,6 +25,7 @@ namespace sbx::ui {
 
 class BrokerBridge;
 class RendererModel;
+struct RendererRow;
 
 class ChartsPanel : public QWidget {
   Q_OBJECT
@@ -35,7 +38,9 @@ class ChartsPanel : public QWidget {
   void Tick(double loop_p99_ms);
   // Control round trips answered so far (for tests and the curious).
   uint64_t pongs() const { return pongs_; }
-  int series_count() const { return static_cast<int>(cpu_.size()); }
+  // Renderers drawn as lines (the busiest sixteen at most), and those left out.
+  int series_count() const { return static_cast<int>(charted_.size()); }
+  int uncharted_count() const { return uncharted_; }
   // What the legend above the CPU and memory charts lists ("#1", "#2", ...), and the charts
   // themselves (for tests that check what Qt Charts had to elide).
   QStringList renderer_legend() const;
@@ -51,7 +56,7 @@ class ChartsPanel : public QWidget {
     QValueAxis* y = nullptr;
   };
   struct Line {
-    QLineSeries* series = nullptr;
+    QLineSeries* series = nullptr;  // null while the renderer is not among those drawn
     QList<QPointF> points;
   };
 
@@ -61,7 +66,9 @@ class ChartsPanel : public QWidget {
   static void Append(Line& line, double t, double value);
   // Pushes the points to the chart, as seconds before t. Skipped while the panel is hidden.
   void Show(Chart& chart, std::map<int, Line>& lines, double t, double min_top);
-  void PingAll();
+  void ChooseCharted(const std::map<int, const RendererRow*>& rows);
+  void Unchart(Chart& chart, Line& line);
+  void PingSome();
 
  protected:
   void showEvent(QShowEvent* event) override;
@@ -78,6 +85,9 @@ class ChartsPanel : public QWidget {
   std::map<int, Line> latency_;  // 0: control round trip, 1: heartbeat, 2: event loop p99
   std::vector<int64_t> rtt_ns_;
   std::vector<int64_t> heartbeat_ns_;
+  std::set<int> charted_;  // ids with a line
+  int uncharted_ = 0;
+  size_t ping_cursor_ = 0;
   uint64_t pongs_ = 0;
   double last_t_ = 0;
 };

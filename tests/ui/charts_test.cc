@@ -85,5 +85,29 @@ TEST(ChartsTest, LegibleAtTheDefaultSizeWithSixteenRenderers) {
   ExpectLegible(env, 16);
 }
 
+// Past sixteen renderers only the busiest are drawn, and the legend says how many are not.
+TEST(ChartsTest, PastSixteenRenderersTheBusiestAreDrawnAndTheRestCounted) {
+  BrokerOptions o = TestOptions();
+  o.fps = 1;
+  WindowEnv env(o);
+  for (int i = 0; i < 19; ++i) ASSERT_TRUE(env.broker->Spawn("about:blank"));
+  // Out of view at the window's size, so hidden: it spins all the same, the most CPU of twenty.
+  auto spawned = env.broker->Spawn("about:blank");
+  ASSERT_TRUE(spawned);
+  const int busy = *spawned;
+  ASSERT_TRUE(env.recorder->WaitFor(EventType::kSpawned, busy));
+  ASSERT_TRUE(env.broker->Hang(busy));
+  ChartsPanel* charts = env.window->charts();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return charts->series_count() == 16 && charts->uncharted_count() == 4; }, 30s));
+  auto* label = charts->findChild<QLabel*>(QStringLiteral("renderer-legend"));
+  ASSERT_NE(label, nullptr);
+  EXPECT_TRUE(label->text().contains(QStringLiteral("and 4 more"))) << label->text().toStdString();
+  // The spinning one is drawn, though its id is the highest.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return charts->renderer_legend().contains(QStringLiteral("#%1").arg(busy)); }, 30s))
+      << charts->renderer_legend().join(QStringLiteral(" ")).toStdString();
+}
+
 }  // namespace
 }  // namespace sbx::ui::testing
