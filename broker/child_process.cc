@@ -24,7 +24,7 @@ namespace {
 
 // The pids every ChildProcess of this process holds, so the stray sweep can pass over them
 // without reading their /proc entries. An owned pid is an unreaped child, so it cannot be reused
-// while it is listed. A mutex, because the window destroys processes on more than one thread.
+// while it is listed. A mutex: nothing ties a ChildProcess to one thread.
 class OwnedPids {
  public:
   static OwnedPids& Get() {
