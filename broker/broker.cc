@@ -600,6 +600,29 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
   return ReadPlan(PlanInspect(), hook);
 }
 
+void Broker::InspectAll(std::function<void(nlohmann::json)> done, InspectStepHook hook) {
+  // Built whole, then moved: an initializer list would copy the tree (megabytes at 500).
+  auto reply = [](const InspectPlan& plan, const InspectStepHook& h) {
+    nlohmann::json r = nlohmann::json::object();
+    r["process"] = ProcessInfoToJson(ReadPlan(plan, h));
+    return r;
+  };
+  if (!worker_) {
+    auto w = Worker::Start(loop_);
+    if (!w) {
+      std::fprintf(stderr, "sbx: no worker thread (%s): inspect reads on the event loop\n",
+                   w.error().ToString().c_str());
+      return done(reply(PlanInspect(), hook));
+    }
+    worker_ = std::move(*w);
+  }
+  // Shared between the two halves: the plan is read on the worker, the reply handed over here.
+  auto plan = std::make_shared<InspectPlan>(PlanInspect());
+  auto out = std::make_shared<nlohmann::json>();
+  worker_->Post([plan, out, reply, hook = std::move(hook)] { *out = reply(*plan, hook); },
+                [out, done = std::move(done)] { done(std::move(*out)); });
+}
+
 InspectPlan Broker::PlanInspect() const {
   InspectPlan root = PlanProcess(
       {ProcessRole::kBroker, ::getpid(), 0, {{dev_null_.get(), "/dev/null"}}, false}, -1);

@@ -29,6 +29,7 @@
 #include "broker/renderer_state.h"
 #include "broker/restart_policy.h"
 #include "broker/sandbox_report.h"
+#include "broker/worker.h"
 #include "broker/zygote.h"
 #include "ipc/error.h"
 #include "ipc/frame_buffer.h"
@@ -353,6 +354,10 @@ class Broker final : private RendererHostEnv {
   // What Inspect() without an id reads, as a plan ReadPlan() can read on another thread: the
   // window does, since at 500 renderers the reads take a third of a second.
   InspectPlan PlanInspect() const;
+  // Inspect() without an id as the control socket's `inspect` replies it ({"process": tree}),
+  // read and built on the broker's worker thread: `done` runs on the loop's thread once it is
+  // ready, never from inside this call unless the worker cannot start (then all of it is here).
+  void InspectAll(std::function<void(nlohmann::json)> done, InspectStepHook hook = {});
   // The namespace holder's pid (0 when there is none).
   pid_t holder_pid() const { return holder_ ? holder_->pid() : 0; }
   // Where renderer cgroups go, or why there are none; and the budget their limits share.
@@ -459,6 +464,8 @@ class Broker final : private RendererHostEnv {
   int64_t spare_retry_ms_ = 0;  // the wait before replacing a spare lost next; 0 after a take
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
+  // Started by the first InspectAll; last, so it stops before anything else goes.
+  std::unique_ptr<Worker> worker_;
 };
 
 }  // namespace sbx

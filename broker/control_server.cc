@@ -262,6 +262,9 @@ void InspectCommand(Broker& broker, const Words& words, const Reply& reply) {
   std::optional<int> id;
   if (words.size() == 2) id = ParseId(words[1]);
   if (words.size() > 2 || (words.size() == 2 && !id)) return Usage(reply, "inspect [ID]");
+  // Every process: at 500 renderers a third of a second of reads, which the loop does not wait
+  // for (the reply keeps its place among the client's replies, as a ping's does).
+  if (!id) return broker.InspectAll([reply](json tree) { reply(std::move(tree)); });
   auto tree = broker.Inspect(id);
   if (!tree) return reply(ErrorJson(tree.error().ToString()));
   reply({{"process", ProcessInfoToJson(*tree)}});
@@ -575,6 +578,9 @@ void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
   if (serial < c.first_serial || serial - c.first_serial >= c.replies.size()) return;
   c.replies[serial - c.first_serial] = std::move(reply);
   c.last_active_ns = MonotonicNs();
+  // One reply may be larger than the bound (`inspect` at 500 renderers is megabytes); what is
+  // bounded is output the client left unread before it.
+  const size_t unread_before = c.out.size();
   while (!c.replies.empty() && c.replies.front()) {
     broker_.CountControl(false, c.replies.front()->size() + 1);
     c.out += *c.replies.front();
@@ -582,8 +588,14 @@ void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
     c.replies.pop_front();
     ++c.first_serial;
   }
-  if (c.out.size() > kMaxPendingOutput) return Drop(id);  // it does not read its replies
+  const size_t queued = c.out.size();
   FlushClient(id);
+  it = clients_.find(id);
+  if (it == clients_.end()) return;
+  const size_t written = queued - it->second.out.size();
+  if (unread_before > written && unread_before - written > kMaxPendingOutput) {
+    return Drop(id);  // it does not read its replies
+  }
 }
 
 void ControlServer::FlushClient(uint64_t id) {

@@ -3,9 +3,10 @@
 // Only the broker's own uid may connect (SO_PEERCRED). Clients are untrusted: a malformed
 // command gets {"error": ...} and the connection stays usable. A client is served a few commands
 // per wakeup, and not at all while it leaves its earlier replies unread, so none can stall the
-// event loop; one whose unread output passes a bound is disconnected, and when every slot is
-// taken the client idle longest makes room for a new one. Replies keep the order of the
-// commands, even for a `ping` that waits for its renderer.
+// event loop; one that leaves more than a bound of output unread when the next reply is ready is
+// disconnected (one reply may be larger: `inspect` at 500 renderers is two megabytes), and when
+// every slot is taken the client idle longest makes room for a new one. Replies keep the order
+// of the commands, even for a `ping` that waits for its renderer or an `inspect` being read.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +42,8 @@ struct TraceFilter {
 // `trace [ID] [MECHANISM]` parsed and checked (the renderer must exist), or the error to reply.
 Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line);
 
-// Runs one command line against the broker; `reply` is called exactly once, now or later (ping).
+// Runs one command line against the broker; `reply` is called exactly once, now or later (ping,
+// and `inspect` without an id, read on the broker's worker thread).
 // `trace` streams, so only a ControlServer connection can run it.
 void ExecuteCommand(Broker& broker, std::string_view line,
                     std::function<void(nlohmann::json)> reply);

@@ -43,6 +43,8 @@ void RunLine(std::string_view line) {
   std::vector<json> replies;
   ExecuteCommand(TheBroker(), line,
                  [&replies](json reply) { replies.push_back(std::move(reply)); });
+  // `inspect` replies from the loop once the worker thread has read the processes.
+  for (int i = 0; replies.empty() && i < 1000; ++i) (void)TheBroker().loop().Dispatch(10);
   SBX_FUZZ_CHECK(replies.size() == 1);
   const json& reply = replies[0];
   SBX_FUZZ_CHECK(reply.is_object() && !reply.empty());

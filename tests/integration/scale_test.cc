@@ -164,6 +164,22 @@ TEST(ScaleTest, EveryRendererPastQueuesMaxHasARealQueue) {
   int fallback = 0;
   for (const auto& r : list["renderers"]) fallback += r.value("heartbeat", "") != "mq";
   EXPECT_EQ(fallback, 0);
+
+  // The process tree of hundreds of renderers is a reply of about a megabyte, more than a
+  // client may leave unread: one reply that size is still sent whole.
+  ControlConnection c(b.control_path());
+  ASSERT_TRUE(c.SendRaw("inspect\n"));
+  auto tree = c.ReadReply(30s);
+  ASSERT_TRUE(tree && tree->contains("process")) << "no reply to inspect";
+  std::set<int> in_tree;
+  auto take = [&](const json& p) {
+    if (p.value("role", "") == "renderer" && p.contains("id")) in_tree.insert(p.value("id", 0));
+  };
+  for (const auto& child : (*tree)["process"].value("children", json::array())) {
+    take(child);
+    for (const auto& p : child.value("children", json::array())) take(p);  // under its init
+  }
+  EXPECT_EQ(in_tree.size(), static_cast<size_t>(count));
 }
 
 TEST(ScaleTest, SpawnPastMaxRenderersIsRefused) {

@@ -33,10 +33,13 @@ class ControlCommandTest : public ::testing::Test {
     broker_ = std::move(*broker);
   }
 
-  // Runs one line; expects exactly one synchronous reply that DumpJson can serialise.
+  // Runs one line; expects exactly one reply that DumpJson can serialise (`inspect` sends it
+  // from the loop, once the broker's worker thread has read the processes).
   json Run(std::string_view line) {
     std::vector<json> replies;
     ExecuteCommand(*broker_, line, [&replies](json reply) { replies.push_back(std::move(reply)); });
+    const int64_t deadline = test::DeadlineIn(test::kDeadlineMs);
+    while (replies.empty() && MonotonicNs() < deadline) (void)broker_->loop().Dispatch(10);
     EXPECT_EQ(replies.size(), 1u) << "line: " << line;
     if (replies.empty()) return json();
     std::string text;
