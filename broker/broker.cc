@@ -616,11 +616,20 @@ void Broker::InspectAll(std::function<void(nlohmann::json)> done, InspectStepHoo
     }
     worker_ = std::move(*w);
   }
+  // One read at a time, shared by every `inspect` asked for while it runs: however many a
+  // client sends, the broker holds one plan (a pidfd copy per process) and the worker one read.
+  inspect_waiters_.push_back(std::move(done));
+  if (inspect_waiters_.size() > 1) return;
   // Shared between the two halves: the plan is read on the worker, the reply handed over here.
   auto plan = std::make_shared<InspectPlan>(PlanInspect());
   auto out = std::make_shared<nlohmann::json>();
   worker_->Post([plan, out, reply, hook = std::move(hook)] { *out = reply(*plan, hook); },
-                [out, done = std::move(done)] { done(std::move(*out)); });
+                [this, out] {
+                  std::vector<std::function<void(nlohmann::json)>> waiting;
+                  waiting.swap(inspect_waiters_);
+                  for (size_t i = 0; i + 1 < waiting.size(); ++i) waiting[i](*out);
+                  waiting.back()(std::move(*out));
+                });
 }
 
 InspectPlan Broker::PlanInspect() const {

@@ -357,6 +357,7 @@ class Broker final : private RendererHostEnv {
   // Inspect() without an id as the control socket's `inspect` replies it ({"process": tree}),
   // read and built on the broker's worker thread: `done` runs on the loop's thread once it is
   // ready, never from inside this call unless the worker cannot start (then all of it is here).
+  // Calls made while a read runs share its result. A broker destroyed meanwhile calls none.
   void InspectAll(std::function<void(nlohmann::json)> done, InspectStepHook hook = {});
   // The namespace holder's pid (0 when there is none).
   pid_t holder_pid() const { return holder_ ? holder_->pid() : 0; }
@@ -464,7 +465,10 @@ class Broker final : private RendererHostEnv {
   int64_t spare_retry_ms_ = 0;  // the wait before replacing a spare lost next; 0 after a take
   // Built at start-up when the launcher confines renderers (LaunchSite::confine).
   std::vector<sock_filter> launcher_filter_;
-  // Started by the first InspectAll; last, so it stops before anything else goes.
+  // Whoever waits for the read in progress (InspectAll).
+  std::vector<std::function<void(nlohmann::json)>> inspect_waiters_;
+  // Started by the first InspectAll. Its work touches only copies (an InspectPlan), so it may
+  // still run while ~Broker ends the renderers; declared last, it is joined first of the members.
   std::unique_ptr<Worker> worker_;
 };
 

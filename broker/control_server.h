@@ -43,7 +43,8 @@ struct TraceFilter {
 Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line);
 
 // Runs one command line against the broker; `reply` is called exactly once, now or later (ping,
-// and `inspect` without an id, read on the broker's worker thread).
+// and `inspect` without an id, read on the broker's worker thread), unless the broker is
+// destroyed first.
 // `trace` streams, so only a ControlServer connection can run it.
 void ExecuteCommand(Broker& broker, std::string_view line,
                     std::function<void(nlohmann::json)> reply);

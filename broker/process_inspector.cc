@@ -349,13 +349,33 @@ InspectPlan PlanProcess(ProcessTarget target, int pidfd) {
   }
   target.known.clear();
   plan.target = std::move(target);
-  if (pidfd >= 0) plan.pidfd = UniqueFd(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
+  if (pidfd >= 0) {
+    plan.pidfd = UniqueFd(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
+    if (!plan.pidfd) plan.unguarded_errno = errno;
+  }
   return plan;
 }
 
 ProcessInfo ReadPlan(const InspectPlan& plan, const InspectStepHook& hook) {
-  ProcessInfo p = ReadTarget(plan.target, plan.objects, hook);
-  if (ExitedSince(plan.pidfd)) p.gone = true;
+  ProcessInfo p;
+  if (plan.unguarded_errno != 0) {
+    // Without its pidfd nothing would tell this process from another that took its pid.
+    p.role = plan.target.role;
+    p.id = plan.target.id;
+    p.pid = plan.target.pid;
+    p.unreadable.push_back(std::string("pidfd copy: ") + std::strerror(plan.unguarded_errno));
+  } else {
+    p = ReadTarget(plan.target, plan.objects, hook);
+  }
+  if (ExitedSince(plan.pidfd)) {
+    // Whatever was read may be another process's that took the pid: none of it is shown.
+    ProcessInfo gone;
+    gone.role = p.role;
+    gone.id = p.id;
+    gone.pid = p.pid;
+    gone.gone = true;
+    p = std::move(gone);
+  }
   p.spare = plan.spare;
   for (const InspectPlan& child : plan.children) p.children.push_back(ReadPlan(child, hook));
   return p;

@@ -110,7 +110,8 @@ ProcessInfo InspectProcess(const ProcessTarget& target, const InspectStepHook& h
 // processes and a third of a second. A plan lets that happen on another thread. It is made on
 // the thread that owns the broker's descriptors and holds only copies: each known fd reduced to
 // the identity of its object, and a duplicate of each process's pidfd, so that a pid reaped and
-// reused while the reads run is shown `gone`, never as the new process.
+// reused while the reads run is shown `gone` with nothing of what was read, never as the new
+// process (and a process whose pidfd could not be copied is not read at all).
 struct InspectPlan {
   // A KnownFd reduced to what reading needs: the identity of the object and a memfd's seals.
   struct Object {
@@ -121,8 +122,9 @@ struct InspectPlan {
   };
   ProcessTarget target;  // its `known` left empty: `objects` says the same
   std::vector<Object> objects;
-  UniqueFd pidfd;      // a copy; invalid when the process has none (the broker itself)
-  bool spare = false;  // ProcessInfo::spare
+  UniqueFd pidfd;           // a copy; invalid when the process has none (the broker itself)
+  int unguarded_errno = 0;  // why the copy failed: the process is then not read at all
+  bool spare = false;       // ProcessInfo::spare
   std::vector<InspectPlan> children;
 };
 // On the owner's thread: `pidfd` (borrowed, -1 for none) is duplicated.

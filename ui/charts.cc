@@ -243,12 +243,17 @@ void ChartsPanel::Tick(double loop_p99_ms) {
   PingSome();
 }
 
-// The kMaxLines renderers that took the most CPU in the last sample (the lowest ids first among
-// equals, so idle renderers do not trade places) have lines; every renderer keeps its points, so
-// one that becomes busy is drawn with its past.
+// The kMaxLines renderers that took the most CPU in the last sample have lines; one drawn
+// already keeps its line unless another is busier by kKeepLinePercent, so idle renderers whose
+// figures jitter do not trade places every second (the lowest ids first among equals). Every
+// renderer keeps its points, so one that becomes busy is drawn with its past.
 void ChartsPanel::ChooseCharted(const std::map<int, const RendererRow*>& rows) {
+  constexpr double kKeepLinePercent = 2.0;
   std::vector<std::pair<double, int>> by_cpu;
-  for (const auto& [id, row] : rows) by_cpu.emplace_back(-row->cpu_percent, id);
+  for (const auto& [id, row] : rows) {
+    double score = row->cpu_percent + (charted_.contains(id) ? kKeepLinePercent : 0.0);
+    by_cpu.emplace_back(-score, id);
+  }
   std::sort(by_cpu.begin(), by_cpu.end());
   charted_.clear();
   for (size_t i = 0; i < by_cpu.size() && i < kMaxLines; ++i) charted_.insert(by_cpu[i].second);

@@ -79,6 +79,31 @@ TEST(ProcessViewTest, ARendererHoldsExactlyTheDocumentedFdsInItsOwnNamespaces) {
   EXPECT_GT(r["page_faults"].value("minor", 0), 0);
 }
 
+// `inspect` is read off the loop and answered later; several asked at once, by one client and
+// by two, share one read, and every reply keeps its place among its client's replies.
+TEST(ProcessViewTest, InspectsAskedTogetherAreEachAnsweredInTheirPlace) {
+  BrokerProcess b({"--renderers", "1"});
+  ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s));
+  ControlConnection first(b.control_path());
+  ControlConnection second(b.control_path());
+  ASSERT_TRUE(first.connected() && second.connected());
+  ASSERT_TRUE(first.SendRaw("inspect\ninspect\nstats\ninspect\n"));
+  ASSERT_TRUE(second.SendRaw("inspect\nping 1\n"));
+  for (const char* expected : {"process", "process", "renderers", "process"}) {
+    auto r = first.ReadReply(10s);
+    ASSERT_TRUE(r) << "no reply where " << expected << " was due";
+    EXPECT_TRUE(r->contains(expected)) << r->dump().substr(0, 200);
+    if (r->contains("process")) {
+      EXPECT_EQ((*r)["process"].value("pid", 0), b.pid());
+    }
+  }
+  for (const char* expected : {"process", "rtt_us"}) {
+    auto r = second.ReadReply(10s);
+    ASSERT_TRUE(r) << "no reply where " << expected << " was due";
+    EXPECT_TRUE(r->contains(expected)) << r->dump().substr(0, 200);
+  }
+}
+
 TEST(ProcessViewTest, TheWholeTreeHasTheBrokerTheHolderAndEachInitWithItsRenderer) {
   BrokerProcess b({"--renderers", "2"});
   ASSERT_TRUE(b.WaitForEvent("ready", 1, 10s) && b.WaitForEvent("ready", 2, 10s));

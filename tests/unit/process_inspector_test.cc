@@ -151,18 +151,21 @@ TEST(ProcessInspectorTest, NamesAProcessGivesItselfArrivePrintableAndFdsAreMatch
 // the broker closes meanwhile still names its object, and a process that exits meanwhile (whose
 // pid may then be another's) reads as gone.
 TEST(ProcessInspectorTest, APlanNeedsNothingTheBrokerMayCloseOrReap) {
+  // A pipe the child inherits (fork): its fd in the child and ours are one object.
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
   pid_t pid = StartChild();
   ASSERT_GT(pid, 0);
   Reaper reaper{pid};
-  int dup0 = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
-  ASSERT_GE(dup0, 0);
-  InspectPlan plan = PlanProcess({ProcessRole::kRenderer, pid, 1, {{dup0, "stdin"}}, true}, -1);
-  ASSERT_EQ(::close(dup0), 0);
+  InspectPlan plan =
+      PlanProcess({ProcessRole::kRenderer, pid, 1, {{fds[0], "the pipe"}}, true}, -1);
+  ASSERT_EQ(::close(fds[0]), 0);
   ProcessInfo p = ReadPlan(plan);
   EXPECT_FALSE(p.gone);
   bool named = false;
-  for (const auto& f : p.fds) named |= f.fd == 0 && f.label == "stdin";
+  for (const auto& f : p.fds) named |= f.fd == fds[0] && f.label == "the pipe";
   EXPECT_TRUE(named) << "the object was forgotten with the broker's descriptor";
+  ::close(fds[1]);
 
   // The plan's pidfd is of a process that has exited since: whatever the pid shows is not it.
   pid_t other = StartChild();
@@ -172,7 +175,9 @@ TEST(ProcessInspectorTest, APlanNeedsNothingTheBrokerMayCloseOrReap) {
   InspectPlan stale = PlanProcess({ProcessRole::kRenderer, pid, 1, {}, true}, other_pidfd);
   ::close(other_pidfd);
   KillAndReap(other);
-  EXPECT_TRUE(ReadPlan(stale).gone);
+  ProcessInfo stale_read = ReadPlan(stale);
+  EXPECT_TRUE(stale_read.gone);
+  EXPECT_TRUE(stale_read.name.empty() && stale_read.fds.empty()) << "showed what the pid holds now";
   EXPECT_FALSE(ReadPlan(PlanProcess({ProcessRole::kRenderer, pid, 1, {}, true}, -1)).gone);
 }
 

@@ -30,7 +30,8 @@ TEST(StraySweepTest, AChildSomeoneOwnsIsNeverTakenForAStray) {
   // Given up by its owner, the same child is a stray: killed, then reaped by a later sweep.
   UniqueFd member_fd = owned_member.Release();
   EXPECT_EQ(ReapStrayChildren(), 1);
-  ASSERT_TRUE(*WaitReadable(member_fd.get(), test::kDeadlineMs));
+  auto killed = WaitReadable(member_fd.get(), test::kDeadlineMs);
+  ASSERT_TRUE(killed && *killed) << "the sweep did not kill the stray";
   const int64_t deadline = test::DeadlineIn(test::kDeadlineMs);
   while (test::StillUnreaped(member.pid) && MonotonicNs() < deadline) {
     (void)ReapStrayChildren();
