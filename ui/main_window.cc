@@ -382,7 +382,7 @@ void MainWindow::CreateStatusBar() {
 }
 
 void MainWindow::UpdateActions() {
-  auto snap = bridge_->broker().Get(current_id(), /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(current_id());
   bool has = snap.has_value();
   bool alive = has && snap->pid > 0;
   for (const char* name : {"action-close", "action-reload"}) {
@@ -426,7 +426,7 @@ void MainWindow::NewRenderer() {
 }
 
 void MainWindow::Navigate() {
-  auto snap = bridge_->broker().Get(current_id(), /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(current_id());
   if (!snap) return;
   auto url =
       prompter_->AskUrl(this, QStringLiteral("Navigate renderer #%1").arg(snap->id), snap->page);
@@ -438,7 +438,7 @@ void MainWindow::Navigate() {
 }
 
 void MainWindow::SetFps() {
-  auto snap = bridge_->broker().Get(current_id(), /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(current_id());
   if (!snap) return;
   int current = snap->fps > 0 ? static_cast<int>(snap->fps)
                               : static_cast<int>(bridge_->broker().options().fps);

@@ -473,7 +473,7 @@ void RendererModel::RemoveId(int id) {
 
 void RendererModel::OnBrokerEvent(const BrokerEvent& event) {
   if (event.type == EventType::kClosed) return RemoveId(event.id);
-  auto snap = bridge_->broker().Get(event.id, /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(event.id);
   if (!snap) return RemoveId(event.id);
   bool existed = RowForId(event.id) >= 0;
   Upsert(*snap);

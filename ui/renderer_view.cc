@@ -226,7 +226,7 @@ RendererView::RendererView(BrokerBridge* bridge, int id, QWidget* parent)
 
 // A view made after its renderer started (a window opened on a busy broker) catches up here.
 void RendererView::SyncFromSnapshot() {
-  auto snap = bridge_->broker().Get(id_, /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(id_);
   if (!snap) return RefreshCaption();
   pid_ = snap->pid;
   frame_->set_pid(pid_);
@@ -305,7 +305,7 @@ void RendererView::SetMode(Mode mode) {
 }
 
 void RendererView::RefreshCaption() {
-  auto snap = bridge_->broker().Get(id_, /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(id_);
   RendererState state = snap ? snap->state : RendererState::kClosed;
   QString colour = StateColor(state).name();
   QString page = snap ? Elide(snap->page).toHtmlEscaped() : QString();
@@ -328,7 +328,7 @@ void RendererView::RefreshCaption() {
 }
 
 void RendererView::ShowUnresponsive() {
-  auto snap = bridge_->broker().Get(id_, /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(id_);
   // Silent since its last heartbeat, or since it started if it never sent one.
   int64_t silent_ms = !snap                         ? -1
                       : snap->heartbeat_age_ms >= 0 ? snap->heartbeat_age_ms
@@ -341,7 +341,7 @@ void RendererView::ShowUnresponsive() {
 }
 
 void RendererView::ShowSadTab(const ExitInfo& exit) {
-  auto snap = bridge_->broker().Get(id_, /*read_cgroup_usage=*/false);
+  auto snap = bridge_->Snapshot(id_);
   sad_->ShowExit(id_, exit, snap ? snap->uptime_ms : -1);
   SetMode(Mode::kSadTab);
 }
@@ -375,7 +375,7 @@ void RendererView::OnBrokerEvent(const BrokerEvent& event) {
       SetMode(Mode::kUnresponsive);
       break;
     case EventType::kResponsive: {
-      auto snap = bridge_->broker().Get(id_, /*read_cgroup_usage=*/false);
+      auto snap = bridge_->Snapshot(id_);
       SetMode(snap && snap->frames > 0 ? Mode::kLive : Mode::kLoading);
       break;
     }
