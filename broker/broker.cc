@@ -66,10 +66,14 @@ std::string_view EventTypeName(EventType t) {
 namespace {
 
 constexpr int64_t kStraySweepPeriodNs = 1'000'000'000;
-// How long one loop turn may spend starting queued renderers. A sandboxed launch takes a few
-// milliseconds (three clones and an exec, waited for), so this is one launch per turn on a
-// loaded machine and a few on an idle one; in between, every ready fd and due timer is served.
+// How long one loop turn may spend starting queued renderers. Through the zygote a launch costs
+// the loop its preparation and one message; forked by the broker it takes a few milliseconds,
+// waited for. In between, every ready fd and due timer is served.
 constexpr int64_t kLaunchSliceNs = 2'000'000;
+// Launches waiting on the zygote at once. It makes one at a time; one or two more queued on its
+// socket keep it busy while the loop reads each answer, and the bound keeps the fds in flight
+// (about ten a request) and the processes a failed zygote takes down with it few.
+constexpr size_t kMaxLaunchesInFlight = 4;
 // What a renderer costs in memory beside its frame buffers: its processes' own pages (PSS about
 // 2 MiB), their page tables and kernel stacks, and its share of the broker.
 constexpr uint64_t kRendererOverheadBytes = uint64_t{4} << 20;
@@ -208,9 +212,15 @@ class Broker::SpareKeeper final : public RendererProcess::Delegate {
  public:
   explicit SpareKeeper(Broker& broker) : broker_(broker) {}
   std::unique_ptr<RendererProcess> process;
-  bool ready = false;  // process answered the ping sent at its launch
+  std::unique_ptr<RendererProcess> launching;  // its launch is in flight
+  bool ready = false;                          // process answered the ping sent at its launch
 
  private:
+  void OnLaunched(Result<void> result) override {
+    std::unique_ptr<RendererProcess> launched = std::move(launching);
+    if (!result) return broker_.SpareFailed(result.error());
+    broker_.SpareStarted(std::move(launched));
+  }
   void OnFirstFrame(int64_t) override {}
   void OnFrame(uint64_t) override {}
   void OnHeartbeat(const protocol::Heartbeat&, int64_t) override {}
@@ -506,27 +516,86 @@ Result<void> Broker::EnsureZygote() {
 }
 
 void Broker::DropZygote() {
-  if (zygote_watch_ != 0) loop_.Unwatch(zygote_watch_);
-  zygote_watch_ = 0;
-  if (zygote_) zygote_launches_ += zygote_->launches();
+  for (auto* w : {&zygote_watch_, &zygote_socket_watch_}) {
+    if (*w != 0) loop_.Unwatch(*w);
+    *w = 0;
+  }
+  loop_.CancelTimer(zygote_timer_);
+  zygote_timer_ = 0;
+  if (!zygote_) return;
+  zygote_launches_ += zygote_->launches();
+  // Launches in flight fail with it (their processes killed and reaped); each slot's restart
+  // makes a new launch, with fresh pipes and cgroup, which starts a new zygote.
+  zygote_->Fail(Error{Errc::kPeerClosed, 0, "the zygote is gone"});
   zygote_.reset();  // closing its socket ends it; the ChildProcess reaps it, bounded
+  ResumeLaunches();
 }
 
-Result<LaunchedChild> Broker::Launch(const LaunchSpec& spec) {
-  if (!options_.zygote || !Zygote::CanLaunch(spec) || !EnsureZygote()) return sbx::Launch(spec);
-  auto child = zygote_->Launch(spec, [this](ChildProcess c) { ReapLater(std::move(c)); });
-  if (child) {
-    zygote_failures_ = 0;
-    return child;
-  }
-  // A zygote that failed fails this launch too (its processes are killed and reaped; the slot's
-  // restart makes a new one with fresh pipes and cgroup); the next launch starts a new zygote.
-  if (child.error().code != Errc::kPeerClosed && child.error().code != Errc::kTimeout) return child;
+void Broker::ZygoteFailed(const Error& why) {
   ++zygote_failures_;
-  zygote_note_ = "the zygote failed (" + child.error().ToString() + ")";
+  zygote_note_ = "the zygote failed (" + why.ToString() + ")";
   std::fprintf(stderr, "sbx: WARNING: %s; the next launch starts another\n", zygote_note_.c_str());
   DropZygote();
-  return child;
+}
+
+uint64_t Broker::StartLaunch(const LaunchSpec& spec, LaunchDone done) {
+  if (!options_.zygote || !Zygote::CanLaunch(spec) || !EnsureZygote()) {
+    done(sbx::Launch(spec));
+    return 0;
+  }
+  if (zygote_socket_watch_ == 0) {
+    zygote_->SetReapLater([this](ChildProcess c) { ReapLater(std::move(c)); });
+    auto w = loop_.Watch(zygote_->socket(), EPOLLIN, [this](uint32_t) { OnZygoteReadable(); });
+    if (!w) {
+      done(std::unexpected(w.error()));
+      return 0;
+    }
+    zygote_socket_watch_ = *w;
+  }
+  auto ticket =
+      zygote_->Submit(spec, [this, done = std::move(done)](Result<LaunchedChild> child) mutable {
+        if (child) zygote_failures_ = 0;
+        done(std::move(child));
+      });
+  if (!ticket) {
+    // The zygote failed on the send (and failed every other launch in flight with it).
+    Error e = ticket.error();
+    ZygoteFailed(e);
+    done(std::unexpected(std::move(e)));
+    return 0;
+  }
+  ArmZygoteTimer();
+  return *ticket;
+}
+
+void Broker::CancelLaunch(uint64_t ticket) {
+  if (zygote_) zygote_->Cancel(ticket);
+}
+
+void Broker::OnZygoteReadable() {
+  // One launch completes per call (its slot may then do anything); the watch is level-triggered,
+  // so what else waits brings the loop back.
+  zygote_->Receive();
+  if (zygote_ && !zygote_->ok()) return ZygoteFailed(Error{Errc::kPeerClosed, 0, "its socket"});
+  ArmZygoteTimer();
+  ResumeLaunches();
+}
+
+void Broker::ArmZygoteTimer() {
+  if (zygote_timer_ != 0 || !zygote_ || zygote_->in_flight() == 0) return;
+  zygote_timer_ = loop_.AddTimer(zygote_->deadline_ns(), [this] {
+    zygote_timer_ = 0;
+    if (!zygote_) return;
+    zygote_->Expire(MonotonicNs());
+    if (!zygote_->ok()) return ZygoteFailed(Error{Errc::kTimeout, 0, "no answer in time"});
+    ArmZygoteTimer();  // the launch in progress moved on: its own deadline
+  });
+}
+
+void Broker::ResumeLaunches() {
+  if (!launch_queue_.empty() && launch_timer_ == 0 && !draining_) {
+    launch_timer_ = loop_.AddTimer(0, [this] { DrainLaunchQueue(); });
+  }
 }
 
 Result<void> Broker::EnsureNamespaceHolder() {
@@ -751,8 +820,9 @@ Result<void> Broker::Start() {
 }
 
 bool Broker::SpareWanted() const {
-  return spare_enabled_ && !shutting_down_ && !spare_->process && !spare_queued_ &&
-         spare_timer_ == 0 && LiveSlots() < max_renderers_.max && CheckMemoryBudget().has_value();
+  return spare_enabled_ && !shutting_down_ && !spare_->process && !spare_->launching &&
+         !spare_queued_ && spare_timer_ == 0 && LiveSlots() < max_renderers_.max &&
+         CheckMemoryBudget().has_value();
 }
 
 void Broker::QueueSpare(int64_t delay_ms) {
@@ -772,13 +842,23 @@ void Broker::LaunchSpare() {
   spare_queued_ = false;
   if (!SpareWanted()) return;  // the slots filled up meanwhile, or the broker is shutting down
   auto p = RendererProcess::LaunchSpare(*this, *spare_);
-  if (!p) {
-    std::fprintf(stderr, "sbx: cannot start a spare renderer: %s\n", p.error().ToString().c_str());
-    ++stats_.spares_lost;
-    spare_retry_ms_ = std::clamp(spare_retry_ms_ * 2, kSpareRetryFirstMs, kSpareRetryMaxMs);
-    return QueueSpare(spare_retry_ms_);
+  if (!p) return SpareFailed(p.error());
+  if ((*p)->launching()) {
+    spare_->launching = std::move(*p);
+    return;
   }
-  spare_->process = std::move(*p);
+  SpareStarted(std::move(*p));
+}
+
+void Broker::SpareFailed(const Error& e) {
+  std::fprintf(stderr, "sbx: cannot start a spare renderer: %s\n", e.ToString().c_str());
+  ++stats_.spares_lost;
+  spare_retry_ms_ = std::clamp(spare_retry_ms_ * 2, kSpareRetryFirstMs, kSpareRetryMaxMs);
+  QueueSpare(spare_retry_ms_);
+}
+
+void Broker::SpareStarted(std::unique_ptr<RendererProcess> p) {
+  spare_->process = std::move(p);
   spare_->ready = false;
   ++stats_.spares_started;
   // Its pong says it is exec'd, confined and waiting: `stats` shows it `ready` from then on.
@@ -829,6 +909,13 @@ void Broker::DrainLaunchQueue() {
   while (!launch_queue_.empty()) {
     int id = launch_queue_.front();
     launch_queue_.pop_front();
+    // The zygote makes one launch at a time; a few more waiting on its socket keep it busy while
+    // the loop handles each answer. The next answer resumes the queue (ResumeLaunches).
+    if (zygote_ && zygote_->in_flight() >= kMaxLaunchesInFlight) {
+      launch_queue_.push_front(id);
+      draining_ = false;
+      return;
+    }
     if (id == kSpareMarker) {
       LaunchSpare();
       if (MonotonicNs() - start >= kLaunchSliceNs) break;
@@ -963,6 +1050,7 @@ void Broker::Shutdown() {
   loop_.CancelTimer(spare_timer_);
   spare_timer_ = 0;
   spare_->process.reset();
+  spare_->launching.reset();
   for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
 
@@ -1029,6 +1117,8 @@ BrokerStats Broker::Stats() const {
   s.zygote_launches = zygote_launches_ + (zygote_ ? zygote_->launches() : 0);
   s.zygote_note = !options_.zygote ? "--no-zygote" : zygote_note_;
   s.spare_ready = s.spare_pid != 0 && spare_->ready;
+  s.spare_launching = spare_->launching != nullptr;
+  s.zygote_in_flight = zygote_ ? zygote_->in_flight() : 0;
   if (s.spare_pid != 0 && spare->cgroup().valid()) s.spare_cgroup = spare->cgroup().path();
   return s;
 }

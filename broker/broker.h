@@ -168,14 +168,16 @@ struct BrokerStats {
   // how many were started, taken by a launch, and lost (exited or killed before being taken).
   bool spare_enabled = false;
   pid_t spare_pid = 0;
-  bool spare_ready = false;  // it answered a ping: exec'd, confined and waiting
-  std::string spare_cgroup;  // its cgroup's directory, empty when none
+  bool spare_ready = false;      // it answered a ping: exec'd, confined and waiting
+  bool spare_launching = false;  // its launch is in flight: no process yet
+  std::string spare_cgroup;      // its cgroup's directory, empty when none
   uint64_t spares_started = 0;
   uint64_t spares_taken = 0;
   uint64_t spares_lost = 0;
   // The zygote: its pid (0 when none runs), the launches it made, and why there is none.
   pid_t zygote_pid = 0;
   uint64_t zygote_launches = 0;
+  size_t zygote_in_flight = 0;  // launches sent to it and not answered yet
   std::string zygote_note;
 };
 
@@ -258,9 +260,16 @@ class RendererHostEnv {
   // The spare renderer, if one is waiting, for the launch about to be made (LaunchNow); the
   // owner starts another in the background once that launch is ready. This default has none.
   virtual std::unique_ptr<RendererProcess> TakeSpare();
-  // Makes a launch (launcher.h). The Broker has its zygote make the sandboxed ones; this default
-  // launches from this process.
+  // Makes a launch (launcher.h) from this process and waits for it.
   virtual Result<LaunchedChild> Launch(const LaunchSpec& spec);
+  // Makes a launch and gives its outcome to `done`: before returning (this default: Launch), or
+  // later from the loop (the Broker's zygote makes the sandboxed ones while the loop goes on).
+  // Returns a ticket for CancelLaunch while `done` is still to come, else 0. The spec's fds may
+  // close once this returns.
+  using LaunchDone = Zygote::LaunchDone;
+  virtual uint64_t StartLaunch(const LaunchSpec& spec, LaunchDone done);
+  // `done` of that launch will not be called; whatever the launch makes is killed and reaped.
+  virtual void CancelLaunch(uint64_t /*ticket*/) {}
 
  protected:
   ~RendererHostEnv() = default;
@@ -389,6 +398,8 @@ class Broker final : private RendererHostEnv {
   // `delay_ms` when one was just lost.
   void QueueSpare(int64_t delay_ms = 0);
   void LaunchSpare();
+  void SpareFailed(const Error& e);
+  void SpareStarted(std::unique_ptr<RendererProcess> p);
   // The spare exited or was killed before any launch took it: reaped, counted, replaced.
   void SpareLost(const ExitInfo& info);
   // Pushes `id` (a slot, or kSpareMarker) on the launch queue and makes sure it drains.
@@ -401,7 +412,15 @@ class Broker final : private RendererHostEnv {
 
   // Creates the namespace holder if there is none (or it died); false if it cannot be had.
   Result<void> EnsureNamespaceHolder();
-  Result<LaunchedChild> Launch(const LaunchSpec& spec) override;
+  uint64_t StartLaunch(const LaunchSpec& spec, LaunchDone done) override;
+  void CancelLaunch(uint64_t ticket) override;
+  // Reads the zygote's answers; past a failure, drops it and counts the failure.
+  void OnZygoteReadable();
+  void ZygoteFailed(const Error& why);
+  // The timer that fails a zygote whose launch in progress goes unanswered (Zygote::Expire).
+  void ArmZygoteTimer();
+  // Makes sure queued launches drain, as when a launch in flight has ended.
+  void ResumeLaunches();
   // Starts the zygote if there is none; an error when it cannot be had (then the broker
   // launches by itself, and stats say why).
   Result<void> EnsureZygote();
@@ -436,6 +455,8 @@ class Broker final : private RendererHostEnv {
   std::optional<NamespaceHolder> holder_;
   std::optional<Zygote> zygote_;  // lives in holder_'s namespaces: goes when it goes
   EventLoop::Token zygote_watch_ = 0;
+  EventLoop::Token zygote_socket_watch_ = 0;
+  EventLoop::Token zygote_timer_ = 0;
   int zygote_failures_ = 0;  // starts that failed in a row; past a few the broker stops trying
   uint64_t zygote_launches_ = 0;
   std::string zygote_note_;

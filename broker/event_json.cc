@@ -86,16 +86,20 @@ json StatsToJson(const BrokerStats& s) {
           {"spare",
            {{"enabled", s.spare_enabled},
             {"pid", s.spare_pid},
-            {"state", !s.spare_enabled   ? "off"
-                      : s.spare_pid == 0 ? "none"
-                      : s.spare_ready    ? "ready"
-                                         : "starting"},
+            {"state", !s.spare_enabled    ? "off"
+                      : s.spare_launching ? "launching"
+                      : s.spare_pid == 0  ? "none"
+                      : s.spare_ready     ? "ready"
+                                          : "starting"},
             {"cgroup", s.spare_cgroup},
             {"started", s.spares_started},
             {"taken", s.spares_taken},
             {"lost", s.spares_lost}}},
           {"zygote",
-           {{"pid", s.zygote_pid}, {"launches", s.zygote_launches}, {"note", s.zygote_note}}}};
+           {{"pid", s.zygote_pid},
+            {"launches", s.zygote_launches},
+            {"in_flight", s.zygote_in_flight},
+            {"note", s.zygote_note}}}};
 }
 
 std::string EventToText(const BrokerEvent& e) {

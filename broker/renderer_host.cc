@@ -52,9 +52,14 @@ std::unique_ptr<RendererProcess> RendererHostEnv::TakeSpare() { return nullptr; 
 
 Result<LaunchedChild> RendererHostEnv::Launch(const LaunchSpec& spec) { return sbx::Launch(spec); }
 
+uint64_t RendererHostEnv::StartLaunch(const LaunchSpec& spec, LaunchDone done) {
+  done(Launch(spec));
+  return 0;
+}
+
 void RendererHost::Start() {
   restart_timer_ = 0;
-  if (launch_queued_) return;
+  if (launch_queued_ || launching_) return;
   (void)Transition(Happening::kLaunch);
   // What the slot shows until its process runs, and what a launch that fails leaves: no pid,
   // and the fallback only if it was forced.
@@ -76,8 +81,26 @@ void RendererHost::LaunchNow() {
   } else {
     auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
     if (!process) return LaunchFailed(process.error());
+    // The zygote makes it while the loop goes on: OnLaunched, or a close, ends the wait.
+    if ((*process)->launching()) {
+      launching_ = std::move(*process);
+      return;
+    }
     process_ = std::move(*process);
   }
+  Spawned();
+}
+
+void RendererHost::OnLaunched(Result<void> result) {
+  std::unique_ptr<RendererProcess> launched = std::move(launching_);
+  if (!result) return LaunchFailed(result.error());
+  process_ = std::move(launched);
+  // Told of a change while it was launching: the process started with the old visibility.
+  if (process_->visibility() != visibility_) (void)process_->SetVisibility(visibility_);
+  Spawned();
+}
+
+void RendererHost::Spawned() {
   BrokerEvent e;
   e.heartbeat_fallback = process_->figures().heartbeat_fallback;
   if (e.heartbeat_fallback) e.detail = "no message queue: " + process_->fallback_reason();
@@ -166,6 +189,7 @@ void RendererHost::RequestClose(CloseHow how) {
   if (closing_) return;
   closing_ = true;
   launch_queued_ = false;  // a launch still queued is dropped
+  launching_.reset();      // and one in flight is cancelled
   loop_.CancelTimer(restart_timer_);
   restart_timer_ = 0;
   if (!alive()) {

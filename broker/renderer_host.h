@@ -39,6 +39,8 @@ class RendererHost final : private RendererProcess::Delegate {
   // other exit.
   void LaunchNow();
   bool launch_queued() const { return launch_queued_; }
+  // Its launch is in flight (the zygote makes it): no process yet, and none to signal.
+  bool launching() const { return launching_ != nullptr; }
   // kAsk (`close ID`, a tab closed in the window): the shutdown message, as Chrome closes a tab.
   // kTerminate (the broker shutting down): SIGTERM.
   // Either way a renderer still alive after the grace period is SIGKILLed.
@@ -74,7 +76,10 @@ class RendererHost final : private RendererProcess::Delegate {
   void OnDrillReport(const std::string& text) override;
   void OnLog(BrokerEvent e) override;
   void OnExit(ExitInfo info) override;
+  void OnLaunched(Result<void> result) override;
 
+  // The process runs: the `spawned` event.
+  void Spawned();
   void LaunchFailed(const Error& e);
   void HandleExit(ExitInfo info);
   // After an exit: a restart now or later, or `failed` for a crash loop.
@@ -96,6 +101,7 @@ class RendererHost final : private RendererProcess::Delegate {
   RendererState state_ = RendererState::kStarting;
   RestartPolicy policy_;
   std::unique_ptr<RendererProcess> process_;
+  std::unique_ptr<RendererProcess> launching_;  // launched, not running yet; destroyed: cancelled
   ProcessFigures last_;       // the last process's, once it is gone (or failed to launch)
   uint64_t messages_in_ = 0;  // from the processes already gone
   EventLoop::Token restart_timer_ = 0;

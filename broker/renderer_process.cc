@@ -251,6 +251,8 @@ RendererProcess::RendererProcess(Key, RendererHostEnv& env, int id, Delegate& de
 }
 
 RendererProcess::~RendererProcess() {
+  // Still launching: whatever the launch makes is killed and reaped once the zygote answers.
+  if (launch_ticket_ != 0) env_.CancelLaunch(launch_ticket_);
   ReleaseKernelObjects();
   if (alive()) {
     // Bounded (ChildProcess), the renderer before its init, which cannot finish exiting while
@@ -277,18 +279,24 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
 
   auto site = env_.PrepareLaunch();
   if (!site) return std::unexpected(site.error());
+  PendingLaunch& pending = pending_.emplace();
   // In a sandbox the launcher makes the queue inside the renderer's own IPC namespace, where no
   // other renderer's counts against queues_max; otherwise it is made here, in the broker's.
-  const bool queue_in_namespace = site->namespaces && !opt.force_queue_fallback;
-  std::optional<QueuePair> queue;
-  if (!queue_in_namespace) queue = HeartbeatQueue(opt.force_queue_fallback, fallback_reason_);
+  pending.queue_in_namespace = site->namespaces && !opt.force_queue_fallback;
+  if (!pending.queue_in_namespace) {
+    pending.queue = HeartbeatQueue(opt.force_queue_fallback, fallback_reason_);
+  }
   auto to_renderer = MakePipe(false);
   if (!to_renderer) return std::unexpected(to_renderer.error());
+  pending.to_renderer = std::move(*to_renderer);
   auto from_renderer = MakePipe(false);
   if (!from_renderer) return std::unexpected(from_renderer.error());
+  pending.from_renderer = std::move(*from_renderer);
   // Its stdout and stderr: log events, never the broker's own output.
   auto log = RendererLog::Create(loop_, [this](BrokerEvent e) { delegate_->OnLog(std::move(e)); });
   if (!log) return std::unexpected(log.error());
+  log_ = std::move(log->log);
+  pending.log_child_end = std::move(log->child_end);
 
   LaunchArgs args;  // the sandbox fields come from the site
   args.spare = spare_;
@@ -297,17 +305,18 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
     args.page = page;
   }
   args.fps = opt.fps;
-  args.heartbeat = queue || queue_in_namespace ? Heartbeat::kQueue : Heartbeat::kPipe;
+  args.heartbeat =
+      pending.queue || pending.queue_in_namespace ? Heartbeat::kQueue : Heartbeat::kPipe;
   args.visibility = visibility_;
-  const LaunchFds fds{to_renderer->read.get(), from_renderer->write.get(), frames_->fd(),
-                      queue ? queue->writer.get() : -1};
+  const LaunchFds fds{pending.to_renderer.read.get(), pending.from_renderer.write.get(),
+                      frames_->fd(), pending.queue ? pending.queue->writer.get() : -1};
   LaunchSpec spec = RendererSpec(opt, *site, args, fds);
-  if (queue_in_namespace) {
+  if (pending.queue_in_namespace) {
     args.heartbeat = Heartbeat::kPipe;
     spec.queue = NamespaceQueue{protocol::kHeartbeatFd, protocol::kQueueMaxMsg,
                                 protocol::kQueueMsgSize, RendererSpec(opt, *site, args, fds).argv};
   }
-  spec.stdio = {site->dev_null, log->child_end.get(), log->child_end.get()};
+  spec.stdio = {site->dev_null, pending.log_child_end.get(), pending.log_child_end.get()};
   if (auto c = MakeCgroup(*site); !c) return std::unexpected(c.error());
   spec.cgroup_procs = cgroup_.procs_fds();
   bool hidden = visibility_ == protocol::Visibility::kHidden;
@@ -315,20 +324,50 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
     if (auto r = cgroup_.SetHidden(true); !r) return std::unexpected(r.error());
   }
   spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
-  auto child = env_.Launch(spec);
+  // From here the outcome is Complete's: called inside StartLaunch (a launch this process makes
+  // itself), or later from the loop (the zygote's answer).
+  in_spawn_ = true;
+  launching_ = true;
+  uint64_t ticket =
+      env_.StartLaunch(spec, [this](Result<LaunchedChild> child) { Complete(std::move(child)); });
+  in_spawn_ = false;
+  // The request holds copies of every fd it names: ours can go.
+  cgroup_.CloseProcsFds();
+  if (launching_) {
+    launch_ticket_ = ticket;
+    return {};
+  }
+  return std::exchange(spawn_result_, {});
+}
+
+void RendererProcess::Complete(Result<LaunchedChild> launched) {
+  launch_ticket_ = 0;
+  launching_ = false;
+  Result<void> r = Started(std::move(launched));
+  pending_.reset();
+  if (in_spawn_) {
+    spawn_result_ = std::move(r);
+    return;
+  }
+  // Last: the delegate may destroy this object.
+  delegate_->OnLaunched(std::move(r));
+}
+
+Result<void> RendererProcess::Started(Result<LaunchedChild> child) {
+  const BrokerOptions& opt = env_.options();
   cgroup_.CloseProcsFds();
   if (!child) return std::unexpected(child.error());
-  if (queue_in_namespace && !child->queue) {
+  PendingLaunch& pending = *pending_;
+  if (pending.queue_in_namespace && !child->queue) {
     fallback_reason_ = "mq_open in the renderer's IPC namespace: " +
                        std::string(std::strerror(child->queue_errno));
   }
-  figures_.heartbeat_fallback = !queue && !child->queue;
+  figures_.heartbeat_fallback = !pending.queue && !child->queue;
   if (figures_.heartbeat_fallback) {
     std::fprintf(stderr, "sbx: renderer %d: no message queue (%s); heartbeats use the pipe\n", id_,
                  fallback_reason_.c_str());
   }
   RaiseOomScore(child->process.pid(), opt.oom_score_adj);
-  log_ = std::move(log->log);
   // Reaped off the spawn path: its exit tears down a copy of our address space.
   env_.ReapLater(std::move(child->joiner));
   figures_.pid = child->process.pid() > 0 ? child->process.pid() : 0;
@@ -336,16 +375,17 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   init_ = std::move(child->init);
   ++env_.counters().spawns;
 
-  auto channel = Channel::Create(std::move(from_renderer->read), std::move(to_renderer->write),
-                                 protocol::Direction::kToBroker);
-  // The child's ends close here, at the end of scope: from now on EOF means the renderer.
+  auto channel =
+      Channel::Create(std::move(pending.from_renderer.read), std::move(pending.to_renderer.write),
+                      protocol::Direction::kToBroker);
+  // The child's ends close with pending_ (Complete): from then on EOF means the renderer.
   if (!channel) {
     (void)Signal(SIGKILL, KillReason::kNone);
     kill_note_ = "channel setup failed: " + channel.error().ToString();
   } else {
     channel_.emplace(std::move(*channel));
   }
-  queue_ = queue ? std::move(queue->reader) : std::move(child->queue);
+  queue_ = pending.queue ? std::move(pending.queue->reader) : std::move(child->queue);
   // The renderer is our direct child even when sandboxed, so its own pidfd tells us of its end.
   auto w = loop_.Watch(process_.pidfd(), EPOLLIN, [this](uint32_t) { OnExitReadable(); });
   if (!w) {

@@ -32,6 +32,8 @@
 #include "broker/process_inspector.h"
 #include "ipc/channel.h"
 #include "ipc/frame_buffer.h"
+#include "ipc/message_queue.h"
+#include "ipc/posix.h"
 #include "ipc/unique_fd.h"
 
 namespace sbx {
@@ -73,6 +75,10 @@ class RendererProcess {
     // The process is gone and reaped, and its pings have failed. The delegate may destroy this
     // RendererProcess here: nothing of it is touched after the call.
     virtual void OnExit(ExitInfo info) = 0;
+    // A launch that Launch() returned still launching() has ended: the process runs (its hello
+    // sent), or the error says why there is none. The delegate may destroy this RendererProcess
+    // here: nothing of it is touched after the call.
+    virtual void OnLaunched(Result<void> result) = 0;
 
    protected:
     ~Delegate() = default;
@@ -80,6 +86,9 @@ class RendererProcess {
   using PingCallback = Broker::PingCallback;
 
   // Launches renderer `id` on `page` and sends it the hello. An error means no process runs.
+  // The result may still be launching() (the zygote's answer has not come): then OnLaunched
+  // tells the outcome, from the loop, unless the object is destroyed first, which cancels the
+  // launch (whatever it makes is killed and reaped).
   // `visibility` is the renderer's from its first instruction (its argv and, hidden, its CPU
   // share or nice value).
   static Result<std::unique_ptr<RendererProcess>> Launch(
@@ -94,6 +103,7 @@ class RendererProcess {
   Result<void> Assign(int id, const std::string& page, protocol::Visibility visibility,
                       Delegate& delegate);
   bool spare() const { return spare_; }
+  bool launching() const { return launching_; }
   // Public only in form: the key is private, so Launch() is the one way in.
   struct Key {
    private:
@@ -155,7 +165,11 @@ class RendererProcess {
     PingCallback callback;
   };
 
+  // Everything a launch needs, then the launch asked of the environment (StartLaunch).
   Result<void> Spawn(const std::string& page);
+  // The launch's outcome, whenever it comes; tells the delegate unless inside Spawn.
+  void Complete(Result<LaunchedChild> launched);
+  Result<void> Started(Result<LaunchedChild> child);
   // Its cgroup, when the broker has a hierarchy for one; an error fails the launch.
   Result<void> MakeCgroup(const LaunchSite& site);
   void WatchChannelAndQueue();
@@ -184,6 +198,15 @@ class RendererProcess {
     if (r && !spare_) env_.NotifyIpc(id_, *r);
   }
 
+  // What a launch in flight holds for the process it will make: the child's ends close with it.
+  struct PendingLaunch {
+    PipePair to_renderer;
+    PipePair from_renderer;
+    std::optional<QueuePair> queue;  // made in the broker's IPC namespace
+    bool queue_in_namespace = false;
+    UniqueFd log_child_end;
+  };
+
   RendererHostEnv& env_;
   EventLoop& loop_;
   int id_;  // 0 while a spare
@@ -199,6 +222,11 @@ class RendererProcess {
   std::unique_ptr<RendererLog> log_;  // its stdout and stderr
   std::string fallback_reason_;
   std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
+  std::optional<PendingLaunch> pending_;
+  bool launching_ = false;
+  bool in_spawn_ = false;  // Complete called inside StartLaunch: Spawn returns its result
+  Result<void> spawn_result_;
+  uint64_t launch_ticket_ = 0;  // the environment's, while launching (CancelLaunch)
 
   EventLoop::Token exit_watch_ = 0;
   EventLoop::Token in_watch_ = 0;

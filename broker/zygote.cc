@@ -520,49 +520,86 @@ Result<Zygote> Zygote::Start(const std::string& path, const NamespaceHolder& hol
   return z;
 }
 
-void Zygote::Fail() {
-  socket_.reset();
-  process_ = {};  // kills and reaps it, bounded
+void Zygote::Abandon(InFlight& launch) {
+  // The program first: a namespace's init cannot finish exiting while it is unreaped.
+  for (int i = 2; i >= 0; --i) {
+    ChildProcess& c = launch.children[i];
+    if (!c.valid()) continue;
+    (void)c.Signal(SIGKILL);
+    if (reap_later_) {
+      reap_later_(std::move(c));
+    } else {
+      c = {};  // kills and reaps, bounded
+    }
+  }
 }
 
-Result<LaunchedChild> Zygote::Launch(const LaunchSpec& spec,
-                                     const std::function<void(ChildProcess)>& reap_later) {
+void Zygote::Fail(Error why) {
+  if (why.code != Errc::kTimeout) why.code = Errc::kPeerClosed;
+  socket_.reset();
+  process_ = {};  // kills and reaps it, bounded
+  std::deque<InFlight> failed = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& launch : failed) Abandon(launch);
+  // Last: any of these may destroy this Zygote.
+  for (auto& launch : failed) {
+    if (launch.done) launch.done(std::unexpected(why));
+  }
+}
+
+Result<uint64_t> Zygote::Submit(const LaunchSpec& spec, LaunchDone done) {
   if (!ok()) return MakeError(Errc::kPeerClosed, "the zygote is gone");
   if (!CanLaunch(spec)) return MakeError(Errc::kInvalidArgument, "not a launch for the zygote");
   std::vector<int> fds;
   auto bytes = zygote::EncodeRequest(spec, fds);
   if (auto s = SendMessage(socket_.get(), bytes, fds); !s) {
-    Fail();
-    return std::unexpected(Error{Errc::kPeerClosed, s.error().sys_errno, s.error().what});
-  }
-  // Each process of the launch, owned the moment it is announced; on any failure below every one
-  // is killed and given to reap_later.
-  ChildProcess children[3];
-  auto give_up = [&](Error e, bool zygote_failed) {
-    if (zygote_failed) Fail();
-    // The program first: a namespace's init cannot finish exiting while it is unreaped.
-    for (int i = 2; i >= 0; --i) {
-      ChildProcess& c = children[i];
-      if (!c.valid()) continue;
-      (void)c.Signal(SIGKILL);
-      reap_later(std::move(c));
-    }
+    Error e{Errc::kPeerClosed, s.error().sys_errno, s.error().what};
+    Fail(e);
     return std::unexpected(std::move(e));
-  };
-  for (;;) {
-    auto message = ReceiveMessage(socket_.get(), kAnswerTimeoutMs);
+  }
+  if (in_flight_.empty()) progress_ns_ = MonotonicNs();
+  InFlight& launch = in_flight_.emplace_back();
+  launch.ticket = next_ticket_++;
+  launch.done = std::move(done);
+  return launch.ticket;
+}
+
+void Zygote::Cancel(uint64_t ticket) {
+  for (auto& launch : in_flight_) {
+    if (launch.ticket != ticket) continue;
+    // Its processes go once the zygote has answered: killed in the middle, a launch could leave
+    // one it made but had not announced yet.
+    launch.done = nullptr;
+  }
+}
+
+int64_t Zygote::deadline_ns() const {
+  return in_flight_.empty() ? 0 : progress_ns_ + int64_t{kAnswerTimeoutMs} * 1'000'000;
+}
+
+void Zygote::Expire(int64_t now_ns) {
+  if (!in_flight_.empty() && now_ns >= deadline_ns()) {
+    Fail(Error{Errc::kTimeout, 0, "no answer on the zygote's socket"});
+  }
+}
+
+void Zygote::Receive() {
+  while (ok()) {
+    auto message = ReceiveMessage(socket_.get(), 0);
     if (!message) {
-      Error e = message.error();
-      if (e.code != Errc::kTimeout) e.code = Errc::kPeerClosed;
-      return give_up(std::move(e), true);
+      if (message.error().code == Errc::kTimeout) return;  // nothing more waits
+      return Fail(message.error());
     }
+    if (in_flight_.empty()) return Fail(Error{Errc::kPeerClosed, 0, "the zygote spoke unasked"});
     auto answer = zygote::DecodeAnswer(message->bytes, message->fds.size());
-    if (!answer) return give_up(Error{Errc::kPeerClosed, 0, answer.error().what}, true);
+    if (!answer) return Fail(Error{Errc::kPeerClosed, 0, answer.error().what});
+    progress_ns_ = MonotonicNs();
+    InFlight& launch = in_flight_.front();
     if (answer->child) {
-      auto& slot = children[static_cast<int>(answer->child->role)];
+      auto& slot = launch.children[static_cast<int>(answer->child->role)];
       pid_t pid = answer->child->pid;
       if (slot.valid()) {
-        return give_up(Error{Errc::kPeerClosed, 0, "the zygote announced a process twice"}, true);
+        return Fail(Error{Errc::kPeerClosed, 0, "the zygote announced a process twice"});
       }
       // Our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
       if (!message->fds.empty()) {
@@ -574,21 +611,55 @@ Result<LaunchedChild> Zygote::Launch(const LaunchSpec& spec,
       }
       continue;
     }
-    const zygote::Reply& r = answer->reply;
-    if (!r.ok) return give_up(r.error, false);
-    if (!children[0].valid() || !children[1].valid() || !children[2].valid()) {
-      return give_up(Error{Errc::kState, 0, "the zygote's launch lost one of its processes"},
-                     false);
+    InFlight finished = std::move(launch);
+    in_flight_.pop_front();
+    if (!in_flight_.empty()) progress_ns_ = MonotonicNs();
+    if (!finished.done) {  // cancelled: nobody to tell
+      Abandon(finished);
+      continue;
     }
-    ++launches_;
-    LaunchedChild out;
-    out.joiner = std::move(children[0]);
-    out.init = std::move(children[1]);
-    out.process = std::move(children[2]);
-    out.queue_errno = r.queue_errno;
-    if (r.has_queue) out.queue = std::move(message->fds[0]);
-    return out;
+    const zygote::Reply& r = answer->reply;
+    Result<LaunchedChild> out = std::unexpected(r.error);
+    if (r.ok && finished.children[0].valid() && finished.children[1].valid() &&
+        finished.children[2].valid()) {
+      ++launches_;
+      LaunchedChild child;
+      child.joiner = std::move(finished.children[0]);
+      child.init = std::move(finished.children[1]);
+      child.process = std::move(finished.children[2]);
+      child.queue_errno = r.queue_errno;
+      if (r.has_queue) child.queue = std::move(message->fds[0]);
+      out = std::move(child);
+    } else {
+      if (r.ok)
+        out = std::unexpected(
+            Error{Errc::kState, 0, "the zygote's launch lost one of its processes"});
+      Abandon(finished);
+    }
+    // Last: `done` may destroy this Zygote. What else waits leaves the socket readable, and the
+    // caller's loop comes back for it.
+    return finished.done(std::move(out));
   }
+}
+
+Result<LaunchedChild> Zygote::Launch(const LaunchSpec& spec, const ReapLater& reap_later) {
+  ReapLater saved = std::exchange(reap_later_, reap_later);
+  std::optional<Result<LaunchedChild>> result;
+  auto ticket = Submit(spec, [&](Result<LaunchedChild> r) { result = std::move(r); });
+  if (!ticket) {
+    reap_later_ = std::move(saved);
+    return std::unexpected(ticket.error());
+  }
+  while (!result) {
+    auto ready = WaitReadable(socket_.get(), kAnswerTimeoutMs);
+    if (!ready || !*ready) {
+      Fail(ready ? Error{Errc::kTimeout, 0, "no answer on the zygote's socket"} : ready.error());
+      break;
+    }
+    Receive();
+  }
+  reap_later_ = std::move(saved);
+  return std::move(*result);
 }
 
 }  // namespace sbx

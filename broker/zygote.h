@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <span>
 #include <string>
@@ -87,23 +88,52 @@ int Serve(const std::string& empty_root);
 
 class Zygote {
  public:
+  // A launch's outcome, given once; see Submit.
+  using LaunchDone = std::move_only_function<void(Result<LaunchedChild>)>;
+  using ReapLater = std::function<void(ChildProcess)>;
+
   // Starts `path` in the holder's namespaces and waits (bounded) until it is ready. `dev_null`
   // becomes its stdin and stdout; its stderr stays the broker's, for the one line it prints if
   // it cannot start.
   static Result<Zygote> Start(const std::string& path, const NamespaceHolder& holder, int dev_null);
   Zygote(Zygote&&) noexcept = default;
   Zygote& operator=(Zygote&&) noexcept = default;
-  ~Zygote() = default;  // closing the socket ends it; ChildProcess kills and reaps it
+  // Closing the socket ends it; ChildProcess kills and reaps it, and every process of a launch
+  // still in flight. No LaunchDone is called.
+  ~Zygote() = default;
 
-  // The launch sbx::Launch(spec) would make, made by the zygote: the same processes, our children,
-  // reaped through the pidfds returned. `spec` must be a namespaced, confined launch (the zygote
-  // sees no file system: it execs by fd). On any failure every process the launch made has been
-  // SIGKILLed and goes to `reap_later`. An error with Errc::kPeerClosed or kTimeout means the
-  // zygote itself failed (it is then unusable: ok() is false).
-  Result<LaunchedChild> Launch(const LaunchSpec& spec,
-                               const std::function<void(ChildProcess)>& reap_later);
+  // Where the processes of a launch that failed or was cancelled go, SIGKILLed, to be reaped off
+  // the caller's path. Unset, they are killed and reaped at once (bounded).
+  void SetReapLater(ReapLater reap_later) { reap_later_ = std::move(reap_later); }
+
+  // The launch sbx::Launch(spec) would make, made by the zygote: the same processes, our
+  // children, reaped through the pidfds returned. `spec` must be a namespaced, confined launch
+  // (the zygote sees no file system: it execs by fd). Sends the request and returns at once with
+  // a ticket (never 0): the zygote's answer is read by Receive(), which calls `done` with the
+  // launch, once. The spec's fds may close as soon as this returns. On any failure every process
+  // the launch made has been SIGKILLed and given to reap_later. An error from here or in `done`
+  // with Errc::kPeerClosed or kTimeout means the zygote itself failed: it is then unusable
+  // (ok() is false) and every launch in flight fails with it.
+  Result<uint64_t> Submit(const LaunchSpec& spec, LaunchDone done);
+  // `done` of that launch is never called; once the zygote has answered, every process it made is
+  // killed and given to reap_later.
+  void Cancel(uint64_t ticket);
+  // Reads what waits on the socket without blocking. Calls at most one LaunchDone, or every one
+  // when the zygote has failed, as its last act: a `done` may destroy this Zygote.
+  void Receive();
+  // Ends the zygote and fails every launch in flight with `why` (as kPeerClosed, or kTimeout);
+  // calls their `done` last, so one may destroy this Zygote.
+  void Fail(Error why);
+  // Fails the zygote (kTimeout) if the launch it is working on has waited past deadline_ns().
+  void Expire(int64_t now_ns);
+  // When the next message of the launch in progress is due; 0 with nothing in flight.
+  int64_t deadline_ns() const;
+  size_t in_flight() const { return in_flight_.size(); }
+  // Submit, then wait (bounded) for the answer: for callers with no event loop.
+  Result<LaunchedChild> Launch(const LaunchSpec& spec, const ReapLater& reap_later);
 
   bool ok() const { return socket_.valid(); }
+  int socket() const { return socket_.get(); }
   pid_t pid() const { return process_.pid(); }
   int pidfd() const { return process_.pidfd(); }
   uint64_t launches() const { return launches_; }
@@ -112,13 +142,25 @@ class Zygote {
   static bool CanLaunch(const LaunchSpec& spec);
 
  private:
+  // One request sent and not yet answered in full. The zygote serves requests in order, so the
+  // front one is the one its messages are about.
+  struct InFlight {
+    uint64_t ticket = 0;
+    LaunchDone done;           // empty once cancelled
+    ChildProcess children[3];  // by LaunchRole, each owned the moment it is announced
+  };
+
   Zygote(ChildProcess process, UniqueFd socket)
       : process_(std::move(process)), socket_(std::move(socket)) {}
-  void Fail();
-
+  // Kills what the launch made and hands it to reap_later.
+  void Abandon(InFlight& launch);
   ChildProcess process_;
   UniqueFd socket_;
   uint64_t launches_ = 0;
+  uint64_t next_ticket_ = 1;
+  std::deque<InFlight> in_flight_;
+  int64_t progress_ns_ = 0;  // when the front launch last heard from the zygote (or was sent)
+  ReapLater reap_later_;
 };
 
 }  // namespace sbx

@@ -210,8 +210,12 @@ TEST(CgroupTest, NoRendererCgroupIsLeftAfterAnyKindOfExit) {
   for (int i = 0; i < 4; ++i) ids.push_back(b->Spawn().value_or(0));
   ASSERT_TRUE(RunUntil(
       *b, [&] { return rec.Ready(ids[0]) && rec.Ready(ids[3]); }, 10s));
-  // The spare renderer, while one waits, has a cgroup of its own, alive: counted apart.
-  auto spare_dirs = [&] { return b->Stats().spare_pid != 0 ? b->cgroups().broker_dirs.size() : 0; };
+  // The spare renderer, while one waits or is being launched, has a cgroup of its own: counted
+  // apart.
+  auto spare_dirs = [&] {
+    BrokerStats s = b->Stats();
+    return s.spare_pid != 0 || s.spare_launching ? b->cgroups().broker_dirs.size() : 0;
+  };
   EXPECT_EQ(RendererDirs(b->cgroups()).size(), 4u * b->cgroups().broker_dirs.size() + spare_dirs());
   ASSERT_TRUE(b->Kill(ids[0], SIGKILL));
   ASSERT_TRUE(b->Crash(ids[1], protocol::CrashKind::kSegv));

@@ -20,28 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// Every child of `pid`, over all its threads.
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> out;
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = ::opendir(tasks.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    auto text = ReadSmallFile(tasks + "/" + e->d_name + "/children");
-    if (!text) continue;
-    size_t at = 0;
-    while (at < text->size()) {
-      size_t end = text->find(' ', at);
-      if (end == std::string::npos) end = text->size();
-      if (end > at) out.push_back(std::stoi(text->substr(at, end - at)));
-      at = end + 1;
-    }
-  }
-  ::closedir(d);
-  return out;
-}
-
 int ZombieChildren(pid_t pid) {
   int n = 0;
   for (pid_t child : ChildrenOf(pid)) {

@@ -264,6 +264,20 @@ int WaitForStatsPid(BrokerProcess& b, const std::string& key, int not_pid,
   return 0;
 }
 
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> out;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(tasks.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(tasks + "/" + e->d_name + "/children");
+    for (pid_t child; in >> child;) out.push_back(child);
+  }
+  ::closedir(d);
+  return out;
+}
+
 bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout) {
   auto pidfd = PidfdOpen(pid);
   if (!pidfd) return !ProcessAlive(pid);

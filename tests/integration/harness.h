@@ -107,6 +107,8 @@ std::vector<std::string> QueueEntries(pid_t broker_pid);
 std::vector<std::string> ShmEntries(std::string_view prefix);
 // Waits until the process is gone (pidfd readable or ESRCH) within timeout.
 bool WaitProcessGone(pid_t pid, std::chrono::milliseconds timeout);
+// Every child `pid` has now (zombies included), from each of its threads' lists.
+std::vector<pid_t> ChildrenOf(pid_t pid);
 bool ProcessAlive(pid_t pid);
 // The value of `key` in /proc/PID/status ("CapEff", "Seccomp", ...), leading blanks trimmed; ""
 // if the process or the key is not there.

@@ -76,14 +76,6 @@ int QueuesMax() {
   return v;
 }
 
-// Every child the broker has now: the namespace holder, every renderer and its init.
-std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::vector<pid_t> out;
-  std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  for (pid_t child; f >> child;) out.push_back(child);
-  return out;
-}
-
 std::string ReadAll(int fd, std::chrono::milliseconds within) {
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + within;

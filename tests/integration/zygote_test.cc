@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "broker/broker.h"
@@ -156,6 +157,56 @@ TEST(ZygoteTest, AKilledZygoteIsReplacedAndItsRenderersLiveOn) {
   }
 }
 
+// The broker never waits for the zygote: with the zygote stopped, a renderer asked for stays
+// `starting` while the control socket goes on answering; closed meanwhile, its launch is
+// cancelled, and what the zygote makes for it once it runs again is killed and reaped.
+TEST(ZygoteTest, TheBrokerAnswersWhileTheZygoteWorksAndACloseCancelsTheLaunch) {
+  SKIP_WITHOUT_STATIC_RENDERER();
+  BrokerProcess b({"--renderers", "1", "--no-spare"});
+  auto ready = b.WaitForEvent("ready", 1, kTimeout);
+  ASSERT_TRUE(ready);
+  int zygote = WaitForZygote(b);
+  ASSERT_GT(zygote, 0);
+  ASSERT_EQ(::kill(zygote, SIGSTOP), 0);
+  ASSERT_TRUE(WaitProcessStopped(zygote, kTimeout));
+  json reply = b.Ctl("spawn sbx://clock");
+  int id = reply.value("id", 0);
+  ASSERT_GT(id, 0) << reply.dump();
+  // Answered at once, though the launch waits on a zygote that cannot run.
+  json pong = b.Ctl("ping 1");
+  EXPECT_TRUE(pong.contains("rtt_us")) << pong.dump();
+  json list = b.Ctl("list");
+  ASSERT_EQ(list["renderers"].size(), 2u) << list.dump();
+  EXPECT_EQ(list["renderers"][1]["state"], "starting") << list.dump();
+  EXPECT_EQ(list["renderers"][1].value("pid", -1), 0) << list.dump();
+  EXPECT_EQ(b.Ctl("close " + std::to_string(id)).value("ok", false), true);
+  ASSERT_TRUE(b.WaitForEvent("closed", id, kTimeout));
+
+  ASSERT_EQ(::kill(zygote, SIGCONT), 0);
+  // Served in order: once the next launch is running, the cancelled one has been answered.
+  json next = b.Ctl("spawn sbx://clock");
+  int next_id = next.value("id", 0);
+  ASSERT_GT(next_id, 0) << next.dump();
+  auto next_ready = b.WaitForEvent("ready", next_id, kTimeout);
+  ASSERT_TRUE(next_ready);
+  // Left: the namespace holder, the zygote, and two renderers with their namespace inits. The
+  // joiners and what the cancelled launch made go as they are reaped.
+  std::vector<pid_t> children;
+  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  do {
+    children = ChildrenOf(b.pid());
+    if (children.size() == 6u) break;
+    std::this_thread::sleep_for(10ms);  // polled against a deadline: no event says "reaped"
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(children.size(), 6u) << ::testing::PrintToString(children);
+  for (const auto& e : b.history()) {
+    if (e.value("id", 0) == id) {
+      EXPECT_NE(e.value("event", ""), "spawned") << e.dump();
+      EXPECT_NE(e.value("event", ""), "exited") << e.dump();
+    }
+  }
+}
+
 TEST(ZygoteTest, NoZygoteMeansTheBrokerLaunches) {
   BrokerProcess b({"--renderers", "1", "--no-spare", "--no-zygote"});
   auto ready = b.WaitForEvent("ready", 1, kTimeout);
@@ -192,21 +243,6 @@ TEST(ZygoteTest, ABrokerKilledTakesItsZygoteAlong) {
   EXPECT_TRUE(WaitProcessGone(zygote, kTimeout));  // its parent-death signal
 }
 
-// Our children (every thread's list), as pids.
-std::vector<int> Children() {
-  std::vector<int> out;
-  DIR* tasks = ::opendir("/proc/self/task");
-  if (tasks == nullptr) return out;
-  while (dirent* e = ::readdir(tasks)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/children");
-    int pid = 0;
-    while (in >> pid) out.push_back(pid);
-  }
-  ::closedir(tasks);
-  return out;
-}
-
 // A launch that fails inside the zygote (here at the filter, which the kernel refuses) comes
 // back as the launcher's error, and every process it made comes back to be reaped: none stays
 // behind, running or as a zombie.
@@ -241,7 +277,7 @@ TEST(ZygoteLaunchTest, AFailedLaunchComesBackWithEveryProcessItMade) {
   // Each kills (already done) and reaps, in the order handed: the program first, since its init
   // cannot finish exiting while the program is unreaped.
   for (auto& p : handed) p = ChildProcess();
-  for (int pid : Children()) {
+  for (pid_t pid : ChildrenOf(::getpid())) {
     EXPECT_TRUE(pid == holder->pid() || pid == zygote->pid()) << "left behind: " << pid;
   }
 
@@ -249,6 +285,100 @@ TEST(ZygoteLaunchTest, AFailedLaunchComesBackWithEveryProcessItMade) {
   auto again = zygote->Launch(spec, [&](ChildProcess p) { handed.push_back(std::move(p)); });
   EXPECT_FALSE(again);
   EXPECT_TRUE(zygote->ok());
+}
+
+// Launches sent together are answered in the order sent, each once, through Receive(), with
+// nothing waited for in between; a launch cancelled in flight gets no answer, and every process
+// it made is killed and handed back to be reaped.
+TEST(ZygoteLaunchTest, LaunchesInFlightAreAnsweredInOrderAndACancelledOneLeavesNothing) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(dev_null.valid());
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  std::vector<ChildProcess> handed;
+  zygote->SetReapLater([&](ChildProcess p) { handed.push_back(std::move(p)); });
+  UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(exe.valid());
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  Confinement c;
+  c.exec_fd = exe.get();
+  c.root = holder->empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};  // fails at the filter, after all three processes exist
+  spec.confine = c;
+
+  std::vector<std::string> answered;
+  auto record = [&](const char* name) {
+    return [&answered, name](Result<LaunchedChild> r) {
+      answered.push_back(std::string(name) + (r ? ":ok" : ":" + r.error().what));
+    };
+  };
+  auto first = zygote->Submit(spec, record("first"));
+  auto second = zygote->Submit(spec, record("second"));
+  auto third = zygote->Submit(spec, record("third"));
+  ASSERT_TRUE(first && second && third);
+  EXPECT_EQ(zygote->in_flight(), 3u);
+  EXPECT_GT(zygote->deadline_ns(), MonotonicNs());
+  zygote->Cancel(*second);
+  exe.reset();  // the requests hold their own copies of every fd they name
+  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (zygote->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(WaitReadable(zygote->socket(), 1000).has_value());
+    zygote->Receive();
+  }
+  ASSERT_EQ(answered.size(), 2u);
+  EXPECT_EQ(answered[0].rfind("first:", 0), 0u) << answered[0];
+  EXPECT_NE(answered[0].find("seccomp filter"), std::string::npos) << answered[0];
+  EXPECT_EQ(answered[1].rfind("third:", 0), 0u) << answered[1];
+  EXPECT_EQ(zygote->deadline_ns(), 0);
+  EXPECT_TRUE(zygote->ok());
+  EXPECT_EQ(handed.size(), 9u) << "three processes for each of the three launches";
+  for (auto& p : handed) p = ChildProcess();
+  for (pid_t pid : ChildrenOf(::getpid())) {
+    EXPECT_TRUE(pid == holder->pid() || pid == zygote->pid()) << "left behind: " << pid;
+  }
+}
+
+// A zygote that fails with launches in flight fails each of them, once, and leaves none of their
+// processes behind.
+TEST(ZygoteLaunchTest, AZygoteThatFailsFailsEveryLaunchInFlight) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  Confinement c;
+  c.exec_fd = exe.get();
+  c.root = holder->empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};
+  spec.confine = c;
+  // Stopped, it answers nothing until it is gone.
+  ASSERT_EQ(::kill(zygote->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(WaitProcessStopped(zygote->pid(), kTimeout));
+  std::vector<Errc> failed;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(zygote->Submit(spec, [&](Result<LaunchedChild> r) {
+      ASSERT_FALSE(r);
+      failed.push_back(r.error().code);
+    }));
+  }
+  zygote->Expire(zygote->deadline_ns() - 1);
+  EXPECT_TRUE(zygote->ok()) << "not yet due";
+  EXPECT_TRUE(failed.empty());
+  zygote->Expire(zygote->deadline_ns());
+  EXPECT_FALSE(zygote->ok());
+  EXPECT_EQ(failed, (std::vector<Errc>{Errc::kTimeout, Errc::kTimeout}));
+  EXPECT_EQ(zygote->in_flight(), 0u);
+  for (pid_t pid : ChildrenOf(::getpid())) EXPECT_EQ(pid, holder->pid()) << "left behind: " << pid;
 }
 
 TEST(ZygoteLaunchTest, ItRefusesALaunchThatNeedsTheFileSystem) {

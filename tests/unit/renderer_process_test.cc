@@ -103,6 +103,8 @@ struct Recorder : RendererProcess::Delegate {
     exit = std::move(info);
     process.reset();
   }
+  // This environment launches before Launch returns, so nothing is ever still launching.
+  void OnLaunched(Result<void>) override { ADD_FAILURE() << "a synchronous launch was reported"; }
 
   std::unique_ptr<RendererProcess> process;
   int64_t first_frame_ns = -1;
