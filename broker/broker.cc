@@ -428,9 +428,12 @@ Broker::~Broker() {
   loop_.CancelTimer(spare_timer_);
   hosts_.clear();
   spare_.reset();  // kills and reaps it, then its init
+  // Launches still in flight (cancelled by their owners above) go with the zygote, each killed
+  // and reaped here in order, the program before its init: reaping_ would take them in any order.
+  if (zygote_) zygote_->SetReapLater({});
+  DropZygote();
   for (auto& [token, child] : reaping_) loop_.Unwatch(token);
   reaping_.clear();  // each ChildProcess kills and reaps, sweeping strays as it waits
-  DropZygote();
   loop_.Unwatch(holder_watch_);
   holder_.reset();
   RemoveBrokerCgroups(cgroups_);
@@ -558,10 +561,9 @@ uint64_t Broker::StartLaunch(const LaunchSpec& spec, LaunchDone done) {
         done(std::move(child));
       });
   if (!ticket) {
-    // The zygote failed on the send (and failed every other launch in flight with it).
-    Error e = ticket.error();
-    ZygoteFailed(e);
-    done(std::unexpected(std::move(e)));
+    // The zygote failed on the send; it failed this launch (`done` has been called) and every
+    // other one in flight with it.
+    ZygoteFailed(ticket.error());
     return 0;
   }
   ArmZygoteTimer();

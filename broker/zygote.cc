@@ -536,9 +536,17 @@ void Zygote::Abandon(InFlight& launch) {
 
 void Zygote::Fail(Error why) {
   if (why.code != Errc::kTimeout) why.code = Errc::kPeerClosed;
+  process_ = {};  // killed and reaped first, so nothing more arrives
+  // What it sent before it went: the processes it announced are already ours, and only we can
+  // kill and reap them.
+  std::deque<InFlight> failed;
+  while (socket_.valid()) {
+    auto got = ReadOne();
+    if (!got) break;
+    if (*got) failed.push_back(std::move((*got)->launch));
+  }
   socket_.reset();
-  process_ = {};  // kills and reaps it, bounded
-  std::deque<InFlight> failed = std::move(in_flight_);
+  for (auto& launch : in_flight_) failed.push_back(std::move(launch));
   in_flight_.clear();
   for (auto& launch : failed) Abandon(launch);
   // Last: any of these may destroy this Zygote.
@@ -552,16 +560,17 @@ Result<uint64_t> Zygote::Submit(const LaunchSpec& spec, LaunchDone done) {
   if (!CanLaunch(spec)) return MakeError(Errc::kInvalidArgument, "not a launch for the zygote");
   std::vector<int> fds;
   auto bytes = zygote::EncodeRequest(spec, fds);
+  if (in_flight_.empty()) progress_ns_ = MonotonicNs();
+  // Queued before it is sent: a send that fails fails the zygote, and this launch with it.
+  InFlight& launch = in_flight_.emplace_back();
+  const uint64_t ticket = launch.ticket = next_ticket_++;
+  launch.done = std::move(done);
   if (auto s = SendMessage(socket_.get(), bytes, fds); !s) {
     Error e{Errc::kPeerClosed, s.error().sys_errno, s.error().what};
-    Fail(e);
+    Fail(e);  // calls `done`
     return std::unexpected(std::move(e));
   }
-  if (in_flight_.empty()) progress_ns_ = MonotonicNs();
-  InFlight& launch = in_flight_.emplace_back();
-  launch.ticket = next_ticket_++;
-  launch.done = std::move(done);
-  return launch.ticket;
+  return ticket;
 }
 
 void Zygote::Cancel(uint64_t ticket) {
@@ -583,62 +592,69 @@ void Zygote::Expire(int64_t now_ns) {
   }
 }
 
+Result<std::optional<Zygote::Finished>> Zygote::ReadOne() {
+  auto message = ReceiveMessage(socket_.get(), 0);
+  if (!message) return std::unexpected(message.error());
+  if (in_flight_.empty()) return MakeError(Errc::kPeerClosed, "the zygote spoke unasked");
+  auto answer = zygote::DecodeAnswer(message->bytes, message->fds.size());
+  if (!answer) return MakeError(Errc::kPeerClosed, answer.error().what);
+  progress_ns_ = MonotonicNs();
+  InFlight& launch = in_flight_.front();
+  if (answer->child) {
+    auto& slot = launch.children[static_cast<int>(answer->child->role)];
+    pid_t pid = answer->child->pid;
+    if (slot.valid()) return MakeError(Errc::kPeerClosed, "the zygote announced a process twice");
+    // Our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
+    if (!message->fds.empty()) {
+      slot = ChildProcess(pid, std::move(message->fds[0]));
+    } else if (auto adopted = ChildProcess::Adopt(pid)) {
+      slot = std::move(*adopted);
+    } else {
+      ChildProcess::KillAndReapPid(pid);
+    }
+    return std::nullopt;
+  }
+  Finished f{std::move(launch), answer->reply, {}};
+  in_flight_.pop_front();
+  if (f.reply.has_queue) f.queue = std::move(message->fds[0]);
+  return f;
+}
+
 void Zygote::Receive() {
   while (ok()) {
-    auto message = ReceiveMessage(socket_.get(), 0);
-    if (!message) {
-      if (message.error().code == Errc::kTimeout) return;  // nothing more waits
-      return Fail(message.error());
+    auto got = ReadOne();
+    if (!got) {
+      if (got.error().code == Errc::kTimeout) return;  // nothing more waits
+      return Fail(got.error());
     }
-    if (in_flight_.empty()) return Fail(Error{Errc::kPeerClosed, 0, "the zygote spoke unasked"});
-    auto answer = zygote::DecodeAnswer(message->bytes, message->fds.size());
-    if (!answer) return Fail(Error{Errc::kPeerClosed, 0, answer.error().what});
-    progress_ns_ = MonotonicNs();
-    InFlight& launch = in_flight_.front();
-    if (answer->child) {
-      auto& slot = launch.children[static_cast<int>(answer->child->role)];
-      pid_t pid = answer->child->pid;
-      if (slot.valid()) {
-        return Fail(Error{Errc::kPeerClosed, 0, "the zygote announced a process twice"});
-      }
-      // Our child (CLONE_PARENT) and unreaped, so its pid cannot have been reused.
-      if (!message->fds.empty()) {
-        slot = ChildProcess(pid, std::move(message->fds[0]));
-      } else if (auto adopted = ChildProcess::Adopt(pid)) {
-        slot = std::move(*adopted);
-      } else {
-        ChildProcess::KillAndReapPid(pid);
-      }
+    if (!*got) continue;
+    Finished f = std::move(**got);
+    if (!f.launch.done) {  // cancelled: nobody to tell
+      Abandon(f.launch);
       continue;
     }
-    InFlight finished = std::move(launch);
-    in_flight_.pop_front();
-    if (!in_flight_.empty()) progress_ns_ = MonotonicNs();
-    if (!finished.done) {  // cancelled: nobody to tell
-      Abandon(finished);
-      continue;
-    }
-    const zygote::Reply& r = answer->reply;
+    const zygote::Reply& r = f.reply;
+    auto& children = f.launch.children;
     Result<LaunchedChild> out = std::unexpected(r.error);
-    if (r.ok && finished.children[0].valid() && finished.children[1].valid() &&
-        finished.children[2].valid()) {
+    if (r.ok && children[0].valid() && children[1].valid() && children[2].valid()) {
       ++launches_;
       LaunchedChild child;
-      child.joiner = std::move(finished.children[0]);
-      child.init = std::move(finished.children[1]);
-      child.process = std::move(finished.children[2]);
+      child.joiner = std::move(children[0]);
+      child.init = std::move(children[1]);
+      child.process = std::move(children[2]);
       child.queue_errno = r.queue_errno;
-      if (r.has_queue) child.queue = std::move(message->fds[0]);
+      child.queue = std::move(f.queue);
       out = std::move(child);
     } else {
-      if (r.ok)
+      if (r.ok) {
         out = std::unexpected(
             Error{Errc::kState, 0, "the zygote's launch lost one of its processes"});
-      Abandon(finished);
+      }
+      Abandon(f.launch);
     }
     // Last: `done` may destroy this Zygote. What else waits leaves the socket readable, and the
     // caller's loop comes back for it.
-    return finished.done(std::move(out));
+    return f.launch.done(std::move(out));
   }
 }
 

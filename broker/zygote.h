@@ -152,6 +152,17 @@ class Zygote {
 
   Zygote(ChildProcess process, UniqueFd socket)
       : process_(std::move(process)), socket_(std::move(socket)) {}
+  // A launch the zygote has answered, taken off in_flight_.
+  struct Finished {
+    InFlight launch;
+    zygote::Reply reply;
+    UniqueFd queue;  // with a reply that has one
+  };
+
+  // One message off the socket, without waiting, applied to the launch in progress: the launch
+  // it finished, if it was the reply. kTimeout: nothing waits; any other error: the zygote is
+  // gone or broke the protocol.
+  Result<std::optional<Finished>> ReadOne();
   // Kills what the launch made and hands it to reap_later.
   void Abandon(InFlight& launch);
   ChildProcess process_;

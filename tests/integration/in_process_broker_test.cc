@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "broker/broker.h"
@@ -108,6 +109,47 @@ TEST(InProcessBrokerTest, DestroyingTheBrokerKillsAndReapsItsRenderers) {
     siginfo_t si{};
     EXPECT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | WNOHANG), -1) << pid;
     EXPECT_EQ(errno, ECHILD) << pid;
+  }
+}
+
+// A launch the zygote has made but the broker has not read yet is the broker's all the same:
+// destroyed then, the broker kills and reaps every process of it, and leaves no child behind.
+TEST(InProcessBrokerTest, DestroyingTheBrokerWithALaunchInFlightLeavesNoChild) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "the sanitized renderer is dynamically linked: no zygote launches it";
+#endif
+  {
+    BrokerOptions o;
+    o.spare = false;
+    auto b = MakeBroker(o);
+    ASSERT_TRUE(b);
+    Recorder rec;
+    b->AddObserver(&rec);
+    ASSERT_TRUE(b->Spawn());
+    auto ready = [&] {
+      for (const auto& e : rec.events) {
+        if (e.type == EventType::kReady) return true;
+      }
+      return false;
+    };
+    ASSERT_TRUE(RunUntil(*b, ready, std::chrono::seconds(10)));
+    ASSERT_TRUE(b->Spawn());
+    ASSERT_TRUE(RunUntil(
+        *b, [&] { return b->Stats().zygote_in_flight == 1; }, std::chrono::seconds(10)));
+    // The loop stops here, so nothing the zygote sends is read. It has made the launch once we
+    // have seven children: the holder, the zygote, the first renderer and its init, and the
+    // second launch's joiner, init and renderer.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ChildrenOf(::getpid()).size() < 7 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // nothing to wait on
+    }
+    ASSERT_EQ(ChildrenOf(::getpid()).size(), 7u);
+    EXPECT_EQ(b->Stats().zygote_in_flight, 1u);
+    b->RemoveObserver(&rec);
+  }
+  for (pid_t pid : ChildrenOf(::getpid())) {
+    ADD_FAILURE() << "left behind: " << pid << " " << StatusField(pid, "Name") << " "
+                  << StatusField(pid, "State");
   }
 }
 

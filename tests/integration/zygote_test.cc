@@ -381,6 +381,86 @@ TEST(ZygoteLaunchTest, AZygoteThatFailsFailsEveryLaunchInFlight) {
   for (pid_t pid : ChildrenOf(::getpid())) EXPECT_EQ(pid, holder->pid()) << "left behind: " << pid;
 }
 
+// A request that cannot be sent (the zygote died meanwhile) fails the zygote, and the launch is
+// told so through its own `done`, once, as every launch in flight is.
+TEST(ZygoteLaunchTest, ALaunchSentToADeadZygoteIsToldThroughItsDone) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  ASSERT_EQ(::kill(zygote->pid(), SIGKILL), 0);
+  ASSERT_TRUE(WaitReadable(zygote->pidfd(), 10'000).value_or(false));
+  UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  Confinement c;
+  c.exec_fd = exe.get();
+  c.root = holder->empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};
+  spec.confine = c;
+  std::vector<Errc> told;
+  auto ticket = zygote->Submit(spec, [&](Result<LaunchedChild> r) {
+    ASSERT_FALSE(r);
+    told.push_back(r.error().code);
+  });
+  ASSERT_FALSE(ticket);
+  EXPECT_EQ(ticket.error().code, Errc::kPeerClosed);
+  EXPECT_EQ(told, std::vector<Errc>{Errc::kPeerClosed});
+  EXPECT_FALSE(zygote->ok());
+  EXPECT_EQ(zygote->in_flight(), 0u);
+}
+
+// The processes a zygote announced before it failed are the broker's, whether or not the broker
+// has read the announcements: Fail reads what is left on the socket and hands every one back.
+TEST(ZygoteLaunchTest, AZygoteThatFailsWithAnswersUnreadLeavesNothingBehind) {
+  auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
+  if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
+  UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
+  ASSERT_TRUE(zygote) << zygote.error().ToString();
+  std::vector<ChildProcess> handed;
+  zygote->SetReapLater([&](ChildProcess p) { handed.push_back(std::move(p)); });
+  UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder->pidfd()};
+  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
+  Confinement c;
+  c.exec_fd = exe.get();
+  c.root = holder->empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};  // fails after all three processes exist, and kills them
+  spec.confine = c;
+  std::vector<Errc> told;
+  ASSERT_TRUE(zygote->Submit(spec, [&](Result<LaunchedChild> r) {
+    ASSERT_FALSE(r);
+    told.push_back(r.error().code);
+  }));
+  // The launch has failed once the joiner and the program are zombies of ours (the init cannot
+  // finish exiting while the program is unreaped); the zygote announced each process, right
+  // after making it, long before.
+  auto zombies = [&] {
+    int n = 0;
+    for (pid_t pid : ChildrenOf(::getpid())) {
+      if (StatusField(pid, "State").rfind("Z", 0) == 0) ++n;
+    }
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (zombies() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);  // polled against a deadline: nothing to wait on
+  }
+  ASSERT_EQ(zombies(), 2);
+  ASSERT_EQ(ChildrenOf(::getpid()).size(), 5u) << "the holder, the zygote and three of the launch";
+  zygote->Fail(Error{Errc::kPeerClosed, 0, "failed by the test"});
+  EXPECT_EQ(told, std::vector<Errc>{Errc::kPeerClosed});
+  EXPECT_EQ(handed.size(), 3u) << "the joiner, the init and the program";
+  for (auto& p : handed) p = ChildProcess();
+  for (pid_t pid : ChildrenOf(::getpid())) EXPECT_EQ(pid, holder->pid()) << "left behind: " << pid;
+}
+
 TEST(ZygoteLaunchTest, ItRefusesALaunchThatNeedsTheFileSystem) {
   auto holder = NamespaceHolder::Create(::geteuid(), ::getegid(), "/mnt");
   if (!holder) GTEST_SKIP() << "no user namespaces here: " << holder.error().ToString();
