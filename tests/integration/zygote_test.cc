@@ -243,6 +243,21 @@ TEST(ZygoteTest, ABrokerKilledTakesItsZygoteAlong) {
   EXPECT_TRUE(WaitProcessGone(zygote, kTimeout));  // its parent-death signal
 }
 
+// A confined launch through the zygote that fails at its filter (no such BPF instruction, so
+// seccomp(2) fails with EINVAL) after all three of its processes exist.
+LaunchSpec FailingLaunch(const NamespaceHolder& holder, int dev_null, int exe) {
+  LaunchSpec spec;
+  spec.argv = {"sbx-renderer"};
+  spec.namespaces = NamespaceSpec{holder.pidfd()};
+  spec.stdio = {dev_null, dev_null, dev_null};
+  Confinement c;
+  c.exec_fd = exe;
+  c.root = holder.empty_root();
+  c.filter = {BPF_STMT(0xffff, 0)};
+  spec.confine = c;
+  return spec;
+}
+
 // A launch that fails inside the zygote (here at the filter, which the kernel refuses) comes
 // back as the launcher's error, and every process it made comes back to be reaped: none stays
 // behind, running or as a zombie.
@@ -256,15 +271,8 @@ TEST(ZygoteLaunchTest, AFailedLaunchComesBackWithEveryProcessItMade) {
   UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(exe.valid());
 
-  LaunchSpec spec;
-  spec.argv = {"sbx-renderer"};
-  spec.namespaces = NamespaceSpec{holder->pidfd()};
-  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
-  Confinement c;
-  c.exec_fd = exe.get();
-  c.root = holder->empty_root();
-  c.filter = {BPF_STMT(0xffff, 0)};  // no such instruction: seccomp(2) fails with EINVAL
-  spec.confine = c;
+  LaunchSpec spec = FailingLaunch(*holder, dev_null.get(),
+                                  exe.get());  // no such instruction: seccomp(2) fails with EINVAL
   std::vector<ChildProcess> handed;
   auto child = zygote->Launch(spec, [&](ChildProcess p) { handed.push_back(std::move(p)); });
   ASSERT_FALSE(child);
@@ -301,15 +309,8 @@ TEST(ZygoteLaunchTest, LaunchesInFlightAreAnsweredInOrderAndACancelledOneLeavesN
   zygote->SetReapLater([&](ChildProcess p) { handed.push_back(std::move(p)); });
   UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(exe.valid());
-  LaunchSpec spec;
-  spec.argv = {"sbx-renderer"};
-  spec.namespaces = NamespaceSpec{holder->pidfd()};
-  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
-  Confinement c;
-  c.exec_fd = exe.get();
-  c.root = holder->empty_root();
-  c.filter = {BPF_STMT(0xffff, 0)};  // fails at the filter, after all three processes exist
-  spec.confine = c;
+  LaunchSpec spec = FailingLaunch(
+      *holder, dev_null.get(), exe.get());  // fails at the filter, after all three processes exist
 
   std::vector<std::string> answered;
   auto record = [&](const char* name) {
@@ -352,15 +353,7 @@ TEST(ZygoteLaunchTest, AZygoteThatFailsFailsEveryLaunchInFlight) {
   auto zygote = Zygote::Start(BinPath("sbx-zygote"), *holder, dev_null.get());
   ASSERT_TRUE(zygote) << zygote.error().ToString();
   UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
-  LaunchSpec spec;
-  spec.argv = {"sbx-renderer"};
-  spec.namespaces = NamespaceSpec{holder->pidfd()};
-  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
-  Confinement c;
-  c.exec_fd = exe.get();
-  c.root = holder->empty_root();
-  c.filter = {BPF_STMT(0xffff, 0)};
-  spec.confine = c;
+  LaunchSpec spec = FailingLaunch(*holder, dev_null.get(), exe.get());
   // Stopped, it answers nothing until it is gone.
   ASSERT_EQ(::kill(zygote->pid(), SIGSTOP), 0);
   ASSERT_TRUE(WaitProcessStopped(zygote->pid(), kTimeout));
@@ -392,15 +385,7 @@ TEST(ZygoteLaunchTest, ALaunchSentToADeadZygoteIsToldThroughItsDone) {
   ASSERT_EQ(::kill(zygote->pid(), SIGKILL), 0);
   ASSERT_TRUE(WaitReadable(zygote->pidfd(), 10'000).value_or(false));
   UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
-  LaunchSpec spec;
-  spec.argv = {"sbx-renderer"};
-  spec.namespaces = NamespaceSpec{holder->pidfd()};
-  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
-  Confinement c;
-  c.exec_fd = exe.get();
-  c.root = holder->empty_root();
-  c.filter = {BPF_STMT(0xffff, 0)};
-  spec.confine = c;
+  LaunchSpec spec = FailingLaunch(*holder, dev_null.get(), exe.get());
   std::vector<Errc> told;
   auto ticket = zygote->Submit(spec, [&](Result<LaunchedChild> r) {
     ASSERT_FALSE(r);
@@ -424,15 +409,8 @@ TEST(ZygoteLaunchTest, AZygoteThatFailsWithAnswersUnreadLeavesNothingBehind) {
   std::vector<ChildProcess> handed;
   zygote->SetReapLater([&](ChildProcess p) { handed.push_back(std::move(p)); });
   UniqueFd exe(::open(BinPath("sbx-renderer").c_str(), O_RDONLY | O_CLOEXEC));
-  LaunchSpec spec;
-  spec.argv = {"sbx-renderer"};
-  spec.namespaces = NamespaceSpec{holder->pidfd()};
-  spec.stdio = {dev_null.get(), dev_null.get(), dev_null.get()};
-  Confinement c;
-  c.exec_fd = exe.get();
-  c.root = holder->empty_root();
-  c.filter = {BPF_STMT(0xffff, 0)};  // fails after all three processes exist, and kills them
-  spec.confine = c;
+  LaunchSpec spec = FailingLaunch(
+      *holder, dev_null.get(), exe.get());  // fails after all three processes exist, and kills them
   std::vector<Errc> told;
   ASSERT_TRUE(zygote->Submit(spec, [&](Result<LaunchedChild> r) {
     ASSERT_FALSE(r);
