@@ -279,7 +279,7 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
 
   auto site = env_.PrepareLaunch();
   if (!site) return std::unexpected(site.error());
-  PendingLaunch& pending = pending_.emplace();
+  RendererPendingLaunch& pending = pending_.emplace();
   // In a sandbox the launcher makes the queue inside the renderer's own IPC namespace, where no
   // other renderer's counts against queues_max; otherwise it is made here, in the broker's.
   pending.queue_in_namespace = site->namespaces && !opt.force_queue_fallback;
@@ -357,7 +357,7 @@ Result<void> RendererProcess::Started(Result<LaunchedChild> child) {
   const BrokerOptions& opt = env_.options();
   cgroup_.CloseProcsFds();
   if (!child) return std::unexpected(child.error());
-  PendingLaunch& pending = *pending_;
+  RendererPendingLaunch& pending = *pending_;
   if (pending.queue_in_namespace && !child->queue) {
     fallback_reason_ = "mq_open in the renderer's IPC namespace: " +
                        std::string(std::strerror(child->queue_errno));

@@ -61,6 +61,17 @@ struct ProcessFigures {
   protocol::Heartbeat last_heartbeat{};
 };
 
+// What a RendererProcess's launch in flight holds for the process it will make: the child's ends
+// close with it. At namespace scope because clang cannot value-initialize a nested class with
+// member initializers inside std::optional before the enclosing class is complete.
+struct RendererPendingLaunch {
+  PipePair to_renderer;
+  PipePair from_renderer;
+  std::optional<QueuePair> queue;  // made in the broker's IPC namespace
+  bool queue_in_namespace = false;
+  UniqueFd log_child_end;
+};
+
 class RendererProcess {
  public:
   // What the process tells its owner, on the loop thread, after validating it.
@@ -198,15 +209,6 @@ class RendererProcess {
     if (r && !spare_) env_.NotifyIpc(id_, *r);
   }
 
-  // What a launch in flight holds for the process it will make: the child's ends close with it.
-  struct PendingLaunch {
-    PipePair to_renderer;
-    PipePair from_renderer;
-    std::optional<QueuePair> queue;  // made in the broker's IPC namespace
-    bool queue_in_namespace = false;
-    UniqueFd log_child_end;
-  };
-
   RendererHostEnv& env_;
   EventLoop& loop_;
   int id_;  // 0 while a spare
@@ -222,7 +224,7 @@ class RendererProcess {
   std::unique_ptr<RendererLog> log_;  // its stdout and stderr
   std::string fallback_reason_;
   std::vector<Message> inbox_;  // OnControlReadable's batch, kept for its capacity
-  std::optional<PendingLaunch> pending_;
+  std::optional<RendererPendingLaunch> pending_;
   bool launching_ = false;
   bool in_spawn_ = false;  // Complete called inside StartLaunch: Spawn returns its result
   Result<void> spawn_result_;
