@@ -66,28 +66,38 @@ void RendererHost::Start() {
   last_ = {};
   last_.spawn_ns = MonotonicNs();
   last_.heartbeat_fallback = env_.options().force_queue_fallback;
+  // The spare, if there is one, needs no turn of the queue: already launched, sandboxed and in
+  // its cgroup, it only has to be told who it is, and a restart tells it before the dead
+  // process's teardown (OnExit) rather than after.
+  if (TakeSpare()) return;
   launch_queued_ = true;
   env_.QueueLaunch(*this);
+}
+
+bool RendererHost::TakeSpare() {
+  // One that cannot be told is dropped (killed and reaped) for a launch.
+  auto spare = env_.TakeSpare();
+  if (!spare || !spare->Assign(id_, page_, visibility_, *this)) return false;
+  silence_sample_.reset();
+  process_ = std::move(spare);
+  Spawned();
+  return true;
 }
 
 void RendererHost::LaunchNow() {
   if (!launch_queued_ || closing_) return;
   launch_queued_ = false;
+  // Taken here too: the spare may have started while this launch waited.
+  if (TakeSpare()) return;
   silence_sample_.reset();
-  // The spare, if there is one: already launched, sandboxed and in its cgroup, it only needs to
-  // be told who it is. One that cannot be told is dropped (killed and reaped) for a launch.
-  if (auto spare = env_.TakeSpare(); spare && spare->Assign(id_, page_, visibility_, *this)) {
-    process_ = std::move(spare);
-  } else {
-    auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
-    if (!process) return LaunchFailed(process.error());
-    // The zygote makes it while the loop goes on: OnLaunched, or a close, ends the wait.
-    if ((*process)->launching()) {
-      launching_ = std::move(*process);
-      return;
-    }
-    process_ = std::move(*process);
+  auto process = RendererProcess::Launch(env_, id_, page_, *this, visibility_);
+  if (!process) return LaunchFailed(process.error());
+  // The zygote makes it while the loop goes on: OnLaunched, or a close, ends the wait.
+  if ((*process)->launching()) {
+    launching_ = std::move(*process);
+    return;
   }
+  process_ = std::move(*process);
   Spawned();
 }
 

@@ -31,8 +31,8 @@ class RendererHost final : private RendererProcess::Delegate {
   RendererHost& operator=(const RendererHost&) = delete;
   ~RendererHost();
 
-  // Asks for a process (first start, restart, reload): the slot is `starting` at once and its
-  // launch waits in the env's queue (RendererHostEnv::QueueLaunch).
+  // Asks for a process (first start, restart, reload): the spare at once if there is one, else
+  // the slot is `starting` and its launch waits in the env's queue (RendererHostEnv::QueueLaunch).
   void Start();
   // The queued launch, when the queue reaches it; nothing if the slot was closed meanwhile. A
   // failure is not returned: it becomes a `launch-failed` exit, handled (and restarted) like any
@@ -78,6 +78,8 @@ class RendererHost final : private RendererProcess::Delegate {
   void OnExit(ExitInfo info) override;
   void OnLaunched(Result<void> result) override;
 
+  // Assigns the env's spare to this slot, if it has one that takes the assignment.
+  bool TakeSpare();
   // The process runs: the `spawned` event.
   void Spawned();
   void LaunchFailed(const Error& e);

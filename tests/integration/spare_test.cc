@@ -97,6 +97,27 @@ TEST(SpareTest, ASpawnTakesTheSpare) {
   EXPECT_GT(WaitForSpare(b, spare), 0);
 }
 
+// Taking the spare needs no launch, so it does not wait for the launch queue's turn of the loop:
+// a `list` read in the same turn as the `spawn` already shows the spare's pid in the new slot.
+// A restart takes it the same way, before the dead process is torn down.
+TEST(SpareTest, ASpawnHasTheSpareBeforeTheNextCommandIsRead) {
+  BrokerProcess b({"--renderers", "0"});
+  int spare = WaitForSpare(b);
+  ASSERT_GT(spare, 0) << SpareOf(b).dump();
+  ControlConnection c(b.control_path());
+  ASSERT_TRUE(c.SendRaw("spawn sbx://clock\nlist\n"));
+  auto spawned = c.ReadReply(kTimeout);
+  auto list = c.ReadReply(kTimeout);
+  ASSERT_TRUE(spawned && list);
+  int id = spawned->value("id", 0);
+  ASSERT_GT(id, 0) << spawned->dump();
+  ASSERT_EQ((*list)["renderers"].size(), 1u) << list->dump();
+  EXPECT_EQ((*list)["renderers"][0].value("pid", 0), spare) << list->dump();
+  auto event = b.WaitForEvent("spawned", id, kTimeout);
+  ASSERT_TRUE(event);
+  EXPECT_EQ(PidOf(*event), spare);
+}
+
 TEST(SpareTest, NoSpareMeansNone) {
   BrokerProcess b({"--renderers", "1", "--no-spare"});
   auto ready = b.WaitForEvent("ready", 1, kTimeout);
