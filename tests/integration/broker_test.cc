@@ -436,6 +436,9 @@ TEST(BrokerTest, RendererDeathLeavesNoFdInTheBroker) {
     }
     return n;
   };
+  // The spare's launch holds both ends of its pipes until the zygote answers: counted from then,
+  // a steady broker would look three short.
+  ASSERT_GT(WaitForStatsPid(b, "spare", 0, kEventTimeout), 0);
   size_t before = quiet_count();
   ASSERT_GT(before, 0u);
   for (int round = 0; round < 3; ++round) {
