@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "broker/cmd_prefix.h"
+#include "broker/event_json.h"
 #include "broker/hang_watchdog.h"
 #include "broker/renderer_host.h"
 #include "broker/renderer_process.h"
@@ -74,6 +75,8 @@ constexpr int64_t kLaunchSliceNs = 2'000'000;
 // socket keep it busy while the loop reads each answer, and the bound keeps the fds in flight
 // (about ten a request) and the processes a failed zygote takes down with it few.
 constexpr size_t kMaxLaunchesInFlight = 4;
+// `list` replies read and built on the worker at once (ListAll).
+constexpr size_t kMaxListsInFlight = 8;
 // What a renderer costs in memory beside its frame buffers: its processes' own pages (PSS about
 // 2 MiB), their page tables and kernel stacks, and its share of the broker.
 constexpr uint64_t kRendererOverheadBytes = uint64_t{4} << 20;
@@ -671,36 +674,132 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
   return ReadPlan(PlanInspect(), hook);
 }
 
-void Broker::InspectAll(std::function<void(nlohmann::json)> done, InspectStepHook hook) {
-  // Built whole, then moved: an initializer list would copy the tree (megabytes at 500).
-  auto reply = [](const InspectPlan& plan, const InspectStepHook& h) {
-    nlohmann::json r = nlohmann::json::object();
-    r["process"] = ProcessInfoToJson(ReadPlan(plan, h));
-    return r;
-  };
+Worker* Broker::EnsureWorker() {
   if (!worker_) {
     auto w = Worker::Start(loop_);
     if (!w) {
-      std::fprintf(stderr, "sbx: no worker thread (%s): inspect reads on the event loop\n",
+      std::fprintf(stderr, "sbx: no worker thread (%s): inspect and list read on the event loop\n",
                    w.error().ToString().c_str());
-      return done(reply(PlanInspect(), hook));
+      return nullptr;
     }
     worker_ = std::move(*w);
   }
+  return worker_.get();
+}
+
+void Broker::InspectAll(std::function<void(std::string)> done, InspectStepHook hook) {
+  // Built whole and serialised there: at 500 renderers the tree is megabytes, which neither an
+  // initializer list's copy nor a dump on the loop should cost.
+  auto reply = [](const InspectPlan& plan, const InspectStepHook& h) {
+    nlohmann::json r = nlohmann::json::object();
+    r["process"] = ProcessInfoToJson(ReadPlan(plan, h));
+    return DumpJson(r);
+  };
+  Worker* worker = EnsureWorker();
+  if (worker == nullptr) return done(reply(PlanInspect(), hook));
   // One read at a time, shared by every `inspect` asked for while it runs: however many a
   // client sends, the broker holds one plan (a pidfd copy per process) and the worker one read.
   inspect_waiters_.push_back(std::move(done));
   if (inspect_waiters_.size() > 1) return;
   // Shared between the two halves: the plan is read on the worker, the reply handed over here.
   auto plan = std::make_shared<InspectPlan>(PlanInspect());
-  auto out = std::make_shared<nlohmann::json>();
-  worker_->Post([plan, out, reply, hook = std::move(hook)] { *out = reply(*plan, hook); },
-                [this, out] {
-                  std::vector<std::function<void(nlohmann::json)>> waiting;
-                  waiting.swap(inspect_waiters_);
-                  for (size_t i = 0; i + 1 < waiting.size(); ++i) waiting[i](*out);
-                  waiting.back()(std::move(*out));
-                });
+  auto out = std::make_shared<std::string>();
+  worker->Post([plan, out, reply, hook = std::move(hook)] { *out = reply(*plan, hook); },
+               [this, out] {
+                 std::vector<std::function<void(std::string)>> waiting;
+                 waiting.swap(inspect_waiters_);
+                 for (size_t i = 0; i + 1 < waiting.size(); ++i) waiting[i](*out);
+                 waiting.back()(std::move(*out));
+               });
+}
+
+namespace {
+
+// The slot's snapshot with what only the live process knows: its channels and its cgroup.
+RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now, bool read_usage = true) {
+  RendererSnapshot s = host.Snapshot(now);
+  const RendererProcess* p = host.process();
+  if (p != nullptr) s.ipc = p->Ipc(now);
+  if (p != nullptr && p->cgroup().valid()) {
+    s.cgroup_path = p->cgroup().path();
+    s.memory_limit = p->cgroup().limits().memory_bytes;
+    s.cgroup_files = p->cgroup().UsageFiles();
+    if (read_usage) s.cgroup_usage = s.cgroup_files.Read();
+  }
+  return s;
+}
+
+// One `list` row as taken on the loop: what the worker reads for it is guarded by a copy of the
+// renderer's pidfd, so a pid the kernel gave again after a reap is never reported as it.
+struct ListRow {
+  RendererSnapshot snapshot;
+  UniqueFd pidfd;
+};
+
+struct ListJob {
+  std::vector<ListRow> rows;
+  SandboxInspector* inspector = nullptr;
+  sandbox::Level level = sandbox::Level::kFull;
+  std::string note;
+  bool launcher_filter = false;
+};
+
+std::string BuildList(ListJob& job) {
+  nlohmann::json rs = nlohmann::json::array();
+  for (ListRow& r : job.rows) {
+    RendererSnapshot& s = r.snapshot;
+    s.cgroup_usage = s.cgroup_files.Read();
+    nlohmann::json row = SnapshotToJson(s);
+    if (s.ipc) row["ipc"] = IpcSnapshotToJson(*s.ipc);
+    Result<SandboxReport> report =
+        s.pid > 0 && r.pidfd.valid()
+            ? job.inspector->Inspect(s.pid, job.level, job.note, job.launcher_filter)
+            : MakeError(Errc::kState, "no live process");
+    if (report && ExitedSince(r.pidfd)) report = MakeError(Errc::kState, "exited");
+    row["sandbox"] = report ? SandboxReportToJson(*report)
+                            : nlohmann::json{{"level", std::string(sandbox::LevelName(job.level))},
+                                             {"verdict", "no live process"}};
+    rs.push_back(std::move(row));
+  }
+  nlohmann::json reply = nlohmann::json::object();
+  reply["renderers"] = std::move(rs);
+  return DumpJson(reply);
+}
+
+}  // namespace
+
+void Broker::ListAll(std::function<void(std::string)> done, InspectStepHook hook) {
+  auto job = std::make_shared<ListJob>();
+  job->inspector = &sandbox_inspector_;
+  job->level = sandbox_level_;
+  job->note = sandbox_note_;
+  job->launcher_filter = !launcher_filter_.empty();
+  const int64_t now = MonotonicNs();
+  for (const auto& [id, host] : hosts_) {
+    if (host->state() == RendererState::kClosed) continue;
+    ListRow row{LiveSnapshot(*host, now, false), UniqueFd()};
+    if (row.snapshot.pid > 0)
+      row.pidfd = UniqueFd(::fcntl(host->process()->pidfd(), F_DUPFD_CLOEXEC, 0));
+    job->rows.push_back(std::move(row));
+  }
+  // Each `list` is the broker as it was when asked, so none shares another's rows; past a few
+  // in flight (a client that pipelines hundreds) one is built here, which holds the loop as
+  // every `list` once did but keeps the memory they hold bounded.
+  Worker* worker = lists_in_flight_ < kMaxListsInFlight ? EnsureWorker() : nullptr;
+  auto build = [job, hook = std::move(hook)] {
+    if (hook) hook("rows");
+    std::string text = BuildList(*job);
+    if (hook) hook("done");
+    return text;
+  };
+  if (worker == nullptr) return done(build());
+  ++lists_in_flight_;
+  auto out = std::make_shared<std::string>();
+  worker->Post([build = std::move(build), out] { *out = build(); },
+               [this, out, done = std::move(done)] {
+                 --lists_in_flight_;
+                 done(std::move(*out));
+               });
 }
 
 InspectPlan Broker::PlanInspect() const {
@@ -1055,24 +1154,6 @@ void Broker::Shutdown() {
   spare_->launching.reset();
   for (auto& [id, host] : hosts_) host->RequestClose(RendererHost::CloseHow::kTerminate);
 }
-
-namespace {
-
-// The slot's snapshot with what only the live process knows: its channels and its cgroup.
-RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now, bool read_usage = true) {
-  RendererSnapshot s = host.Snapshot(now);
-  const RendererProcess* p = host.process();
-  if (p != nullptr) s.ipc = p->Ipc(now);
-  if (p != nullptr && p->cgroup().valid()) {
-    s.cgroup_path = p->cgroup().path();
-    s.memory_limit = p->cgroup().limits().memory_bytes;
-    s.cgroup_files = p->cgroup().UsageFiles();
-    if (read_usage) s.cgroup_usage = s.cgroup_files.Read();
-  }
-  return s;
-}
-
-}  // namespace
 
 std::vector<RendererSnapshot> Broker::List(bool read_cgroup_usage) const {
   std::vector<RendererSnapshot> out;

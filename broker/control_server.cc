@@ -177,7 +177,18 @@ Result<std::string> DefaultControlPath() {
 namespace {
 
 using Words = std::vector<std::string_view>;
-using Reply = std::function<void(json)>;
+
+// A command's one answer: a JSON value, serialised here, or (`list` and `inspect`, built on the
+// broker's worker thread) a line serialised already.
+class Reply {
+ public:
+  explicit Reply(std::function<void(std::string)> send) : send_(std::move(send)) {}
+  void operator()(const json& j) const { send_(DumpJson(j)); }
+  void Text(std::string line) const { send_(std::move(line)); }
+
+ private:
+  std::function<void(std::string)> send_;
+};
 
 // The renderer id in words[1], when the command has between min_words and max_words words.
 std::optional<int> NeedId(const Words& words, size_t min_words, size_t max_words) {
@@ -191,18 +202,8 @@ void Usage(const Reply& reply, std::string_view form) {
 
 void ListCommand(Broker& broker, const Words& words, const Reply& reply) {
   if (words.size() != 1) return Usage(reply, "list");
-  json rs = json::array();
-  for (const auto& s : broker.List()) {
-    json row = SnapshotToJson(s);
-    if (s.ipc) row["ipc"] = IpcSnapshotToJson(*s.ipc);
-    auto report = broker.Sandbox(s.id);
-    row["sandbox"] = report
-                         ? SandboxReportToJson(*report)
-                         : json{{"level", std::string(sandbox::LevelName(broker.sandbox_level()))},
-                                {"verdict", "no live process"}};
-    rs.push_back(std::move(row));
-  }
-  reply({{"renderers", rs}});
+  // At 500 renderers a tenth of a second of reads and JSON, which the loop does not wait for.
+  broker.ListAll([reply](std::string text) { reply.Text(std::move(text)); });
 }
 
 void SpawnCommand(Broker& broker, const Words& words, const Reply& reply) {
@@ -264,7 +265,7 @@ void InspectCommand(Broker& broker, const Words& words, const Reply& reply) {
   if (words.size() > 2 || (words.size() == 2 && !id)) return Usage(reply, "inspect [ID]");
   // Every process: at 500 renderers a third of a second of reads, which the loop does not wait
   // for (the reply keeps its place among the client's replies, as a ping's does).
-  if (!id) return broker.InspectAll([reply](json tree) { reply(std::move(tree)); });
+  if (!id) return broker.InspectAll([reply](std::string text) { reply.Text(std::move(text)); });
   auto tree = broker.Inspect(id);
   if (!tree) return reply(ErrorJson(tree.error().ToString()));
   reply({{"process", ProcessInfoToJson(*tree)}});
@@ -393,7 +394,8 @@ Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line) {
   return f;
 }
 
-void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(json)> reply) {
+void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(std::string)> send) {
+  const Reply reply(std::move(send));
   auto words = SplitWords(line);
   if (words.empty()) return reply(ErrorJson("empty command; try help"));
   for (const Command& c : kCommands) {
@@ -565,9 +567,9 @@ void ControlServer::HandleLine(uint64_t id, std::string_view line) {
   it->second.replies.emplace_back();
   if (StartTrace(id, serial, line)) return;
   std::weak_ptr<bool> alive = alive_;
-  ExecuteCommand(broker_, line, [this, alive, id, serial](json reply) {
+  ExecuteCommand(broker_, line, [this, alive, id, serial](std::string reply) {
     if (alive.expired() || !*alive.lock()) return;  // the server is gone
-    Fill(id, serial, DumpJson(reply));
+    Fill(id, serial, std::move(reply));
   });
 }
 

@@ -42,12 +42,11 @@ struct TraceFilter {
 // `trace [ID] [MECHANISM]` parsed and checked (the renderer must exist), or the error to reply.
 Result<TraceFilter> ParseTrace(const Broker& broker, std::string_view line);
 
-// Runs one command line against the broker; `reply` is called exactly once, now or later (ping,
-// and `inspect` without an id, read on the broker's worker thread), unless the broker is
-// destroyed first.
+// Runs one command line against the broker; `reply` is called exactly once with the reply, one
+// line of JSON without its newline, now or later (ping, and `list` and `inspect` without an id,
+// read on the broker's worker thread), unless the broker is destroyed first.
 // `trace` streams, so only a ControlServer connection can run it.
-void ExecuteCommand(Broker& broker, std::string_view line,
-                    std::function<void(nlohmann::json)> reply);
+void ExecuteCommand(Broker& broker, std::string_view line, std::function<void(std::string)> reply);
 
 // A `trace` client gets one JSON line per message after its {"ok": true, "trace": ...} reply,
 // until it disconnects; it can still send commands. Trace lines never wait in more than

@@ -210,14 +210,6 @@ void LabelFd(const Objects& known, const struct stat& st, ProcessInfo::Fd& fd) {
   }
 }
 
-// Exited since the plan was made (its pidfd readable): whatever the pid shows now may be
-// another process's.
-bool ExitedSince(const UniqueFd& pidfd) {
-  if (!pidfd.valid()) return false;
-  auto ready = WaitReadable(pidfd.get(), 0);
-  return ready && *ready;
-}
-
 void ReadFds(const ProcessTarget& t, const Objects& known, Reader& r, ProcessInfo& p) {
   if (!r.Step("fd")) return;
   auto fds = NumberedEntries(r.dir() + "/fd");
@@ -336,6 +328,12 @@ long MapUidInside(std::string_view uid_map, long outside) {
   if (!(in >> inside >> lower >> count)) return -1;
   if (outside < lower || outside - lower >= count) return -1;
   return inside + (outside - lower);
+}
+
+bool ExitedSince(const UniqueFd& pidfd) {
+  if (!pidfd.valid()) return false;
+  auto ready = WaitReadable(pidfd.get(), 0);
+  return ready && *ready;
 }
 
 ProcessInfo InspectProcess(const ProcessTarget& target, const InspectStepHook& hook) {

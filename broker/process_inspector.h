@@ -127,6 +127,9 @@ struct InspectPlan {
   bool spare = false;       // ProcessInfo::spare
   std::vector<InspectPlan> children;
 };
+// The process behind `pidfd` (a copy taken when its pid was read) has exited since (its pidfd is
+// readable): whatever that pid shows now may be another process's. False for an invalid fd.
+bool ExitedSince(const UniqueFd& pidfd);
 // On the owner's thread: `pidfd` (borrowed, -1 for none) is duplicated.
 InspectPlan PlanProcess(ProcessTarget target, int pidfd);
 // On any thread: touches nothing but the plan.

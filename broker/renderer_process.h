@@ -148,6 +148,8 @@ class RendererProcess {
 
   // True until its exit has been seen (it is reaped only when this object goes).
   bool alive() const { return process_.valid() && !process_.exited(); }
+  // The renderer's pidfd, borrowed (-1 when there is none).
+  int pidfd() const { return process_.pidfd(); }
   // Whether the broker has already signalled it for a reason of its own.
   bool being_killed() const { return kill_reason_ != KillReason::kNone; }
   bool has_frame() const { return first_frame_ns_ != 0; }

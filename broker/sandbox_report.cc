@@ -208,15 +208,21 @@ Result<SandboxReport> SandboxInspector::Inspect(pid_t pid, sandbox::Level level,
   auto start = ProcessStartTicks(pid);
   if (!start) return InspectSandbox(pid, level, note, launcher_filter);
   const int64_t now = MonotonicNs();
-  auto hit = cache_.find(pid);
-  if (hit != cache_.end() && hit->second.start_ticks == *start) {
-    hit->second.used_ns = now;
-    return Complete(hit->second.layers, proc, level, note, launcher_filter);
+  std::optional<SandboxReport> kept;
+  {
+    std::lock_guard lock(mutex_);
+    auto hit = cache_.find(pid);
+    if (hit != cache_.end() && hit->second.start_ticks == *start) {
+      hit->second.used_ns = now;
+      kept = hit->second.layers;
+    }
   }
+  if (kept) return Complete(std::move(*kept), proc, level, note, launcher_filter);
   auto layers = ReadLayers(proc);
   if (!layers) return std::unexpected(layers.error());
   if (LayersAreFinal(*layers, level, launcher_filter)) {
-    if (hit == cache_.end() && cache_.size() >= kMaxCached) Evict(now);
+    std::lock_guard lock(mutex_);
+    if (!cache_.contains(pid) && cache_.size() >= kMaxCached) Evict(now);
     cache_[pid] = Entry{*start, *layers, now};
   }
   return Complete(std::move(*layers), proc, level, note, launcher_filter);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -67,9 +68,13 @@ class SandboxInspector {
  public:
   static constexpr size_t kMaxCached = 2048;
 
+  // Safe from any thread: the broker's loop (`sandbox ID`) and its worker (`list`) both ask.
   Result<SandboxReport> Inspect(pid_t pid, sandbox::Level level, const std::string& note,
                                 bool launcher_filter = false);
-  size_t cached() const { return cache_.size(); }
+  size_t cached() const {
+    std::lock_guard lock(mutex_);
+    return cache_.size();
+  }
 
  private:
   struct Entry {
@@ -79,6 +84,7 @@ class SandboxInspector {
   };
   void Evict(int64_t now_ns);
 
+  mutable std::mutex mutex_;  // guards cache_ (the reads themselves run unlocked)
   std::unordered_map<pid_t, Entry> cache_;
 };
 

@@ -40,17 +40,18 @@ Broker& TheBroker() {
 }
 
 void RunLine(std::string_view line) {
-  std::vector<json> replies;
+  std::vector<std::string> replies;
   ExecuteCommand(TheBroker(), line,
-                 [&replies](json reply) { replies.push_back(std::move(reply)); });
-  // `inspect` replies from the loop once the worker thread has read the processes.
+                 [&replies](std::string reply) { replies.push_back(std::move(reply)); });
+  // `list` and `inspect` reply from the loop once the worker thread has read the processes.
   for (int i = 0; replies.empty() && i < 1000; ++i) (void)TheBroker().loop().Dispatch(10);
   SBX_FUZZ_CHECK(replies.size() == 1);
-  const json& reply = replies[0];
+  SBX_FUZZ_CHECK(replies[0].find('\n') == std::string::npos);
+  const json reply = json::parse(replies[0], nullptr, false);
+  SBX_FUZZ_CHECK(!reply.is_discarded());
   SBX_FUZZ_CHECK(reply.is_object() && !reply.empty());
   SBX_FUZZ_CHECK(!(reply.contains("error") && reply.contains("ok")));
   if (reply.contains("error")) SBX_FUZZ_CHECK(reply["error"].is_string() && reply.size() == 1);
-  SBX_FUZZ_CHECK(json::accept(DumpJson(reply)));
 }
 
 }  // namespace

@@ -3,8 +3,14 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -151,6 +157,81 @@ TEST(InProcessBrokerTest, DestroyingTheBrokerWithALaunchInFlightLeavesNoChild) {
     ADD_FAILURE() << "left behind: " << pid << " " << StatusField(pid, "Name") << " "
                   << StatusField(pid, "State");
   }
+}
+
+// `list` reads /proc and the cgroup files and builds its JSON on the worker thread: the loop goes
+// on while it does, the rows are the broker as it was when asked, and a renderer that exits
+// before its row is read is not reported from its pid (a zombie's, or another process's once the
+// kernel gives that pid again).
+TEST(InProcessBrokerTest, AListIsReadOffTheLoopAndNeverReadsARendererThatExited) {
+  BrokerOptions o;
+  o.restart = false;
+  auto b = MakeBroker(o);
+  ASSERT_TRUE(b);
+  Recorder rec;
+  b->AddObserver(&rec);
+  auto id = b->Spawn();
+  ASSERT_TRUE(id);
+  auto has = [&](EventType t) {
+    return std::any_of(rec.events.begin(), rec.events.end(),
+                       [&](const BrokerEvent& e) { return e.type == t && e.id == *id; });
+  };
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return has(EventType::kReady); }, std::chrono::seconds(10)));
+  const pid_t pid = b->Get(*id)->pid;
+  ASSERT_GT(pid, 0);
+
+  std::mutex m;
+  std::condition_variable cv;
+  bool reading = false, release = false, read = false;
+  std::optional<std::string> reply;
+  b->ListAll([&](std::string text) { reply = std::move(text); },
+             [&](std::string_view step) {
+               std::unique_lock lock(m);
+               if (step == "rows") {
+                 reading = true;
+                 cv.notify_all();
+                 // Bounded: were the reads made on the loop's thread, this would hold it.
+                 cv.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
+               } else {
+                 read = true;
+                 cv.notify_all();
+               }
+             });
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return reading; }));
+  }
+  // The worker is held before its reads; the loop still turns and the reply waits.
+  bool fired = false;
+  b->loop().AddTimer(0, [&] { fired = true; });
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return fired; }, std::chrono::seconds(10)));
+  EXPECT_FALSE(reply);
+
+  // The renderer dies; the loop is not dispatched, so it stays an unreaped zombie, whose /proc
+  // entry still answers, while the worker reads.
+  auto opened = PidfdOpen(pid);
+  ASSERT_TRUE(opened);
+  UniqueFd pidfd = std::move(*opened);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(WaitReadable(pidfd.get(), 10'000).value_or(false));
+  {
+    std::unique_lock lock(m);
+    release = true;
+    cv.notify_all();
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return read; }));
+  }
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return reply.has_value(); }, std::chrono::seconds(10)));
+  auto list = nlohmann::json::parse(*reply, nullptr, false);
+  ASSERT_TRUE(list.is_object()) << *reply;
+  ASSERT_EQ(list["renderers"].size(), 1u) << *reply;
+  const auto& row = list["renderers"][0];
+  EXPECT_EQ(row.value("pid", 0), pid) << *reply;
+  EXPECT_EQ(row.value("state", ""), "running") << *reply;
+  EXPECT_EQ(row["sandbox"].value("verdict", ""), "no live process") << *reply;
+  b->RemoveObserver(&rec);
 }
 
 }  // namespace
