@@ -75,8 +75,6 @@ constexpr int64_t kLaunchSliceNs = 2'000'000;
 // socket keep it busy while the loop reads each answer, and the bound keeps the fds in flight
 // (about ten a request) and the processes a failed zygote takes down with it few.
 constexpr size_t kMaxLaunchesInFlight = 4;
-// `list` replies read and built on the worker at once (ListAll).
-constexpr size_t kMaxListsInFlight = 8;
 // What a renderer costs in memory beside its frame buffers: its processes' own pages (PSS about
 // 2 MiB), their page tables and kernel stacks, and its share of the broker.
 constexpr uint64_t kRendererOverheadBytes = uint64_t{4} << 20;
@@ -675,11 +673,12 @@ Result<ProcessInfo> Broker::Inspect(std::optional<int> id, const InspectStepHook
 }
 
 Worker* Broker::EnsureWorker() {
-  if (!worker_) {
+  if (!worker_ && !worker_failed_) {
     auto w = Worker::Start(loop_);
     if (!w) {
       std::fprintf(stderr, "sbx: no worker thread (%s): inspect and list read on the event loop\n",
                    w.error().ToString().c_str());
+      worker_failed_ = true;
       return nullptr;
     }
     worker_ = std::move(*w);
@@ -729,32 +728,90 @@ RendererSnapshot LiveSnapshot(const RendererHost& host, int64_t now, bool read_u
   return s;
 }
 
-// One `list` row as taken on the loop: what the worker reads for it is guarded by a copy of the
-// renderer's pidfd, so a pid the kernel gave again after a reap is never reported as it.
-struct ListRow {
-  RendererSnapshot snapshot;
-  UniqueFd pidfd;
-};
+}  // namespace
 
-struct ListJob {
-  std::vector<ListRow> rows;
+struct Broker::ListJob {
+  // One row as taken on the loop: what the worker reads for it is guarded by a copy of the
+  // renderer's pidfd, so that a renderer that exits meanwhile (a zombie, or a pid the kernel
+  // gave again after the reap) is never reported from its pid.
+  struct Row {
+    RendererSnapshot snapshot;
+    UniqueFd pidfd;
+  };
+  std::vector<Row> rows;
   SandboxInspector* inspector = nullptr;
   sandbox::Level level = sandbox::Level::kFull;
   std::string note;
   bool launcher_filter = false;
 };
 
-std::string BuildList(ListJob& job) {
+std::shared_ptr<Broker::ListJob> Broker::TakeListRows() const {
+  auto job = std::make_shared<ListJob>();
+  job->inspector = &sandbox_inspector_;
+  job->level = sandbox_level_;
+  job->note = sandbox_note_;
+  job->launcher_filter = !launcher_filter_.empty();
+  const int64_t now = MonotonicNs();
+  for (const auto& [id, host] : hosts_) {
+    if (host->state() == RendererState::kClosed) continue;
+    ListJob::Row row{LiveSnapshot(*host, now, false), UniqueFd()};
+    if (row.snapshot.pid > 0) {
+      row.pidfd = UniqueFd(::fcntl(host->process()->pidfd(), F_DUPFD_CLOEXEC, 0));
+    }
+    job->rows.push_back(std::move(row));
+  }
+  return job;
+}
+
+void Broker::ListAll(std::function<void(std::string)> done, InspectStepHook hook) {
+  if (EnsureWorker() == nullptr) {
+    if (hook) hook("rows");
+    std::string text = BuildList(*TakeListRows());
+    if (hook) hook("done");
+    return done(std::move(text));
+  }
+  list_waiters_.push_back({std::move(done), std::move(hook)});
+  if (!list_running_) StartList();
+}
+
+void Broker::StartList() {
+  // So at most one job's rows (a pidfd copy per renderer) exist at a time, however many ask.
+  std::vector<ListWaiter> waiting;
+  waiting.swap(list_waiters_);
+  list_running_ = true;
+  InspectStepHook hook;
+  for (const ListWaiter& w : waiting) {
+    if (w.hook) hook = w.hook;
+  }
+  auto job = TakeListRows();
+  auto out = std::make_shared<std::string>();
+  worker_->Post(
+      [job, out, hook] {
+        if (hook) hook("rows");
+        *out = BuildList(*job);
+        job->rows.clear();  // the pidfd copies are closed before anyone reads the reply
+        if (hook) hook("done");
+      },
+      [this, out, waiting = std::move(waiting)] {
+        list_running_ = false;
+        for (size_t i = 0; i + 1 < waiting.size(); ++i) waiting[i].done(*out);
+        waiting.back().done(std::move(*out));
+        if (!list_waiters_.empty() && !list_running_) StartList();
+      });
+}
+
+std::string Broker::BuildList(const ListJob& job) {
   nlohmann::json rs = nlohmann::json::array();
-  for (ListRow& r : job.rows) {
-    RendererSnapshot& s = r.snapshot;
+  for (const ListJob::Row& r : job.rows) {
+    RendererSnapshot s = r.snapshot;
     s.cgroup_usage = s.cgroup_files.Read();
     nlohmann::json row = SnapshotToJson(s);
     if (s.ipc) row["ipc"] = IpcSnapshotToJson(*s.ipc);
+    // Asked before the reads too, so that one that is gone already costs none.
+    bool live = s.pid > 0 && r.pidfd.valid() && !ExitedSince(r.pidfd);
     Result<SandboxReport> report =
-        s.pid > 0 && r.pidfd.valid()
-            ? job.inspector->Inspect(s.pid, job.level, job.note, job.launcher_filter)
-            : MakeError(Errc::kState, "no live process");
+        live ? job.inspector->Inspect(s.pid, job.level, job.note, job.launcher_filter)
+             : MakeError(Errc::kState, "no live process");
     if (report && ExitedSince(r.pidfd)) report = MakeError(Errc::kState, "exited");
     row["sandbox"] = report ? SandboxReportToJson(*report)
                             : nlohmann::json{{"level", std::string(sandbox::LevelName(job.level))},
@@ -764,42 +821,6 @@ std::string BuildList(ListJob& job) {
   nlohmann::json reply = nlohmann::json::object();
   reply["renderers"] = std::move(rs);
   return DumpJson(reply);
-}
-
-}  // namespace
-
-void Broker::ListAll(std::function<void(std::string)> done, InspectStepHook hook) {
-  auto job = std::make_shared<ListJob>();
-  job->inspector = &sandbox_inspector_;
-  job->level = sandbox_level_;
-  job->note = sandbox_note_;
-  job->launcher_filter = !launcher_filter_.empty();
-  const int64_t now = MonotonicNs();
-  for (const auto& [id, host] : hosts_) {
-    if (host->state() == RendererState::kClosed) continue;
-    ListRow row{LiveSnapshot(*host, now, false), UniqueFd()};
-    if (row.snapshot.pid > 0)
-      row.pidfd = UniqueFd(::fcntl(host->process()->pidfd(), F_DUPFD_CLOEXEC, 0));
-    job->rows.push_back(std::move(row));
-  }
-  // Each `list` is the broker as it was when asked, so none shares another's rows; past a few
-  // in flight (a client that pipelines hundreds) one is built here, which holds the loop as
-  // every `list` once did but keeps the memory they hold bounded.
-  Worker* worker = lists_in_flight_ < kMaxListsInFlight ? EnsureWorker() : nullptr;
-  auto build = [job, hook = std::move(hook)] {
-    if (hook) hook("rows");
-    std::string text = BuildList(*job);
-    if (hook) hook("done");
-    return text;
-  };
-  if (worker == nullptr) return done(build());
-  ++lists_in_flight_;
-  auto out = std::make_shared<std::string>();
-  worker->Post([build = std::move(build), out] { *out = build(); },
-               [this, out, done = std::move(done)] {
-                 --lists_in_flight_;
-                 done(std::move(*out));
-               });
 }
 
 InspectPlan Broker::PlanInspect() const {

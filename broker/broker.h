@@ -368,11 +368,12 @@ class Broker final : private RendererHostEnv {
   // ready, never from inside this call unless the worker cannot start (then all of it is here).
   // Calls made while a read runs share its result. A broker destroyed meanwhile calls none.
   void InspectAll(std::function<void(std::string)> done, InspectStepHook hook = {});
-  // The control socket's `list` reply ({"renderers": [...]}, serialised): the rows are taken
-  // now, on the loop, and their /proc and cgroup reads and the JSON are done on the worker
-  // thread, which at 500 renderers takes a tenth of a second. `done` runs on the loop's thread,
-  // as InspectAll's does. `hook` (for tests) runs on the worker with "rows" before the reads
-  // and "done" after them.
+  // The control socket's `list` reply ({"renderers": [...]}, serialised): the rows are taken on
+  // the loop, their /proc and cgroup reads and the JSON are made on the worker thread (at 500
+  // renderers a tenth of a second). One read at a time: calls made while one runs share the next,
+  // whose rows are taken when it starts, after each of them was asked. `done` runs on the loop's
+  // thread, never from inside this call unless the worker cannot start (then all of it is here).
+  // `hook` (for tests) runs with "rows" before the reads and "done" after them.
   void ListAll(std::function<void(std::string)> done, InspectStepHook hook = {});
   // The namespace holder's pid (0 when there is none).
   pid_t holder_pid() const { return holder_ ? holder_->pid() : 0; }
@@ -494,11 +495,25 @@ class Broker final : private RendererHostEnv {
   std::vector<sock_filter> launcher_filter_;
   // The worker, started at the first call (nullptr if it cannot start: the caller reads here).
   Worker* EnsureWorker();
+  bool worker_failed_ = false;  // it could not start: said once, not tried again
   // Whoever waits for the read in progress (InspectAll).
   std::vector<std::function<void(std::string)>> inspect_waiters_;
-  size_t lists_in_flight_ = 0;  // ListAll's reads posted to the worker, not yet done
-  // Started by the first InspectAll. Its work touches only copies (an InspectPlan), so it may
-  // still run while ~Broker ends the renderers; declared last, it is joined first of the members.
+  // ListAll: the rows of one `list`, and those asked for while one is read, who share the next.
+  struct ListJob;
+  struct ListWaiter {
+    std::function<void(std::string)> done;
+    InspectStepHook hook;
+  };
+  std::shared_ptr<ListJob> TakeListRows() const;
+  // On any thread: touches nothing but the job (and the inspector's locked cache).
+  static std::string BuildList(const ListJob& job);
+  void StartList();
+  std::vector<ListWaiter> list_waiters_;
+  bool list_running_ = false;
+  // Started by the first InspectAll or ListAll. Its work touches copies (an InspectPlan, a
+  // ListJob's rows) and sandbox_inspector_, which locks its cache and is declared before it; so
+  // it may still run while ~Broker ends the renderers: declared last, it is joined first of the
+  // members.
   std::unique_ptr<Worker> worker_;
 };
 

@@ -537,8 +537,8 @@ void ControlServer::ServeLines(uint64_t id) {
       c.in.erase(0, nl == std::string::npos ? nl : nl + 1);
       c.discarding = nl == std::string::npos;
     }
-    if (!c.out.empty() || c.replies.size() >= kMaxPendingReplies || served == kLinesPerWakeup ||
-        !HasWaitingLine(c)) {
+    if (!c.out.empty() || c.replies.size() >= kMaxPendingReplies || c.slow_pending > 0 ||
+        served == kLinesPerWakeup || !HasWaitingLine(c)) {
       return;
     }
     ++served;
@@ -567,10 +567,27 @@ void ControlServer::HandleLine(uint64_t id, std::string_view line) {
   it->second.replies.emplace_back();
   if (StartTrace(id, serial, line)) return;
   std::weak_ptr<bool> alive = alive_;
-  ExecuteCommand(broker_, line, [this, alive, id, serial](std::string reply) {
+  // Known only once the command returns: whether its reply comes later (from the worker thread).
+  auto deferred = std::make_shared<bool>(false);
+  auto replied = std::make_shared<bool>(false);
+  ExecuteCommand(broker_, line, [this, alive, id, serial, deferred, replied](std::string reply) {
     if (alive.expired() || !*alive.lock()) return;  // the server is gone
+    *replied = true;
+    if (*deferred) {
+      auto c = clients_.find(id);
+      if (c != clients_.end()) --c->second.slow_pending;
+    }
     Fill(id, serial, std::move(reply));
   });
+  // A `list` or `inspect` read on the worker holds the client's next lines until it is answered:
+  // each would be another read (and its rows) held for a reply the client cannot have yet. Pings
+  // wait for their renderers instead, which costs nothing, so they may queue up.
+  auto words = SplitWords(line);
+  if (*replied || (!words.empty() && words[0] == "ping")) return;
+  it = clients_.find(id);
+  if (it == clients_.end()) return;
+  *deferred = true;
+  ++it->second.slow_pending;
 }
 
 void ControlServer::Fill(uint64_t id, size_t serial, std::string reply) {
@@ -622,7 +639,8 @@ void ControlServer::FlushClient(uint64_t id) {
 
 void ControlServer::UpdateInterest(Client& c) {
   bool waiting = HasWaitingLine(c);
-  bool servable = waiting && c.out.empty() && c.replies.size() < kMaxPendingReplies;
+  bool servable =
+      waiting && c.out.empty() && c.replies.size() < kMaxPendingReplies && c.slow_pending == 0;
   uint32_t want = 0;
   // EPOLLOUT for lines left over from a wakeup's budget too: the socket is writable, so the next
   // loop turn serves them, after every other ready fd had its turn.

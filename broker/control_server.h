@@ -97,6 +97,7 @@ class ControlServer : private BrokerObserver {
     size_t first_serial = 0;
     size_t next_serial = 0;
     std::string out;
+    size_t slow_pending = 0;  // replies read on the broker's worker, not yet filled
     std::optional<TraceFilter> trace;
     uint64_t trace_dropped = 0;  // lines dropped since the last {"dropped": N}
   };

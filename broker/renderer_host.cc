@@ -59,7 +59,9 @@ uint64_t RendererHostEnv::StartLaunch(const LaunchSpec& spec, LaunchDone done) {
 
 void RendererHost::Start() {
   restart_timer_ = 0;
-  if (launch_queued_ || launching_) return;
+  // Closed meanwhile (an observer of the exit can close the slot before its restart is due):
+  // it must neither take the spare nor start anything.
+  if (closing_ || launch_queued_ || launching_) return;
   (void)Transition(Happening::kLaunch);
   // What the slot shows until its process runs, and what a launch that fails leaves: no pid,
   // and the fallback only if it was forced.
@@ -173,7 +175,7 @@ void RendererHost::HandleExit(ExitInfo info) {
   }
   (void)Transition(Happening::kExit);
   Emit(EventType::kExited, e);
-  if (env_.options().restart) RestartOrFail();
+  if (env_.options().restart && !closing_) RestartOrFail();
 }
 
 void RendererHost::RestartOrFail() {

@@ -1,6 +1,7 @@
 // The broker core driven in-process, as the window drives it: observers see events, frames and
 // heartbeats; the loop is dispatched by the test.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -15,8 +16,10 @@
 #include <vector>
 
 #include "broker/broker.h"
+#include "broker/control_server.h"
 #include "ipc/posix.h"
 #include "tests/integration/harness.h"
+#include "tests/unit/test_util.h"
 
 namespace sbx::testing {
 namespace {
@@ -159,11 +162,58 @@ TEST(InProcessBrokerTest, DestroyingTheBrokerWithALaunchInFlightLeavesNoChild) {
   }
 }
 
+// Holds the broker's worker in a ListAll hook: at "rows" until released, so that the test can
+// act while a read is under way. Declared before the broker, so the worker is joined (in
+// ~Broker) while this still exists.
+class WorkerGate {
+ public:
+  ~WorkerGate() { Release(); }
+  InspectStepHook Hook() {
+    return [this](std::string_view step) {
+      std::unique_lock lock(m_);
+      if (step == "rows") {
+        reading_ = true;
+        cv_.notify_all();
+        // Bounded: were the reads made on the loop's thread, this would hold it.
+        cv_.wait_for(lock, std::chrono::seconds(10), [&] { return released_; });
+      } else {
+        read_ = true;
+        cv_.notify_all();
+      }
+    };
+  }
+  bool WaitReading() { return Wait(reading_); }
+  bool WaitRead() { return Wait(read_); }
+  void Release() {
+    std::lock_guard lock(m_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  bool Wait(const bool& flag) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return flag; });
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool reading_ = false, released_ = false, read_ = false;
+};
+
+// Runs the loop until the next turn has been made.
+bool OneMoreTurn(Broker& b) {
+  bool fired = false;
+  b.loop().AddTimer(0, [&] { fired = true; });
+  return RunUntil(
+      b, [&] { return fired; }, std::chrono::seconds(10));
+}
+
 // `list` reads /proc and the cgroup files and builds its JSON on the worker thread: the loop goes
 // on while it does, the rows are the broker as it was when asked, and a renderer that exits
 // before its row is read is not reported from its pid (a zombie's, or another process's once the
 // kernel gives that pid again).
-TEST(InProcessBrokerTest, AListIsReadOffTheLoopAndNeverReadsARendererThatExited) {
+TEST(InProcessBrokerTest, AListIsReadOffTheLoopAndNeverReportsARendererThatExited) {
+  WorkerGate gate;
   BrokerOptions o;
   o.restart = false;
   auto b = MakeBroker(o);
@@ -181,32 +231,11 @@ TEST(InProcessBrokerTest, AListIsReadOffTheLoopAndNeverReadsARendererThatExited)
   const pid_t pid = b->Get(*id)->pid;
   ASSERT_GT(pid, 0);
 
-  std::mutex m;
-  std::condition_variable cv;
-  bool reading = false, release = false, read = false;
   std::optional<std::string> reply;
-  b->ListAll([&](std::string text) { reply = std::move(text); },
-             [&](std::string_view step) {
-               std::unique_lock lock(m);
-               if (step == "rows") {
-                 reading = true;
-                 cv.notify_all();
-                 // Bounded: were the reads made on the loop's thread, this would hold it.
-                 cv.wait_for(lock, std::chrono::seconds(10), [&] { return release; });
-               } else {
-                 read = true;
-                 cv.notify_all();
-               }
-             });
-  {
-    std::unique_lock lock(m);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return reading; }));
-  }
+  b->ListAll([&](std::string text) { reply = std::move(text); }, gate.Hook());
+  ASSERT_TRUE(gate.WaitReading());
   // The worker is held before its reads; the loop still turns and the reply waits.
-  bool fired = false;
-  b->loop().AddTimer(0, [&] { fired = true; });
-  ASSERT_TRUE(RunUntil(
-      *b, [&] { return fired; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(OneMoreTurn(*b));
   EXPECT_FALSE(reply);
 
   // The renderer dies; the loop is not dispatched, so it stays an unreaped zombie, whose /proc
@@ -216,22 +245,60 @@ TEST(InProcessBrokerTest, AListIsReadOffTheLoopAndNeverReadsARendererThatExited)
   UniqueFd pidfd = std::move(*opened);
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   ASSERT_TRUE(WaitReadable(pidfd.get(), 10'000).value_or(false));
-  {
-    std::unique_lock lock(m);
-    release = true;
-    cv.notify_all();
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return read; }));
-  }
+  gate.Release();
+  ASSERT_TRUE(gate.WaitRead());
   ASSERT_TRUE(RunUntil(
       *b, [&] { return reply.has_value(); }, std::chrono::seconds(10)));
   auto list = nlohmann::json::parse(*reply, nullptr, false);
-  ASSERT_TRUE(list.is_object()) << *reply;
+  ASSERT_TRUE(list.is_object() && list.contains("renderers")) << *reply;
   ASSERT_EQ(list["renderers"].size(), 1u) << *reply;
   const auto& row = list["renderers"][0];
   EXPECT_EQ(row.value("pid", 0), pid) << *reply;
   EXPECT_EQ(row.value("state", ""), "running") << *reply;
+  ASSERT_TRUE(row.contains("sandbox")) << *reply;
   EXPECT_EQ(row["sandbox"].value("verdict", ""), "no live process") << *reply;
   b->RemoveObserver(&rec);
+}
+
+// A `list` waiting for the worker holds its client's next lines: none of the commands a client
+// pipelines behind it runs (and no second read is taken for it) until the list is answered.
+TEST(InProcessBrokerTest, AClientsLinesAfterAListWaitForItsReply) {
+  test::ScratchDir dir("sbx-list");
+  WorkerGate gate;
+  auto b = MakeBroker({});
+  ASSERT_TRUE(b);
+  auto server = ControlServer::Create(*b, dir.path() + "/control");
+  ASSERT_TRUE(server) << server.error().ToString();
+  // The worker is held by a list of the test's own; the client's list waits behind it.
+  bool held_replied = false;
+  b->ListAll([&](std::string) { held_replied = true; }, gate.Hook());
+  ASSERT_TRUE(gate.WaitReading());
+
+  ControlConnection c(dir.path() + "/control");
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.SendRaw("list\nhelp\n"));
+  ASSERT_TRUE(RunUntil(
+      *b, [&] { return b->Stats().control_lines_in >= 1; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(OneMoreTurn(*b));
+  EXPECT_EQ(b->Stats().control_lines_in, 1u) << "the line after the list was served";
+
+  gate.Release();
+  std::string got;
+  ASSERT_TRUE(RunUntil(
+      *b,
+      [&] {
+        char buf[65536];
+        ssize_t n = ::recv(c.fd(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) got.append(buf, static_cast<size_t>(n));
+        return std::count(got.begin(), got.end(), '\n') >= 2;
+      },
+      std::chrono::seconds(10)))
+      << got;
+  EXPECT_TRUE(held_replied);
+  EXPECT_EQ(b->Stats().control_lines_in, 2u);
+  auto first = nlohmann::json::parse(got.substr(0, got.find('\n')), nullptr, false);
+  EXPECT_TRUE(first.is_object() && first.contains("renderers")) << got;
+  EXPECT_NE(got.find("\"commands\""), std::string::npos) << got;
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <climits>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,7 +43,14 @@ class TestEnv final : public RendererHostEnv {
   EventLoop& loop() override { return loop_; }
   const BrokerOptions& options() const override { return settings; }
   BrokerStats& counters() override { return stats; }
-  void Emit(const BrokerEvent& e) override { events.push_back(e); }
+  void Emit(const BrokerEvent& e) override {
+    events.push_back(e);
+    if (on_emit) on_emit(e);
+  }
+  std::unique_ptr<RendererProcess> TakeSpare() override {
+    ++spare_asks;
+    return nullptr;
+  }
   void NotifyFrame(int, uint64_t) override { ++frames; }
   void NotifyHeartbeat(int, const protocol::Heartbeat&, int64_t) override { ++heartbeats; }
   Result<LaunchSite> PrepareLaunch() override {
@@ -86,6 +95,8 @@ class TestEnv final : public RendererHostEnv {
   int frames = 0;
   int heartbeats = 0;
   std::vector<ChildProcess> retired;
+  std::function<void(const BrokerEvent&)> on_emit;  // an observer, run as each event is emitted
+  int spare_asks = 0;                               // TakeSpare calls (there is never a spare)
 
  private:
   EventLoop loop_;

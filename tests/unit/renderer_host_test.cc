@@ -82,6 +82,24 @@ TEST(RendererHostTest, ARestartBuildsANewProcess) {
   EXPECT_LT(snap.frames, static_cast<uint64_t>(s.env.frames));
 }
 
+// An observer may close the slot as it hears of the exit (the window's close button, pressed
+// then): the slot ends closed, and its restart neither asks for the spare nor starts anything.
+TEST(RendererHostTest, ASlotClosedAsItsExitIsHeardIsNotRestarted) {
+  Slot s;
+  ASSERT_TRUE(s.StartReady());
+  const int asks = s.env.spare_asks;
+  s.env.on_emit = [&](const BrokerEvent& e) {
+    if (e.type == EventType::kExited) s.host.RequestClose(RendererHost::CloseHow::kAsk);
+  };
+  ASSERT_TRUE(s.host.Signal(SIGKILL, KillReason::kNone));
+  ASSERT_TRUE(s.env.RunUntilEvent(EventType::kClosed));
+  EXPECT_EQ(s.env.Types(), (std::vector<EventType>{EventType::kSpawned, EventType::kReady,
+                                                   EventType::kExited, EventType::kClosed}));
+  EXPECT_EQ(s.env.spare_asks, asks);
+  EXPECT_EQ(s.host.state(), RendererState::kClosed);
+  EXPECT_EQ(s.host.process(), nullptr);
+}
+
 TEST(RendererHostTest, ACrashLoopEndsInFailedWithNoProcess) {
   Slot s;
   s.env.settings.renderer_path = "/nonexistent/sbx-renderer";
