@@ -800,10 +800,10 @@ void Broker::StartList() {
       });
 }
 
-std::string Broker::BuildList(const ListJob& job) {
+std::string Broker::BuildList(ListJob& job) {
   nlohmann::json rs = nlohmann::json::array();
-  for (const ListJob::Row& r : job.rows) {
-    RendererSnapshot s = r.snapshot;
+  for (ListJob::Row& r : job.rows) {
+    RendererSnapshot& s = r.snapshot;
     s.cgroup_usage = s.cgroup_files.Read();
     nlohmann::json row = SnapshotToJson(s);
     if (s.ipc) row["ipc"] = IpcSnapshotToJson(*s.ipc);

@@ -505,8 +505,9 @@ class Broker final : private RendererHostEnv {
     InspectStepHook hook;
   };
   std::shared_ptr<ListJob> TakeListRows() const;
-  // On any thread: touches nothing but the job (and the inspector's locked cache).
-  static std::string BuildList(const ListJob& job);
+  // On any thread: touches nothing but the job, whose rows it fills in (and the inspector's
+  // locked cache).
+  static std::string BuildList(ListJob& job);
   void StartList();
   std::vector<ListWaiter> list_waiters_;
   bool list_running_ = false;

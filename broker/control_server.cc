@@ -582,8 +582,9 @@ void ControlServer::HandleLine(uint64_t id, std::string_view line) {
   // A `list` or `inspect` read on the worker holds the client's next lines until it is answered:
   // each would be another read (and its rows) held for a reply the client cannot have yet. Pings
   // wait for their renderers instead, which costs nothing, so they may queue up.
+  if (*replied) return;  // most commands: answered already, no second look at the line
   auto words = SplitWords(line);
-  if (*replied || (!words.empty() && words[0] == "ping")) return;
+  if (!words.empty() && words[0] == "ping") return;
   it = clients_.find(id);
   if (it == clients_.end()) return;
   *deferred = true;
