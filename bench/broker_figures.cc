@@ -155,6 +155,7 @@ Result<std::unique_ptr<Broker>> MakeBroker(const BenchConfig& config, bool resta
   options.sandbox = config.sandbox;
   options.inspector = config.inspector;
   options.cgroups = config.cgroups;
+  options.renderers_below_broker = config.renderers_below_broker;
   options.spare = config.spare;
   options.zygote = config.zygote;
   // Every kill must restart at once, as a first crash does; the default policy would back off
@@ -283,6 +284,23 @@ Result<std::unique_ptr<PairedBroker>> StartPaired(const BenchConfig& config, boo
   return p;
 }
 
+// The round trips alternate between three brokers: as configured; the inspector off; and the
+// control path alone, with neither the inspector nor what keeps a renderer below the broker (its
+// cgroup's CPU share, its nice value), which on one CPU changes how the two take turns
+// (docs/PERFORMANCE.md, "What control_rtt pays for").
+constexpr int kSides = 3;
+constexpr int kAlone = 2;
+
+Result<std::unique_ptr<PairedBroker>> StartSide(const BenchConfig& config, int side,
+                                                int renderers) {
+  BenchConfig c = config;
+  if (side == kAlone) {
+    c.cgroups = false;
+    c.renderers_below_broker = false;
+  }
+  return StartPaired(c, /*inspector=*/side == 0, renderers);
+}
+
 // One ping from the broker answered by its renderer, in ns, as the bench saw it.
 Result<int64_t> PingRoundTrip(Broker& b, int id) {
   std::optional<Result<int64_t>> answer;
@@ -324,18 +342,18 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   // inherit the pin through clone (and exec), and die with their broker at the end of this scope.
   auto pin = ScopedCpuPin::PinHere();
   if (!pin) return std::unexpected(pin.error());
-  // Two brokers of one renderer each, the inspector on in one and off in the other.
-  std::array<std::unique_ptr<PairedBroker>, 2> brokers;
-  for (int side = 0; side < 2; ++side) {
-    auto p = StartPaired(config, /*inspector=*/side == 0, 1);
+  // Three brokers of one renderer each (kSides).
+  std::array<std::unique_ptr<PairedBroker>, kSides> brokers;
+  for (int side = 0; side < kSides; ++side) {
+    auto p = StartSide(config, side, 1);
     if (!p) return std::unexpected(p.error());
     brokers[side] = std::move(*p);
     if (auto r = PumpFor(*brokers[side]->broker, 200 * kNsPerMs); !r) {
       return std::unexpected(r.error());
     }
   }
-  std::array<pid_t, 2> renderer_pid{};
-  for (int side = 0; side < 2; ++side) {
+  std::array<pid_t, kSides> renderer_pid{};
+  for (int side = 0; side < kSides; ++side) {
     auto running = brokers[side]->broker->Get(brokers[side]->ids[0]);
     if (!running || running->pid <= 0) {
       return MakeError(Errc::kState, "renderer has no live process");
@@ -345,22 +363,21 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   auto echo = PipeEcho::Start();
   if (!echo) return std::unexpected(echo.error());
 
-  std::array<Placement, 2> placement;
-  // Blocks short enough that all three see the same machine, long enough that each runs hot.
+  std::array<Placement, kSides> placement;
+  // Blocks short enough that all four see the same machine, long enough that each runs hot.
   constexpr int kBlock = 50;
   const int blocks = Count(config, 100, 10);
   std::vector<int64_t> raw;
-  std::array<std::vector<int64_t>, 2> ours;
+  std::array<std::vector<int64_t>, kSides> ours;
   for (int i = -1; i < blocks; ++i) {  // block -1 warms every path up
     for (int j = 0; j < kBlock; ++j) {
       auto ns = echo->RoundTrip();
       if (!ns) return std::unexpected(ns.error());
       if (i >= 0) raw.push_back(*ns);
     }
-    // Each broker goes first in every other block, so neither is always the one that follows
-    // the pipe's.
-    for (int k = 0; k < 2; ++k) {
-      const int side = (i + k) & 1;
+    // The brokers take turns at going first, so none is always the one that follows the pipe's.
+    for (int k = 0; k < kSides; ++k) {
+      const int side = (i + 1 + k) % kSides;
       PairedBroker& p = *brokers[side];
       for (int j = 0; j < kBlock; ++j) {
         auto ns = PingRoundTrip(*p.broker, p.ids[0]);
@@ -374,12 +391,12 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   if (auto r = echo->Stop(); !r) return std::unexpected(r.error());
 
   const std::string interleaved =
-      "interleaved with pipe_rtt and with the other broker's pings "
+      "interleaved with pipe_rtt and with the other brokers' pings "
       "in blocks of " +
       std::to_string(kBlock);
   std::string pipe_note =
       "24-byte messages, blocking read/write, no poll; interleaved with "
-      "control_rtt and control_rtt_no_inspector in blocks of " +
+      "control_rtt, control_rtt_no_inspector and control_rtt_path in blocks of " +
       std::to_string(kBlock) + "; pinned to one CPU: " + echo->placement().Describe();
   auto note = [&](int side) {
     Broker& b = *brokers[side]->broker;
@@ -390,15 +407,19 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
     if (auto snap = b.Get(brokers[side]->ids[0])) {
       n += " (" + std::to_string(snap->render_us) + " us per frame)";
     }
-    n += side == 0 ? "; the IPC inspector as configured (on unless --no-inspector)"
-                   : "; a second broker with the IPC inspector off, otherwise the same";
-    return n + "; a ping that lands during a render of either broker's renderer waits for it; " +
+    n += side == 0   ? "; the IPC inspector as configured (on unless --no-inspector)"
+         : side == 1 ? "; a second broker with the IPC inspector off, otherwise the same"
+                     : "; a third broker with no IPC inspector, no cgroup and the renderer at the "
+                       "broker's own nice value: the control path alone, without what running "
+                       "renderers below the broker costs when the two share a CPU";
+    return n + "; a ping that lands during a render of any broker's renderer waits for it; " +
            interleaved + "; pinned to one CPU: " + placement[side].Describe() + "; " +
            DescribeConfinement(renderer_pid[side]);
   };
   RoundTripResult out{Measurement{Summarize(std::move(raw)), std::move(pipe_note)},
                       Measurement{Summarize(std::move(ours[0])), note(0)},
                       Measurement{Summarize(std::move(ours[1])), note(1)},
+                      Measurement{Summarize(std::move(ours[kAlone])), note(kAlone)},
                       {}};
   out.inspector_cost =
       InspectorCost(config, out.control_rtt, out.control_rtt_no_inspector,

@@ -25,8 +25,9 @@ struct BenchConfig {
   bool sandbox = true;        // false: renderers without the broker's sandbox (--no-sandbox)
   bool inspector = true;      // false: no IPC counters or ring (--no-inspector)
   bool cgroups = true;        // false: no cgroup per renderer (--no-cgroup)
-  bool spare = true;          // false: no spare renderer (the *_no_spare figures)
-  bool zygote = true;         // false: the broker forks each launch (spawn_no_zygote)
+  bool renderers_below_broker = true;  // false: renderers at the broker's nice (control_rtt_path)
+  bool spare = true;                   // false: no spare renderer (the *_no_spare figures)
+  bool zygote = true;                  // false: the broker forks each launch (spawn_no_zygote)
   // The `scale` figures (--scale N, --scale-visible K, --scale-seconds S).
   int scale_renderers = 500;
   int scale_visible = 16;
@@ -147,11 +148,14 @@ Result<Measurement> FramePublish(const BenchConfig& config);
 // CPU, so both see the machine in the same state: on a shared VM the floor itself drifts by
 // tens of percent within a minute, which separate runs would read as our code's cost.
 // control_rtt is the broker as configured; a second broker with the IPC inspector off is pinged
-// in the same alternation, and inspector_cost is control_rtt over it.
+// in the same alternation, and inspector_cost is control_rtt over it; a third times the control
+// path alone (control_rtt_path).
 struct RoundTripResult {
   Measurement pipe_rtt;
   Measurement control_rtt;
   Measurement control_rtt_no_inspector;
+  // No inspector, no cgroup, the renderer at the broker's priority: the control path alone.
+  Measurement control_rtt_path;
   Measurement inspector_cost;  // a ratio, not a duration
 };
 Result<RoundTripResult> RoundTrips(const BenchConfig& config);

@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -68,6 +69,8 @@ constexpr FigureDef kFigures[] = {
      "ratio <= 1.5", Check::kRatioAtMost, 1.5},
     {"control_rtt_no_inspector", nullptr, nullptr, &RoundTripResult::control_rtt_no_inspector,
      nullptr, "pipe_rtt", "", kContext, Check::kNone, 0},
+    {"control_rtt_path", nullptr, nullptr, &RoundTripResult::control_rtt_path, nullptr, "pipe_rtt",
+     "", "ratio <= 1.5", Check::kRatioAtMost, 1.5},
     {"inspector_rtt_cost", nullptr, nullptr, &RoundTripResult::inspector_cost, nullptr, "", "",
      "median <= 1.10", Check::kMedianAtMost, 1.10, nullptr, "x"},
     {"mq_rtt_half", &MqRttHalf, nullptr, nullptr, nullptr, "", "", kContext, Check::kNone, 0},
@@ -143,6 +146,8 @@ struct TargetSource {
 };
 constexpr TargetSource kTargetSources[] = {
     {"control_rtt", "a command may cost at most half again a bare pipe round trip"},
+    {"control_rtt_path",
+     "... and so may the control path alone, the renderer at the broker's priority"},
     {"heartbeat_latency",
      "a heartbeat may take at most half again a bare message-queue send to a sleeping receiver"},
     {"inspector_rtt_cost",
@@ -190,15 +195,16 @@ struct Options {
   bool check = false;  // a missed target makes the exit status 3
   bool lecture = false;
   bool scale = false;  // the scale figures too (--scale, or --only scale)
-  std::string only;
+  bool only_scale = false;
+  std::vector<const FigureDef*> only;  // empty: every figure
 };
 
 constexpr char kUsage[] =
-    "usage: sbx-bench [--json] [--quick] [--only NAME] [--renderer-path PATH] [--no-sandbox]\n"
-    "                 [--no-inspector] [--no-cgroup]\n"
+    "usage: sbx-bench [--json] [--quick] [--only NAME[,NAME...]] [--renderer-path PATH]\n"
+    "                 [--no-sandbox] [--no-inspector] [--no-cgroup]\n"
     "  --json                one JSON object per line per figure\n"
     "  --quick               fewer samples: a smoke test of a few seconds\n"
-    "  --only NAME           measure one figure (and, unprinted, the baselines it needs)\n"
+    "  --only NAME[,NAME...] measure these figures (and, unprinted, the baselines they need)\n"
     "  --renderer-path PATH  sbx-renderer to launch (default: next to sbx-bench)\n"
     "  --no-sandbox          renderers without the sandbox, to measure what it costs\n"
     "  --no-inspector        no per-mechanism IPC counters or ring in any broker (every run\n"
@@ -274,11 +280,17 @@ Result<Options> ParseArgs(int argc, char** argv) {
     } else if (arg == "--only" || arg.starts_with("--only=")) {
       auto v = value("--only");
       if (!v) return MakeError(Errc::kInvalidArgument, "--only needs a figure name");
-      if (*v != "scale" && !FindFigure(*v)) {
-        return MakeError(Errc::kInvalidArgument, "unknown figure " + *v);
+      for (auto part : std::views::split(std::string_view(*v), ',')) {
+        std::string_view name(part.begin(), part.end());
+        if (name == "scale") {
+          o.only_scale = o.scale = true;
+          continue;
+        }
+        const FigureDef* def = FindFigure(name);
+        if (!def) return MakeError(Errc::kInvalidArgument, "unknown figure " + std::string(name));
+        o.only.push_back(def);
+        if (def->scale) o.scale = true;
       }
-      o.only = *v;
-      if (*v == "scale" || FindFigure(*v)->scale) o.scale = true;
     } else if (auto n = ScaleNumber(arg, "--scale", 1, 10'000, value)) {
       if (!*n) return std::unexpected(n->error());
       o.config.scale_renderers = **n;
@@ -513,11 +525,12 @@ int Main(int argc, char** argv) {
 
   if (options->lecture) return RunLecture(options->config, options->json);
 
-  const FigureDef* only = options->only.empty() ? nullptr : FindFigure(options->only);
-  const bool only_scale = options->only == "scale";
+  const auto& only = options->only;
   auto printed = [&](const FigureDef& def) {
-    if (only_scale) return def.scale;
-    if (only) return only == &def;
+    if (options->only_scale && def.scale) return true;
+    if (options->only_scale || !only.empty()) {
+      return std::find(only.begin(), only.end(), &def) != only.end();
+    }
     return !def.scale || options->scale;
   };
   Report report(options->json);

@@ -114,6 +114,10 @@ struct BrokerOptions {
   uint64_t memory_budget = 0;         // renderers' memory limits summed; 0: half of RAM
   // Raised above the broker's (0) so that the kernel's OOM killer takes a renderer first.
   int oom_score_adj = 300;
+  // Renderers at a nice value above the broker's (docs/SANDBOX.md, "Priorities"). Only
+  // sbx-bench turns it off, together with the cgroup (whose CPU share does the same), to time
+  // the control path apart from what a lower priority costs a round trip on one CPU.
+  bool renderers_below_broker = true;
   bool inspector = true;      // per-mechanism IPC counters and the ring of recent messages
   bool start_hidden = false;  // --hidden: every new slot starts hidden
   // One renderer started ahead of need, taken by the next launch (--no-spare: none). Only for a

@@ -323,7 +323,9 @@ Result<void> RendererProcess::Spawn(const std::string& page) {
   if (hidden && cgroup_.valid()) {
     if (auto r = cgroup_.SetHidden(true); !r) return std::unexpected(r.error());
   }
-  spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
+  if (opt.renderers_below_broker) {
+    spec.nice = hidden && !cgroup_.valid() && MayRestoreNice() ? kHiddenNice : kRendererNice;
+  }
   // From here the outcome is Complete's: called inside StartLaunch (a launch this process makes
   // itself), or later from the loop (the zygote's answer).
   in_spawn_ = true;
@@ -791,7 +793,7 @@ void RendererProcess::ApplyPriority() {
   Result<void> r;
   if (cgroup_.valid()) {
     r = cgroup_.SetHidden(hidden);
-  } else if (MayRestoreNice()) {
+  } else if (env_.options().renderers_below_broker && MayRestoreNice()) {
     r = SetThreadsNice(figures_.pid, hidden ? kHiddenNice : kRendererNice);
   }
   // Not fatal: the renderer only keeps the share it had.

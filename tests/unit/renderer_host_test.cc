@@ -276,5 +276,17 @@ TEST(RendererHostTest, WithoutACgroupAHiddenRendererRunsAtAHigherNiceValue) {
   EXPECT_EQ(ThreadNices(pid), (std::vector<int>{5, 5}));
 }
 
+// What sbx-bench's control_rtt_path runs: renderers at the broker's own priority, hidden or not.
+TEST(RendererHostTest, RenderersNotBelowTheBrokerKeepItsNiceValue) {
+  Slot s;
+  s.env.settings.renderers_below_broker = false;
+  ASSERT_TRUE(s.StartReady());
+  pid_t pid = s.host.Snapshot(MonotonicNs()).pid;
+  const int ours = ThreadNices(::getpid()).front();
+  EXPECT_EQ(ThreadNices(pid), (std::vector<int>{ours, ours}));
+  s.host.SetVisibility(protocol::Visibility::kHidden);
+  EXPECT_EQ(ThreadNices(pid), (std::vector<int>{ours, ours}));
+}
+
 }  // namespace
 }  // namespace sbx
