@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "ipc/posix.h"
@@ -264,6 +266,28 @@ int ReapStrayChildren() {
     (void)WaitNoHang(pidfd->get());           // reaps it if it is dead already
   }
   return seen;
+}
+
+std::vector<ChildProcess> AdoptUnannouncedLaunches() {
+  const size_t our_depth = NamespacePids("self").size();
+  std::vector<std::pair<int64_t, ChildProcess>> found;  // pid in its namespace, the child
+  for (const std::string& pid : OurChildren()) {
+    auto number = ParseInt(pid);
+    if (!number || OwnedPids::Get().Has(static_cast<pid_t>(*number))) continue;
+    auto ns = NamespacePids(pid);
+    if (ns.size() != our_depth + 1 || (ns.back() != 1 && ns.back() != 2)) continue;
+    // Our unreaped child: its pid cannot have been reused between the listing and here.
+    if (auto child = ChildProcess::Adopt(static_cast<pid_t>(*number))) {
+      found.emplace_back(ns.back(), std::move(*child));
+    }
+  }
+  // Programs (pid 2) before inits (pid 1): an init cannot finish exiting while its program is
+  // unreaped, so reaping in this order never waits on one that cannot end yet.
+  std::ranges::stable_sort(found, std::greater{}, &decltype(found)::value_type::first);
+  std::vector<ChildProcess> out;
+  out.reserve(found.size());
+  for (auto& [ns_pid, child] : found) out.push_back(std::move(child));
+  return out;
 }
 
 }  // namespace sbx

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "broker/exit_status.h"
 #include "ipc/error.h"
@@ -91,5 +92,12 @@ class ChildProcess {
 // renderers the broker has a thousand children, and reading each one's status once a second
 // held its event loop for 10-20 ms.
 int ReapStrayChildren();
+
+// What the sweep above leaves alone because it may be a launch about to be announced: children
+// no ChildProcess owns at pid 1 or 2 of a pid namespace one below ours, an init and its program.
+// Once the zygote that made them is dead and every announcement it sent has been read, nobody
+// will announce them, and this returns them owned, every program before every init (the order
+// they can be reaped in). Only then: while a launch is under way its processes look the same.
+std::vector<ChildProcess> AdoptUnannouncedLaunches();
 
 }  // namespace sbx

@@ -549,6 +549,15 @@ void Zygote::Fail(Error why) {
   for (auto& launch : in_flight_) failed.push_back(std::move(launch));
   in_flight_.clear();
   for (auto& launch : failed) Abandon(launch);
+  // What it made but had not announced yet when it went: it can never be announced now.
+  for (ChildProcess& c : AdoptUnannouncedLaunches()) {
+    (void)c.Signal(SIGKILL);
+    if (reap_later_) {
+      reap_later_(std::move(c));
+    } else {
+      c = {};  // kills and reaps, bounded
+    }
+  }
   // Last: any of these may destroy this Zygote.
   for (auto& launch : failed) {
     if (launch.done) launch.done(std::unexpected(why));

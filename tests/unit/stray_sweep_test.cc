@@ -1,9 +1,15 @@
 // The stray sweep (ReapStrayChildren) against real children: one shaped like a stray (in another
 // process group that it does not lead) is left alone while a ChildProcess owns it, and killed
-// and reaped once nobody does.
+// and reaped once nobody does. And what the sweep leaves alone, a launch's init and program that
+// nobody announced, handed over by AdoptUnannouncedLaunches.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <string>
 
 #include "broker/child_process.h"
 #include "ipc/posix.h"
@@ -38,6 +44,52 @@ TEST(StraySweepTest, AChildSomeoneOwnsIsNeverTakenForAStray) {
   }
   EXPECT_FALSE(test::StillUnreaped(member.pid));
   EXPECT_FALSE(owned_leader.TryWait().has_value()) << "the sweep killed the group's leader";
+}
+
+// The last pid of "NSpid:" in /proc/PID/status: the pid in its own namespace, or -1.
+long PidInItsNamespace(pid_t pid) {
+  auto status = ReadSmallFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status) return -1;
+  size_t at = status->find("\nNSpid:");
+  if (at == std::string::npos) return -1;
+  std::string line = status->substr(at + 7, status->find('\n', at + 1) - at - 7);
+  return std::stol(line.substr(line.find_last_of(" \t") + 1));
+}
+
+// A launch's shape, as a joiner makes it: our own children, through CLONE_PARENT, at pid 1 and 2
+// of a new pid namespace. Unannounced, as when the zygote that made them dies before it says so.
+TEST(StraySweepTest, AnUnannouncedLaunchIsAdoptedProgramFirst) {
+  test::Child joiner = test::ForkChild([] {
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0) ::_exit(2);
+    for (int i = 0; i < 2; ++i) {
+      long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+      if (pid < 0) ::_exit(3);
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // its parent is the test
+        for (;;) ::pause();
+      }
+    }
+  });
+  ASSERT_TRUE(joiner.pidfd.valid());
+  auto joined = test::WaitForExit(joiner.pidfd.get());
+  ASSERT_TRUE(joined);
+  ASSERT_EQ(joined->si_status, 0) << "the joiner could not make its namespace or its children";
+  joiner.pidfd.reset();
+
+  // The sweep must leave them: the same shape is a launch about to be announced.
+  EXPECT_EQ(ReapStrayChildren(), 0);
+  std::vector<ChildProcess> adopted = AdoptUnannouncedLaunches();
+  ASSERT_EQ(adopted.size(), 2u);
+  EXPECT_EQ(PidInItsNamespace(adopted[0].pid()), 2) << "the program comes first";
+  EXPECT_EQ(PidInItsNamespace(adopted[1].pid()), 1);
+  const pid_t program = adopted[0].pid();
+  const pid_t init = adopted[1].pid();
+  // Owned now, so not handed over twice.
+  EXPECT_TRUE(AdoptUnannouncedLaunches().empty());
+  // Reaped in that order, neither waits on the other.
+  for (ChildProcess& c : adopted) EXPECT_TRUE(c.KillAndReap(test::DeadlineIn(test::kDeadlineMs)));
+  EXPECT_FALSE(test::StillUnreaped(program));
+  EXPECT_FALSE(test::StillUnreaped(init));
 }
 
 }  // namespace
