@@ -358,6 +358,9 @@ Result<Measurement> ScaleRssFloor(const BenchConfig& config) {
                "the resident memory of an sbx-broker with no renderer, its control socket open");
 }
 
+// Over 80 lines: one broker's life in the order its figures are taken (while they start, steady
+// state, list, memory, shutdown), then each figure's note; every phase reads what the one before
+// left, so split up they would pass most of this state around.
 Result<ScaleResult> Scale(const BenchConfig& config) {
   const int n = config.scale_renderers;
   const int visible = std::min(config.scale_visible, n);

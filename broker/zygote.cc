@@ -236,6 +236,8 @@ std::vector<uint8_t> EncodeRequest(const LaunchSpec& spec, std::vector<int>& fds
   return json::to_cbor(j);
 }
 
+// Over 80 lines: one field of the spec after another, each checked before it is used, in the
+// order EncodeRequest writes them; split up, the checks would no longer read against it.
 Result<LaunchSpec> DecodeRequest(std::span<const uint8_t> bytes, std::span<const int> fds) {
   json j = ParseCbor(bytes);
   if (j.is_discarded() || !j.is_object()) return Malformed("not a CBOR map");
