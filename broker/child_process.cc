@@ -268,25 +268,32 @@ int ReapStrayChildren() {
   return seen;
 }
 
-std::vector<ChildProcess> AdoptUnannouncedLaunches() {
+std::vector<ChildProcess> AdoptUnannouncedLaunches(std::span<const pid_t> joiners) {
+  std::vector<ChildProcess> out;
+  if (joiners.empty()) return out;
   const size_t our_depth = NamespacePids("self").size();
-  std::vector<std::pair<int64_t, ChildProcess>> found;  // pid in its namespace, the child
+  std::vector<std::pair<int64_t, pid_t>> found;  // pid in its namespace, pid in ours
   for (const std::string& pid : OurChildren()) {
     auto number = ParseInt(pid);
     if (!number || OwnedPids::Get().Has(static_cast<pid_t>(*number))) continue;
     auto ns = NamespacePids(pid);
     if (ns.size() != our_depth + 1 || (ns.back() != 1 && ns.back() != 2)) continue;
-    // Our unreaped child: its pid cannot have been reused between the listing and here.
-    if (auto child = ChildProcess::Adopt(static_cast<pid_t>(*number))) {
-      found.emplace_back(ns.back(), std::move(*child));
-    }
+    // The joiner leads the group its init and program are made in: another launch (another
+    // zygote's, in a process with several brokers) is in a group of its own joiner's.
+    if (std::ranges::find(joiners, ProcessGroupOf(pid)) == joiners.end()) continue;
+    found.emplace_back(ns.back(), static_cast<pid_t>(*number));
   }
   // Programs (pid 2) before inits (pid 1): an init cannot finish exiting while its program is
-  // unreaped, so reaping in this order never waits on one that cannot end yet.
+  // unreaped, so whoever reaps them in this order never waits on one that cannot end yet.
   std::ranges::stable_sort(found, std::greater{}, &decltype(found)::value_type::first);
-  std::vector<ChildProcess> out;
-  out.reserve(found.size());
-  for (auto& [ns_pid, child] : found) out.push_back(std::move(child));
+  for (auto [ns_pid, pid] : found) {
+    // Our unreaped child: its pid cannot have been reused between the listing and here.
+    if (auto child = ChildProcess::Adopt(pid)) {
+      out.push_back(std::move(*child));
+    } else {
+      ChildProcess::KillAndReapPid(pid);  // no pidfd to be had (out of fds): at once, bounded
+    }
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "broker/exit_status.h"
@@ -94,10 +95,12 @@ class ChildProcess {
 int ReapStrayChildren();
 
 // What the sweep above leaves alone because it may be a launch about to be announced: children
-// no ChildProcess owns at pid 1 or 2 of a pid namespace one below ours, an init and its program.
-// Once the zygote that made them is dead and every announcement it sent has been read, nobody
-// will announce them, and this returns them owned, every program before every init (the order
-// they can be reaped in). Only then: while a launch is under way its processes look the same.
-std::vector<ChildProcess> AdoptUnannouncedLaunches();
+// no ChildProcess owns at pid 1 or 2 of a pid namespace exactly one below ours (an init and its
+// program), here only those in the process group of one of `joiners` (a joiner leads the group
+// its launch's processes are made in). Once the zygote that made those joiners is dead, every
+// announcement it sent has been read and the joiners are killed, nobody will announce them:
+// this returns them owned, every program before every init (the order they can be reaped in);
+// one whose pidfd cannot be had is killed and reaped at once.
+std::vector<ChildProcess> AdoptUnannouncedLaunches(std::span<const pid_t> joiners);
 
 }  // namespace sbx

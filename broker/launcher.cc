@@ -385,13 +385,15 @@ void SendQueueReport(int report_fd, const QueueEnds& q) {
   // The first process of a new pid namespace is its init; the order of these two clones is what
   // makes the program pid 2.
   // Each pid is reported as soon as it exists, so a broker that gives up on us in between still
-  // knows which child to kill and reap.
-  auto report = [report_fd](long pid) {
+  // knows which child to kill and reap. A report that cannot be made (the zygote that launches us
+  // died: SIGPIPE is ignored, so the write fails) ends us: nobody would own what we made next.
+  auto report = [report_fd, sync_fd](long pid) {
     int32_t v = static_cast<int32_t>(pid < 0 ? -1 : pid);
     ssize_t n;
     do {
       n = ::write(report_fd, &v, sizeof v);
     } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof v)) ChildFail(sync_fd, LaunchStep::kInit);
   };
   long init = ::syscall(SYS_clone, CLONE_PARENT, 0, 0, 0, 0);
   if (init < 0) ChildFail(sync_fd, LaunchStep::kInit);

@@ -550,9 +550,18 @@ void Zygote::Fail(Error why) {
   socket_.reset();
   for (auto& launch : in_flight_) failed.push_back(std::move(launch));
   in_flight_.clear();
+  std::vector<pid_t> joiners;
+  for (auto& launch : failed) {
+    if (launch.children[0].valid()) joiners.push_back(launch.children[0].pid());
+  }
+  // Abandon SIGKILLs each joiner, so none makes anything after the sweep below.
   for (auto& launch : failed) Abandon(launch);
-  // What it made but had not announced yet when it went: it can never be announced now.
-  for (ChildProcess& c : AdoptUnannouncedLaunches()) {
+  // What a joiner had made but the zygote had not announced yet when it went (it announces the
+  // init and the program together, once the joiner has reported both): nobody can now. A launch
+  // whose joiner it had not announced either is not found; that joiner can report nothing to a
+  // dead zygote and stops (launcher.cc, JoinerMain), leaving at most a sleeping init until the
+  // broker exits.
+  for (ChildProcess& c : AdoptUnannouncedLaunches(joiners)) {
     (void)c.Signal(SIGKILL);
     if (reap_later_) {
       reap_later_(std::move(c));

@@ -56,10 +56,12 @@ long PidInItsNamespace(pid_t pid) {
   return std::stol(line.substr(line.find_last_of(" \t") + 1));
 }
 
-// A launch's shape, as a joiner makes it: our own children, through CLONE_PARENT, at pid 1 and 2
-// of a new pid namespace. Unannounced, as when the zygote that made them dies before it says so.
-TEST(StraySweepTest, AnUnannouncedLaunchIsAdoptedProgramFirst) {
-  test::Child joiner = test::ForkChild([] {
+// A launch's shape, as a joiner makes it: a leader of its own process group, and our own
+// children through CLONE_PARENT at pid 1 and 2 of a new pid namespace, in that group. The joiner
+// exits 2 when it cannot make the namespace.
+test::Child MakeLaunchShape() {
+  return test::ForkChild([] {
+    if (::setpgid(0, 0) != 0) ::_exit(3);
     if (::unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0) ::_exit(2);
     for (int i = 0; i < 2; ++i) {
       long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
@@ -70,26 +72,45 @@ TEST(StraySweepTest, AnUnannouncedLaunchIsAdoptedProgramFirst) {
       }
     }
   });
-  ASSERT_TRUE(joiner.pidfd.valid());
-  auto joined = test::WaitForExit(joiner.pidfd.get());
-  ASSERT_TRUE(joined);
-  ASSERT_EQ(joined->si_status, 0) << "the joiner could not make its namespace or its children";
-  joiner.pidfd.reset();
+}
 
-  // The sweep must leave them: the same shape is a launch about to be announced.
+// Unannounced, as when the zygote that made it dies before it says so; beside it another launch
+// of the same shape whose joiner is not named, as another broker's zygote's would be.
+TEST(StraySweepTest, AnUnannouncedLaunchOfANamedJoinerIsAdoptedProgramFirst) {
+  test::Child ours = MakeLaunchShape();
+  test::Child other = MakeLaunchShape();
+  ASSERT_TRUE(ours.pidfd.valid());
+  ASSERT_TRUE(other.pidfd.valid());
+  for (test::Child* joiner : {&ours, &other}) {
+    auto joined = test::WaitForExit(joiner->pidfd.get());
+    ASSERT_TRUE(joined);
+    if (joined->si_status == 2) GTEST_SKIP() << "no user and pid namespace for an ordinary user";
+    ASSERT_EQ(joined->si_status, 0) << "the joiner could not make its children";
+    joiner->pidfd.reset();
+  }
+
+  // The sweep must leave them all: the same shape is a launch about to be announced.
   EXPECT_EQ(ReapStrayChildren(), 0);
-  std::vector<ChildProcess> adopted = AdoptUnannouncedLaunches();
+  const pid_t joiners[] = {ours.pid};
+  std::vector<ChildProcess> adopted = AdoptUnannouncedLaunches(joiners);
   ASSERT_EQ(adopted.size(), 2u);
   EXPECT_EQ(PidInItsNamespace(adopted[0].pid()), 2) << "the program comes first";
   EXPECT_EQ(PidInItsNamespace(adopted[1].pid()), 1);
   const pid_t program = adopted[0].pid();
   const pid_t init = adopted[1].pid();
-  // Owned now, so not handed over twice.
-  EXPECT_TRUE(AdoptUnannouncedLaunches().empty());
+  // Owned now, so not handed over twice; and nothing for no joiner.
+  EXPECT_TRUE(AdoptUnannouncedLaunches(joiners).empty());
+  EXPECT_TRUE(AdoptUnannouncedLaunches({}).empty());
   // Reaped in that order, neither waits on the other.
   for (ChildProcess& c : adopted) EXPECT_TRUE(c.KillAndReap(test::DeadlineIn(test::kDeadlineMs)));
   EXPECT_FALSE(test::StillUnreaped(program));
   EXPECT_FALSE(test::StillUnreaped(init));
+
+  // The other launch is still there, untouched, and goes when its own joiner is named.
+  const pid_t theirs[] = {other.pid};
+  std::vector<ChildProcess> left = AdoptUnannouncedLaunches(theirs);
+  ASSERT_EQ(left.size(), 2u) << "another launch was taken for ours";
+  for (ChildProcess& c : left) EXPECT_TRUE(c.KillAndReap(test::DeadlineIn(test::kDeadlineMs)));
 }
 
 }  // namespace
