@@ -335,8 +335,8 @@ Measurement InspectorCost(const BenchConfig& config, const Measurement& on, cons
 
 }  // namespace
 
-// Over 80 lines: set-up, the alternation and the notes of four figures, read top to bottom; what
-// it shares with Heartbeats (StartPaired, InspectorCost) is above.
+// Over 80 lines: set-up, the alternation and the notes of five figures, read top to bottom; what
+// it shares with Heartbeats (StartPaired, StartSide, InspectorCost) is above.
 Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
   // Pinned, so the ratio compares code and not placement; the renderers and the echo child
   // inherit the pin through clone (and exec), and die with their broker at the end of this scope.
@@ -375,9 +375,11 @@ Result<RoundTripResult> RoundTrips(const BenchConfig& config) {
       if (!ns) return std::unexpected(ns.error());
       if (i >= 0) raw.push_back(*ns);
     }
-    // The brokers take turns at going first, so none is always the one that follows the pipe's.
+    // Every order of the three in turn, so none always follows the pipe's pings or another's.
+    static constexpr int kOrders[6][kSides] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1},
+                                               {0, 2, 1}, {2, 1, 0}, {1, 0, 2}};
     for (int k = 0; k < kSides; ++k) {
-      const int side = (i + 1 + k) % kSides;
+      const int side = kOrders[(i + 1) % 6][k];
       PairedBroker& p = *brokers[side];
       for (int j = 0; j < kBlock; ++j) {
         auto ns = PingRoundTrip(*p.broker, p.ids[0]);

@@ -279,9 +279,12 @@ Result<Options> ParseArgs(int argc, char** argv) {
       o.help = true;
     } else if (arg == "--only" || arg.starts_with("--only=")) {
       auto v = value("--only");
-      if (!v) return MakeError(Errc::kInvalidArgument, "--only needs a figure name");
+      if (!v || v->empty()) return MakeError(Errc::kInvalidArgument, "--only needs a figure name");
       for (auto part : std::views::split(std::string_view(*v), ',')) {
         std::string_view name(part.begin(), part.end());
+        if (name.empty()) {
+          return MakeError(Errc::kInvalidArgument, "--only: an empty name in \"" + *v + "\"");
+        }
         if (name == "scale") {
           o.only_scale = o.scale = true;
           continue;
