@@ -285,8 +285,7 @@ TEST(RendererHostTest, RenderersNotBelowTheBrokerKeepItsNiceValue) {
   const int ours = ThreadNices(::getpid()).front();
   EXPECT_EQ(ThreadNices(pid), (std::vector<int>{ours, ours}));
   // Without CAP_SYS_NICE a hidden renderer's nice value is left alone either way.
-  if (::geteuid() != 0)
-    GTEST_SKIP() << "the broker renices a hidden renderer only with CAP_SYS_NICE";
+  if (::geteuid() != 0) GTEST_SKIP() << "renicing a hidden renderer needs CAP_SYS_NICE";
   s.host.SetVisibility(protocol::Visibility::kHidden);
   EXPECT_EQ(ThreadNices(pid), (std::vector<int>{ours, ours}));
 }

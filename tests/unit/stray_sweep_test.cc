@@ -79,6 +79,13 @@ test::Child MakeLaunchShape() {
 TEST(StraySweepTest, AnUnannouncedLaunchOfANamedJoinerIsAdoptedProgramFirst) {
   test::Child ours = MakeLaunchShape();
   test::Child other = MakeLaunchShape();
+  // Whatever a failed assertion leaves of either launch goes with the test, programs first.
+  struct Cleanup {
+    pid_t joiners[2];
+    ~Cleanup() {
+      for (ChildProcess& c : AdoptUnannouncedLaunches(joiners)) c = {};
+    }
+  } cleanup{{ours.pid, other.pid}};
   ASSERT_TRUE(ours.pidfd.valid());
   ASSERT_TRUE(other.pidfd.valid());
   for (test::Child* joiner : {&ours, &other}) {
