@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -109,24 +110,62 @@ std::vector<int64_t> NamespacePids(const std::string& pid) {
   return out;
 }
 
+// Fields 3 onwards of /proc/PID/stat (the command name, field 2, may hold spaces and
+// parentheses; nothing after its last ')' can): [0] is the state, [2] the process group, [19]
+// the start time. Empty if unreadable.
+std::vector<std::string> StatFieldsFrom3(const std::string& pid) {
+  std::vector<std::string> out;
+  auto stat = ReadSmallFile("/proc/" + pid + "/stat");
+  if (!stat) return out;
+  size_t paren = stat->rfind(')');
+  if (paren == std::string::npos) return out;
+  std::string_view s(*stat);
+  s.remove_prefix(paren + 1);
+  while (!s.empty()) {
+    size_t start = s.find_first_not_of(" \n");
+    if (start == std::string_view::npos) break;
+    s.remove_prefix(start);
+    size_t end = std::min(s.find_first_of(" \n"), s.size());
+    out.emplace_back(s.substr(0, end));
+    s.remove_prefix(end);
+  }
+  return out;
+}
+
 // The process group id (field 5 of /proc/PID/stat), or -1.
 int64_t ProcessGroupOf(const std::string& pid) {
-  auto stat = ReadSmallFile("/proc/" + pid + "/stat");
-  if (!stat) return -1;
-  // The command name (field 2) may hold spaces and parentheses; the fields after its last ')'
-  // cannot: " S ppid pgrp".
-  std::string_view s(*stat);
-  size_t paren = s.rfind(')');
-  if (paren == std::string_view::npos) return -1;
-  s.remove_prefix(paren + 1);
-  for (int field = 3; field < 5; ++field) {
-    size_t space = s.find(' ', 1);
-    if (space == std::string_view::npos) return -1;
-    s.remove_prefix(space);
-  }
-  s.remove_prefix(1);
-  return ParseInt(s.substr(0, s.find(' '))).value_or(-1);
+  auto fields = StatFieldsFrom3(pid);
+  return fields.size() > 2 ? ParseInt(fields[2]).value_or(-1) : -1;
 }
+
+// The start time (field 22 of /proc/PID/stat, in clock ticks since boot), or -1: with the pid,
+// it names one process, which a pid alone does not once that one is reaped.
+int64_t StartTimeOf(const std::string& pid) {
+  auto fields = StatFieldsFrom3(pid);
+  return fields.size() > 19 ? ParseInt(fields[19]).value_or(-1) : -1;
+}
+
+// The children the last sweep took for strays, each with its start time. A child made with
+// CLONE_PARENT by a process we own (a zygote's joiner) starts in that process's group and is
+// owned only once its announcement is read; until its own setpgid, a moment later, it looks like
+// a stray. So a stray is killed only when a second sweep finds the same process still one.
+class StraySuspects {
+ public:
+  static StraySuspects& Get() {
+    static StraySuspects suspects;
+    return suspects;
+  }
+  // Records `now` as this sweep's suspects and returns whether `pid` with `start` was one of
+  // the last sweep's.
+  void Replace(std::unordered_map<pid_t, int64_t> now, std::unordered_map<pid_t, int64_t>& last) {
+    std::lock_guard lock(mutex_);
+    last = std::exchange(seen_, std::move(now));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<pid_t, int64_t> seen_;
+};
 
 // Every child of this process: each thread has its own list.
 std::vector<std::string> OurChildren() {
@@ -252,15 +291,22 @@ Result<ExitInfo> ChildProcess::KillAndReap(int64_t deadline_ns) {
 int ReapStrayChildren() {
   int64_t our_group = ::getpgrp();
   size_t our_depth = NamespacePids("self").size();
-  int seen = 0;
+  std::unordered_map<pid_t, int64_t> suspects;
   for (const std::string& pid : OurChildren()) {
     auto number = ParseInt(pid);
     if (!number) continue;
     if (OwnedPids::Get().Has(static_cast<pid_t>(*number))) continue;
     if (!IsStray(pid, our_group, our_depth)) continue;
-    ++seen;
+    suspects.emplace(static_cast<pid_t>(*number), StartTimeOf(pid));
+  }
+  const int seen = static_cast<int>(suspects.size());
+  std::unordered_map<pid_t, int64_t> last;
+  StraySuspects::Get().Replace(suspects, last);
+  for (const auto& [pid, start] : suspects) {
+    auto before = last.find(pid);
+    if (before == last.end() || before->second != start || start < 0) continue;
     // Our unreaped child: its pid cannot have been reused between the listing and here.
-    auto pidfd = PidfdOpen(static_cast<pid_t>(*number));
+    auto pidfd = PidfdOpen(pid);
     if (!pidfd) continue;
     (void)SendSignal(pidfd->get(), SIGKILL);  // best effort: the next sweep tries again
     (void)WaitNoHang(pidfd->get());           // reaps it if it is dead already

@@ -79,7 +79,10 @@ class ChildProcess {
 // program, or a renderer's code before its seccomp filter), which makes them children of the
 // broker that no ChildProcess owns. They would stay zombies, and a pid namespace's init cannot
 // finish exiting until every process in it is reaped. This finds such strays among our
-// children, SIGKILLs the live ones and reaps the dead ones; it returns how many it saw.
+// children and returns how many it saw; one that the sweep before found a stray too (the same
+// process, by its start time) it SIGKILLs, or reaps if dead. One look is not enough: a zygote's
+// joiner starts in the zygote's process group and has a stray's shape until its own setpgid a
+// moment later, and until the broker has read the zygote's announcement of it.
 //
 // A stray is a child the launcher did not start: in a pid namespace below ours, anything but
 // pid 1 or 2 of it (a renderer's init and the renderer); in ours, a child in another process

@@ -2,6 +2,7 @@
 // process group that it does not lead) is left alone while a ChildProcess owns it, and killed
 // and reaped once nobody does. And what the sweep leaves alone, a launch's init and program that
 // nobody announced, handed over by AdoptUnannouncedLaunches.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,8 +34,11 @@ TEST(StraySweepTest, AChildSomeoneOwnsIsNeverTakenForAStray) {
   EXPECT_FALSE(owned_member.TryWait().has_value()) << "the sweep killed a child it owns";
   EXPECT_FALSE(owned_leader.TryWait().has_value());
 
-  // Given up by its owner, the same child is a stray: killed, then reaped by a later sweep.
+  // Given up by its owner, the same child is a stray: seen by one sweep, killed by the next
+  // (which finds the same process still one), then reaped by a later sweep.
   UniqueFd member_fd = owned_member.Release();
+  EXPECT_EQ(ReapStrayChildren(), 1);
+  EXPECT_EQ(WaitReadable(member_fd.get(), 0).value_or(true), false) << "killed at first sight";
   EXPECT_EQ(ReapStrayChildren(), 1);
   auto killed = WaitReadable(member_fd.get(), test::kDeadlineMs);
   ASSERT_TRUE(killed && *killed) << "the sweep did not kill the stray";
@@ -44,6 +48,42 @@ TEST(StraySweepTest, AChildSomeoneOwnsIsNeverTakenForAStray) {
   }
   EXPECT_FALSE(test::StillUnreaped(member.pid));
   EXPECT_FALSE(owned_leader.TryWait().has_value()) << "the sweep killed the group's leader";
+}
+
+// A zygote's joiner starts in the zygote's process group and leads a group of its own a moment
+// later; until then, and until the broker owns it, it has a stray's shape. A sweep in that
+// moment must not kill it: only a child that a second sweep still finds a stray is killed.
+TEST(StraySweepTest, AChildThatLooksLikeAStrayForAMomentIsNotKilled) {
+  UniqueFd go_read, go_write;
+  {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    go_read = UniqueFd(p[0]);
+    go_write = UniqueFd(p[1]);
+  }
+  test::Child leader = test::ForkChild([] { ::pause(); });
+  const int go = go_read.get();
+  test::Child joiner = test::ForkChild([go] {
+    char c;
+    if (::read(go, &c, 1) != 1) ::_exit(3);
+    if (::setpgid(0, 0) != 0) ::_exit(4);  // as a joiner does first
+    ::pause();
+  });
+  ASSERT_TRUE(leader.pidfd.valid());
+  ASSERT_TRUE(joiner.pidfd.valid());
+  ChildProcess owned_leader(leader.pid, std::move(leader.pidfd));
+  // In another process's group, which it does not lead: a stray's shape.
+  ASSERT_EQ(::setpgid(leader.pid, leader.pid), 0);
+  ASSERT_EQ(::setpgid(joiner.pid, leader.pid), 0);
+  EXPECT_EQ(ReapStrayChildren(), 1);
+  // It leads a group of its own before the next sweep, as a joiner does.
+  ASSERT_EQ(::write(go_write.get(), "g", 1), 1);
+  const int64_t deadline = test::DeadlineIn(test::kDeadlineMs);
+  while (::getpgid(joiner.pid) != joiner.pid && MonotonicNs() < deadline) {
+  }  // polled: nothing to wait on
+  ASSERT_EQ(::getpgid(joiner.pid), joiner.pid);
+  EXPECT_EQ(ReapStrayChildren(), 0);
+  EXPECT_EQ(WaitReadable(joiner.pidfd.get(), 0).value_or(true), false) << "the sweep killed it";
 }
 
 // The last pid of "NSpid:" in /proc/PID/status: the pid in its own namespace, or -1.
