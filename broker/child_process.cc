@@ -132,18 +132,14 @@ std::vector<std::string> StatFieldsFrom3(const std::string& pid) {
   return out;
 }
 
-// The process group id (field 5 of /proc/PID/stat), or -1.
-int64_t ProcessGroupOf(const std::string& pid) {
-  auto fields = StatFieldsFrom3(pid);
-  return fields.size() > 2 ? ParseInt(fields[2]).value_or(-1) : -1;
+// Field `n` (counted from 1, n >= 3) of /proc/PID/stat as StatFieldsFrom3 gave them, or -1.
+int64_t StatField(const std::vector<std::string>& fields, size_t n) {
+  return fields.size() > n - 3 ? ParseInt(fields[n - 3]).value_or(-1) : -1;
 }
-
-// The start time (field 22 of /proc/PID/stat, in clock ticks since boot), or -1: with the pid,
-// it names one process, which a pid alone does not once that one is reaped.
-int64_t StartTimeOf(const std::string& pid) {
-  auto fields = StatFieldsFrom3(pid);
-  return fields.size() > 19 ? ParseInt(fields[19]).value_or(-1) : -1;
-}
+constexpr size_t kStatGroup = 5;
+// In clock ticks since boot: with the pid, it names one process, which a pid alone does not
+// once that one is reaped.
+constexpr size_t kStatStartTime = 22;
 
 // The children the last sweep took for strays, each with its start time. A child made with
 // CLONE_PARENT by a process we own (a zygote's joiner) starts in that process's group and is
@@ -155,11 +151,10 @@ class StraySuspects {
     static StraySuspects suspects;
     return suspects;
   }
-  // Records `now` as this sweep's suspects and returns whether `pid` with `start` was one of
-  // the last sweep's.
-  void Replace(std::unordered_map<pid_t, int64_t> now, std::unordered_map<pid_t, int64_t>& last) {
+  // Records this sweep's suspects and returns the last sweep's.
+  std::unordered_map<pid_t, int64_t> Exchange(std::unordered_map<pid_t, int64_t> now) {
     std::lock_guard lock(mutex_);
-    last = std::exchange(seen_, std::move(now));
+    return std::exchange(seen_, std::move(now));
   }
 
  private:
@@ -187,13 +182,15 @@ std::vector<std::string> OurChildren() {
   return out;
 }
 
-bool IsStray(const std::string& pid, int64_t our_group, size_t our_depth) {
+// `stat` is the child's StatFieldsFrom3.
+bool IsStray(const std::string& pid, const std::vector<std::string>& stat, int64_t our_group,
+             size_t our_depth) {
   auto ns = NamespacePids(pid);
   // Below our pid namespace: made inside a sandboxed launch, where only pid 1 and 2 are ours.
   if (ns.size() > our_depth) {
     return !(ns.size() == our_depth + 1 && (ns.back() == 1 || ns.back() == 2));
   }
-  int64_t group = ProcessGroupOf(pid);
+  int64_t group = StatField(stat, kStatGroup);
   return group >= 0 && group != our_group && std::to_string(group) != pid;
 }
 
@@ -296,12 +293,12 @@ int ReapStrayChildren() {
     auto number = ParseInt(pid);
     if (!number) continue;
     if (OwnedPids::Get().Has(static_cast<pid_t>(*number))) continue;
-    if (!IsStray(pid, our_group, our_depth)) continue;
-    suspects.emplace(static_cast<pid_t>(*number), StartTimeOf(pid));
+    auto stat = StatFieldsFrom3(pid);
+    if (!IsStray(pid, stat, our_group, our_depth)) continue;
+    suspects.emplace(static_cast<pid_t>(*number), StatField(stat, kStatStartTime));
   }
   const int seen = static_cast<int>(suspects.size());
-  std::unordered_map<pid_t, int64_t> last;
-  StraySuspects::Get().Replace(suspects, last);
+  const auto last = StraySuspects::Get().Exchange(suspects);
   for (const auto& [pid, start] : suspects) {
     auto before = last.find(pid);
     if (before == last.end() || before->second != start || start < 0) continue;
@@ -326,7 +323,8 @@ std::vector<ChildProcess> AdoptUnannouncedLaunches(std::span<const pid_t> joiner
     if (ns.size() != our_depth + 1 || (ns.back() != 1 && ns.back() != 2)) continue;
     // The joiner leads the group its init and program are made in: another launch (another
     // zygote's, in a process with several brokers) is in a group of its own joiner's.
-    if (std::ranges::find(joiners, ProcessGroupOf(pid)) == joiners.end()) continue;
+    const int64_t group = StatField(StatFieldsFrom3(pid), kStatGroup);
+    if (std::ranges::find(joiners, group) == joiners.end()) continue;
     found.emplace_back(ns.back(), static_cast<pid_t>(*number));
   }
   // Programs (pid 2) before inits (pid 1): an init cannot finish exiting while its program is

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -32,6 +33,19 @@ bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::millise
     if (!b.loop().Dispatch(static_cast<int>(std::min<int64_t>(left_ms, 100)))) return false;
   }
   return true;
+}
+
+bool ReceiveLines(Broker& b, int fd, size_t lines, std::string& got,
+                  std::chrono::milliseconds timeout) {
+  bool closed = false;
+  auto enough = [&] {
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    closed = n == 0;
+    return closed || static_cast<size_t>(std::count(got.begin(), got.end(), '\n')) >= lines;
+  };
+  return RunUntil(b, enough, timeout) && !closed;
 }
 
 using nlohmann::json;

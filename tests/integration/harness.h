@@ -28,6 +28,10 @@ std::string UniqueName(const std::string& stem);
 // For a broker run in-process: dispatches its loop until done() or the deadline; false on the
 // deadline or a loop error.
 bool RunUntil(Broker& b, const std::function<bool()>& done, std::chrono::milliseconds timeout);
+// Dispatches the broker's loop, appending what arrives on the socket `fd` to `got`, until
+// `lines` whole lines are there; false if the peer closes first or the deadline passes.
+bool ReceiveLines(Broker& b, int fd, size_t lines, std::string& got,
+                  std::chrono::milliseconds timeout);
 
 // The broker's fds 0 and 2, when a test gives it others than its own (-1: the test's).
 struct BrokerStdio {

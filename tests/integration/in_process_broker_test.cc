@@ -284,16 +284,7 @@ TEST(InProcessBrokerTest, AClientsLinesAfterAListWaitForItsReply) {
 
   gate.Release();
   std::string got;
-  ASSERT_TRUE(RunUntil(
-      *b,
-      [&] {
-        char buf[65536];
-        ssize_t n = ::recv(c.fd(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) got.append(buf, static_cast<size_t>(n));
-        return std::count(got.begin(), got.end(), '\n') >= 2;
-      },
-      std::chrono::seconds(10)))
-      << got;
+  ASSERT_TRUE(ReceiveLines(*b, c.fd(), 2, got, std::chrono::seconds(10))) << got;
   EXPECT_TRUE(held_replied);
   EXPECT_EQ(b->Stats().control_lines_in, 2u);
   auto first = nlohmann::json::parse(got.substr(0, got.find('\n')), nullptr, false);

@@ -76,16 +76,7 @@ TEST(TcpListenerTest, ASameUidClientIsGreetedAndGetsTheListAsTelnetWouldSendIt) 
   ASSERT_EQ(::send(fd.get(), kList, sizeof kList - 1, MSG_NOSIGNAL),
             static_cast<ssize_t>(sizeof kList - 1));
   std::string got;
-  ASSERT_TRUE(RunUntil(
-      *t.broker,
-      [&] {
-        char buf[4096];
-        ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) got.append(buf, static_cast<size_t>(n));
-        return test::SplitLines(got).size() >= 2 || n == 0;
-      },
-      10s))
-      << got;
+  ASSERT_TRUE(ReceiveLines(*t.broker, fd.get(), 2, got, 10s)) << got;
   auto lines = test::SplitLines(got);
   ASSERT_EQ(lines.size(), 2u) << got;
   EXPECT_EQ(lines[0], TcpListener::kGreeting);
